@@ -1,0 +1,325 @@
+"""Allocation and free entry points, compiled: __alloc_pages, the memory
+policies of mm/mempolicy.c, zone_statistics, and __free_pages with the DNUMA
+redirect of marked pages."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import kernel
+from .buddy import (
+    ALLOC_MIN_RESERVE,
+    ALLOC_NON_BLOCK,
+    ALLOC_WMARK_MASK,
+    COSTLY_ORDER,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    NZ,
+    PG_HEAD,
+    PG_LRU,
+    drain_all_pages,
+    free_to_zone,
+    move_present,
+    page_gz,
+    rmqueue_mode,
+    rmqueue_pcplist,
+    watermark_fast,
+)
+from .lookup import MIXED
+from .state import (
+    C_ALLOC_FAIL,
+    C_LOOKUP_HITS,
+    C_LOOKUP_MISSES,
+    C_MOVED_ON_FREE,
+    P_MAX_ORDER,
+    P_MAX_PFN,
+    ZONE_BELOW_HIGH,
+)
+
+GFP_DMA = 0x01
+GFP_HIGHMEM = 0x02
+GFP_DMA32 = 0x04
+GFP_MOVABLE = 0x08
+GFP_RECLAIMABLE = 0x10
+GFP_HIGH = 0x20
+GFP_ATOMIC_MODEL = 0x40
+GFP_THISNODE = 0x200000
+
+MODE_NODE = -1  # alloc_pages_node(nid): no task policy
+MPOL_DEFAULT = 0
+MPOL_PREFERRED = 1
+MPOL_BIND = 2
+MPOL_INTERLEAVE = 3
+MPOL_LOCAL = 4
+
+NUMA_HIT = 0
+NUMA_MISS = 1
+NUMA_FOREIGN = 2
+NUMA_INTERLEAVE_HIT = 3
+NUMA_LOCAL = 4
+NUMA_OTHER = 5
+
+ERR_BAD_FREE = -2
+
+
+@kernel
+def gfp_zone(gfp):
+    """gfp_zone on x86_64: the highest zone index the allocation may use."""
+    if gfp & GFP_DMA:
+        return 0
+    if gfp & GFP_DMA32:
+        return 1
+    if (gfp & GFP_MOVABLE) and (gfp & GFP_HIGHMEM):
+        return 3
+    return 2
+
+
+@kernel
+def gfp_migratetype(gfp):
+    if gfp & GFP_MOVABLE:
+        return MIGRATE_MOVABLE
+    if gfp & GFP_RECLAIMABLE:
+        return MIGRATE_RECLAIMABLE
+    return MIGRATE_UNMOVABLE
+
+
+@kernel
+def zone_statistics(S, pref_gz, gz, local_nid):
+    """zone_statistics: hit/miss against the preferred zone's node, local/other
+    against the allocating CPU's node."""
+    nid = gz // NZ
+    if nid == pref_gz // NZ:
+        S.numa_stat[gz, NUMA_HIT] += 1
+    else:
+        S.numa_stat[gz, NUMA_MISS] += 1
+        S.numa_stat[pref_gz, NUMA_FOREIGN] += 1
+    if nid == local_nid:
+        S.numa_stat[gz, NUMA_LOCAL] += 1
+    else:
+        S.numa_stat[gz, NUMA_OTHER] += 1
+
+
+@kernel
+def rmqueue(S, pref_gz, gz, order, mt, cpu):
+    """rmqueue: pcp for order <= PAGE_ALLOC_COSTLY_ORDER, else the buddy lists."""
+    if order <= COSTLY_ORDER:
+        p = rmqueue_pcplist(S, cpu, gz, order, mt)
+    else:
+        mode = np.zeros(1, np.int64)
+        p = rmqueue_mode(S, gz, order, mt, mode)
+    if p >= 0:
+        zone_statistics(S, pref_gz, gz, S.cpu_to_node[cpu])
+    return p
+
+
+@kernel
+def get_page_from_freelist(S, zl, nid_row, highest, use_mask, mask, order, alloc_flags,
+                           mt, cpu, pref_gz):
+    """get_page_from_freelist: walk the zonelist, high-wmark probe, wmark check."""
+    for i in range(zl.shape[1]):
+        gz = zl[nid_row, i]
+        if gz < 0:
+            break
+        if gz % NZ > highest:
+            continue
+        if use_mask and not mask[gz // NZ]:
+            continue
+        ok = False
+        if (S.zone_flags[gz] & ZONE_BELOW_HIGH) == 0:
+            if watermark_fast(S, gz, order, S.wmark[gz, 2], highest, alloc_flags):
+                ok = True
+            else:
+                S.zone_flags[gz] |= ZONE_BELOW_HIGH
+        if not ok:
+            mark = S.wmark[gz, alloc_flags & ALLOC_WMARK_MASK]
+            if not watermark_fast(S, gz, order, mark, highest, alloc_flags):
+                continue
+        p = rmqueue(S, pref_gz, gz, order, mt, cpu)
+        if p >= 0:
+            return p
+    return -1
+
+
+@kernel
+def next_node_in(prev, mask):
+    n = mask.shape[0]
+    for k in range(1, n + 1):
+        c = (prev + k) % n
+        if mask[c]:
+            return c
+    return -1
+
+
+@kernel
+def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
+    """__alloc_pages under a memory policy (alloc_pages_mpol / policy_nodemask).
+
+    mode: MODE_NODE (alloc_pages_node, ``nid`` explicit) or an MPOL_* value.
+    ``il_prev`` is the task's 1-element interleave cursor.  Returns the head pfn,
+    or -1 when no zone can satisfy the request (no reclaim in the model).
+    """
+    local = np.int64(S.cpu_to_node[cpu])
+    thisnode = (gfp & GFP_THISNODE) != 0
+    use_mask = False
+    il_target = -1
+    if mode == MODE_NODE:
+        pref = nid
+    elif thisnode or mode == MPOL_DEFAULT or mode == MPOL_LOCAL:
+        pref = local
+    elif mode == MPOL_PREFERRED:
+        pref = nid
+    elif mode == MPOL_BIND:
+        pref = local
+        use_mask = True
+    else:  # MPOL_INTERLEAVE: interleave_nodes()
+        pref = next_node_in(il_prev[0], mask)
+        if pref < 0:
+            pref = local
+        else:
+            il_prev[0] = pref
+            il_target = pref
+    highest = gfp_zone(gfp)
+    mt = gfp_migratetype(gfp)
+    zl = S.zonelist_nofb if thisnode else S.zonelist
+    # the preferred zone: first usable zone of the zonelist (prepare_alloc_pages)
+    pref_gz = -1
+    for i in range(zl.shape[1]):
+        gz = zl[pref, i]
+        if gz < 0:
+            break
+        if gz % NZ <= highest and (not use_mask or mask[gz // NZ]):
+            pref_gz = gz
+            break
+    if pref_gz < 0:
+        S.counters[C_ALLOC_FAIL] += 1
+        return -1
+    p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, 1, mt, cpu,
+                               pref_gz)
+    if p < 0:
+        # __alloc_pages_slowpath without reclaim: min watermark and the reserves
+        # __GFP_HIGH opens, then drain the pcp lists (as after a failed direct
+        # reclaim) and try once more.
+        flags = 0
+        if gfp & GFP_HIGH:
+            flags |= ALLOC_MIN_RESERVE
+        if gfp & GFP_ATOMIC_MODEL:
+            flags |= ALLOC_NON_BLOCK
+        p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, flags, mt,
+                                   cpu, pref_gz)
+        if p < 0:
+            drain_all_pages(S, -1)
+            p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, flags,
+                                       mt, cpu, pref_gz)
+    if p < 0:
+        S.counters[C_ALLOC_FAIL] += 1
+        return -1
+    S.page_flags[p] |= PG_HEAD
+    if mt == MIGRATE_MOVABLE:
+        S.page_flags[p] |= PG_LRU
+    S.page_order[p] = order
+    S.page_owner[p] = owner
+    S.page_mark[p] = 0
+    if il_target >= 0 and S.page_nid[p] == il_target:
+        S.numa_stat[page_gz(S, p), NUMA_INTERLEAVE_HIT] += 1
+    return p
+
+
+# ---------------------------------------------------------------- layout lookups
+@kernel
+def ml_range_of(S, pfn):
+    """Index of the effective memlayout range holding ``pfn`` (-1 if none),
+    through the one-entry cache; counts the RFC's lookup hits and misses."""
+    last = S.ml_cache[0]
+    if last >= 0 and S.ml_starts[last] <= pfn and pfn <= S.ml_ends[last]:
+        S.counters[C_LOOKUP_HITS] += 1
+        return last
+    S.counters[C_LOOKUP_MISSES] += 1
+    i = ml_range_nocache(S, pfn)
+    if i >= 0:
+        S.ml_cache[0] = i
+    return i
+
+
+@kernel
+def ml_range_nocache(S, pfn):
+    b = pfn >> 9
+    if b >= S.ml_tbl.shape[0] or pfn < 0:
+        return -1
+    i = S.ml_tbl[b]
+    if i != MIXED:
+        return i
+    lo = 0
+    hi = S.ml_starts.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if S.ml_starts[mid] <= pfn:
+            lo = mid + 1
+        else:
+            hi = mid
+    i = lo - 1
+    if i >= 0 and S.ml_ends[i] >= pfn:
+        return i
+    return -1
+
+
+@kernel
+def chunk_order(p, run_end, max_order):
+    """Largest order o <= max_order with p aligned to 2**o and p + 2**o <= run_end."""
+    o = 0
+    while o < max_order:
+        n = np.int64(1) << (o + 1)
+        if (p & (n - 1)) != 0 or p + n > run_end:
+            break
+        o += 1
+    return o
+
+
+@kernel
+def rehome_block(S, pfn, nr, new_nid, managed):
+    """Give ``nr`` pages at ``pfn`` (one section) to ``new_nid``, same zone index."""
+    old_gz = page_gz(S, pfn)
+    new_gz = np.int64(new_nid) * NZ + np.int64(S.page_zone[pfn])
+    S.page_nid[pfn:pfn + nr] = new_nid
+    move_present(S, pfn, nr, old_gz, new_gz, managed)
+
+
+@kernel
+def free_pages(S, pfn, order, cpu):
+    """__free_pages: returns 0, or ERR_BAD_FREE when ``pfn`` is not the head of
+    an allocated block of that order.
+
+    A page carrying the LookupNode mark is looked up in the installed memlayout
+    and freed to its new node's zone, split at range boundaries, its mark
+    cleared and the move counted (the RFC's dnuma_prior_free_to_new_zone).
+    """
+    if pfn < 0 or pfn >= S.params[P_MAX_PFN] or order < 0 or order > S.params[P_MAX_ORDER]:
+        return ERR_BAD_FREE
+    if (S.page_flags[pfn] & PG_HEAD) == 0 or S.page_order[pfn] != order:
+        return ERR_BAD_FREE
+    S.page_flags[pfn] &= ~(PG_HEAD | PG_LRU | 16)
+    S.page_owner[pfn] = -1
+    if S.page_mark[pfn] == 0:
+        free_to_zone(S, pfn, order, cpu)
+        return 0
+    S.page_mark[pfn] = 0
+    end = pfn + (np.int64(1) << order)
+    max_order = S.params[P_MAX_ORDER]
+    p = pfn
+    while p < end:
+        i = ml_range_of(S, p)
+        if i >= 0:
+            run_end = min(end, S.ml_ends[i] + 1)
+            t = np.int64(S.ml_nids[i])
+        else:  # not covered (a hole): page by page
+            run_end = p + 1
+            t = -1
+        while p < run_end:
+            co = chunk_order(p, run_end, max_order)
+            n = np.int64(1) << co
+            if t >= 0 and t != S.page_nid[p]:
+                rehome_block(S, p, n, t, True)
+                S.counters[C_MOVED_ON_FREE] += n
+            free_to_zone(S, p, co, cpu)
+            p += n
+    return 0

@@ -1,0 +1,580 @@
+"""The buddy allocator and per-cpu lists of one machine, compiled.
+
+Each function names the mm/page_alloc.c (Linux 6.12.117) function it follows.
+All take the :class:`~dnuma._kernels.state.KState` bundle ``S`` first; pfns and
+page counts are int64, ``gz`` is a global zone index (nid * 4 + zone_idx).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import kernel
+from .state import (
+    C_PCP_DRAINED,
+    P_MAX_ORDER,
+    P_MAX_PFN,
+    P_MOBILITY_OFF,
+    P_PB_ORDER,
+    P_SECTION_SHIFT,
+    PCPF_FREE_HIGH_BATCH,
+    PCPF_PREV_FREE_HIGH_ORDER,
+    ZONE_BELOW_HIGH,
+)
+
+NZ = 4  # MAX_NR_ZONES
+PG_BUDDY = 1
+PG_PCP = 2
+PG_HEAD = 4
+PG_RESERVED = 8
+PG_LRU = 32
+PG_HOLE = 64
+MIGRATE_UNMOVABLE = 0
+MIGRATE_MOVABLE = 1
+MIGRATE_RECLAIMABLE = 2
+MIGRATE_PCPTYPES = 3
+MIGRATE_ISOLATE = 5
+PCP_BATCH_SCALE_MAX = 5
+COSTLY_ORDER = 3
+NR_PCP_LISTS = 12
+
+# fallbacks[] of 6.12: UNMOVABLE -> RECLAIMABLE, MOVABLE; MOVABLE -> RECLAIMABLE,
+# UNMOVABLE; RECLAIMABLE -> UNMOVABLE, MOVABLE
+FALLBACKS = np.array([[2, 1], [2, 0], [0, 1]], dtype=np.int64)
+
+
+# ---------------------------------------------------------------- free lists
+@kernel
+def list_add(head, tail, nxt, prv, key, pfn, to_tail):
+    """list_add / list_add_tail on an index-linked list identified by ``key``."""
+    if to_tail:
+        last = tail[key]
+        prv[pfn] = last
+        nxt[pfn] = -1
+        if last >= 0:
+            nxt[last] = pfn
+        else:
+            head[key] = pfn
+        tail[key] = pfn
+    else:
+        first = head[key]
+        nxt[pfn] = first
+        prv[pfn] = -1
+        if first >= 0:
+            prv[first] = pfn
+        else:
+            tail[key] = pfn
+        head[key] = pfn
+
+
+@kernel
+def list_del(head, tail, nxt, prv, key, pfn):
+    """list_del on an index-linked list identified by ``key``."""
+    n = nxt[pfn]
+    p = prv[pfn]
+    if p >= 0:
+        nxt[p] = n
+    else:
+        head[key] = n
+    if n >= 0:
+        prv[n] = p
+    else:
+        tail[key] = p
+    nxt[pfn] = -1
+    prv[pfn] = -1
+
+
+@kernel
+def add_to_free_list(S, pfn, gz, order, mt, to_tail):
+    """__add_to_free_list + set_buddy_order: the block becomes PageBuddy."""
+    key = (gz, order, mt)
+    list_add(S.free_head, S.free_tail, S.lru_next, S.lru_prev, key, pfn, to_tail)
+    S.free_cnt[gz, order, mt] += 1
+    S.page_flags[pfn] |= PG_BUDDY
+    S.page_order[pfn] = order
+
+
+@kernel
+def del_from_free_list(S, pfn, gz, order, mt):
+    """__del_page_from_free_list: unlink and clear PageBuddy."""
+    list_del(S.free_head, S.free_tail, S.lru_next, S.lru_prev, (gz, order, mt), pfn)
+    S.free_cnt[gz, order, mt] -= 1
+    S.page_flags[pfn] &= ~PG_BUDDY
+
+
+@kernel
+def page_gz(S, pfn):
+    return np.int64(S.page_nid[pfn]) * NZ + np.int64(S.page_zone[pfn])
+
+
+@kernel
+def is_buddy(S, buddy, order, gz):
+    """page_is_buddy: free at ``order`` and in the same zone (node and zone idx)."""
+    if buddy < 0 or buddy >= S.params[P_MAX_PFN]:
+        return False
+    return ((S.page_flags[buddy] & PG_BUDDY) != 0 and S.page_order[buddy] == order
+            and page_gz(S, buddy) == gz)
+
+
+@kernel
+def set_pageblock_range(S, pfn, order, mt):
+    """change_pageblock_range: retag every pageblock of a block >= pageblock_order."""
+    pbo = S.params[P_PB_ORDER]
+    if order < pbo:
+        S.pb_mt[pfn >> pbo] = mt
+        return
+    first = pfn >> pbo
+    for b in range(first, first + (1 << (order - pbo))):
+        S.pb_mt[b] = mt
+
+
+@kernel
+def free_one_page(S, pfn, order, gz, mt, to_tail_flag):
+    """__free_one_page: account, merge with free buddies in the same zone, add.
+
+    Placement: tail with FPI_TO_TAIL, else tail when buddy_merge_likely().
+    """
+    max_order = S.params[P_MAX_ORDER]
+    pbo = S.params[P_PB_ORDER]
+    S.zone_free[gz] += np.int64(1) << order
+    buddy_pfn = pfn ^ (np.int64(1) << order)
+    while order < max_order:
+        buddy_pfn = pfn ^ (np.int64(1) << order)
+        if not is_buddy(S, buddy_pfn, order, gz):
+            break
+        buddy_mt = mt
+        if order >= pbo:
+            buddy_mt = S.pb_mt[buddy_pfn >> pbo]
+            if buddy_mt != mt and (mt >= MIGRATE_PCPTYPES or buddy_mt >= MIGRATE_PCPTYPES):
+                break
+        del_from_free_list(S, buddy_pfn, gz, order, buddy_mt)
+        if buddy_mt != mt:
+            set_pageblock_range(S, buddy_pfn, order, mt)
+        pfn = pfn & buddy_pfn
+        order += 1
+    to_tail = to_tail_flag
+    if not to_tail and order < max_order - 1:
+        # buddy_merge_likely: is the buddy of our order+1 parent free?
+        higher = buddy_pfn & pfn
+        hb = higher ^ (np.int64(1) << (order + 1))
+        to_tail = is_buddy(S, hb, order + 1, page_gz(S, higher))
+    add_to_free_list(S, pfn, gz, order, mt, to_tail)
+
+
+@kernel
+def expand(S, pfn, low, high, gz, mt):
+    """expand: split a free block of order ``high`` down to ``low``; the caller
+    keeps the lowest piece, upper halves go on the free lists."""
+    while high > low:
+        high -= 1
+        size = np.int64(1) << high
+        add_to_free_list(S, pfn + size, gz, high, mt, False)
+
+
+@kernel
+def page_del_and_expand(S, pfn, gz, low, high, mt):
+    """page_del_and_expand: take a free block, keep 2**low pages."""
+    del_from_free_list(S, pfn, gz, high, mt)
+    expand(S, pfn, low, high, gz, mt)
+    S.zone_free[gz] -= np.int64(1) << low
+
+
+@kernel
+def rmqueue_smallest(S, gz, order, mt):
+    """__rmqueue_smallest: the smallest free block of type ``mt`` that fits."""
+    for o in range(order, S.params[P_MAX_ORDER] + 1):
+        p = S.free_head[gz, o, mt]
+        if p >= 0:
+            page_del_and_expand(S, p, gz, order, o, mt)
+            return p
+    return -1
+
+
+@kernel
+def can_steal_fallback(S, order, start_mt):
+    pbo = S.params[P_PB_ORDER]
+    if order >= pbo:
+        return True
+    return (order >= pbo // 2 or start_mt == MIGRATE_RECLAIMABLE
+            or start_mt == MIGRATE_UNMOVABLE or S.params[P_MOBILITY_OFF] != 0)
+
+
+@kernel
+def find_suitable_fallback(S, gz, order, mt):
+    """find_suitable_fallback(only_stealable=false): (fallback_mt, can_steal)."""
+    total = 0
+    for m in range(S.free_cnt.shape[2]):
+        total += S.free_cnt[gz, order, m]
+    if total == 0:
+        return -1, False
+    for i in range(MIGRATE_PCPTYPES - 1):
+        fmt = FALLBACKS[mt, i]
+        if S.free_cnt[gz, order, fmt] == 0:
+            continue
+        return fmt, can_steal_fallback(S, order, mt)
+    return -1, False
+
+
+@kernel
+def move_freepages_block(S, start, new_mt):
+    """__move_freepages_block: every free block of the pageblock to ``new_mt``.
+
+    The kernel only ever finds its own zone's pages here; with DNUMA a pageblock
+    can hold several nodes' pages, so each free block moves on its own zone's list.
+    """
+    pbo = S.params[P_PB_ORDER]
+    end = start + (np.int64(1) << pbo)
+    old_mt = S.pb_mt[start >> pbo]
+    pfn = start
+    while pfn < end:
+        if S.page_flags[pfn] & PG_BUDDY:
+            o = np.int64(S.page_order[pfn])
+            g = page_gz(S, pfn)
+            del_from_free_list(S, pfn, g, o, old_mt)
+            add_to_free_list(S, pfn, g, o, new_mt, True)
+            pfn += np.int64(1) << o
+        else:
+            pfn += 1
+    S.pb_mt[start >> pbo] = new_mt
+
+
+@kernel
+def try_to_steal_block(S, gz, pfn, current_order, order, start_type):
+    """try_to_steal_block: claim the pageblock when big enough or mostly alike."""
+    pbo = S.params[P_PB_ORDER]
+    block_type = S.pb_mt[pfn >> pbo]
+    if block_type >= MIGRATE_PCPTYPES:
+        return -1
+    if current_order >= pbo:
+        del_from_free_list(S, pfn, gz, current_order, block_type)
+        set_pageblock_range(S, pfn, current_order, start_type)
+        expand(S, pfn, order, current_order, gz, start_type)
+        S.zone_free[gz] -= np.int64(1) << order
+        return pfn
+    # prep_move_freepages_block: count free and movable pages of the block
+    start = (pfn >> pbo) << pbo
+    end = start + (np.int64(1) << pbo)
+    free_pages = 0
+    movable = 0
+    p = start
+    while p < end:
+        f = S.page_flags[p]
+        if f & PG_BUDDY:
+            n = np.int64(1) << S.page_order[p]
+            free_pages += n
+            p += n
+            continue
+        if f & PG_HEAD:
+            n = np.int64(1) << S.page_order[p]
+            if f & PG_LRU:
+                movable += min(n, end - p)
+            p += n
+            continue
+        p += 1
+    if start_type == MIGRATE_MOVABLE:
+        alike = movable
+    elif block_type == MIGRATE_MOVABLE:
+        alike = (end - start) - (free_pages + movable)
+    else:
+        alike = 0
+    if free_pages + alike >= (np.int64(1) << (pbo - 1)) or S.params[P_MOBILITY_OFF] != 0:
+        move_freepages_block(S, start, start_type)
+        return rmqueue_smallest(S, gz, order, start_type)
+    return -1
+
+
+@kernel
+def rmqueue_claim(S, gz, order, mt):
+    """__rmqueue_claim: largest fallback block first, try to claim its pageblock."""
+    for co in range(S.params[P_MAX_ORDER], order - 1, -1):
+        fmt, can_steal = find_suitable_fallback(S, gz, co, mt)
+        if fmt < 0:
+            continue
+        if not can_steal:
+            break
+        p = S.free_head[gz, co, fmt]
+        got = try_to_steal_block(S, gz, p, co, order, mt)
+        if got >= 0:
+            return got
+    return -1
+
+
+@kernel
+def rmqueue_steal(S, gz, order, mt):
+    """__rmqueue_steal: the smallest fallback block, pageblock type unchanged."""
+    for co in range(order, S.params[P_MAX_ORDER] + 1):
+        fmt, _cs = find_suitable_fallback(S, gz, co, mt)
+        if fmt < 0:
+            continue
+        p = S.free_head[gz, co, fmt]
+        page_del_and_expand(S, p, gz, order, co, fmt)
+        return p
+    return -1
+
+
+@kernel
+def rmqueue_mode(S, gz, order, mt, mode):
+    """__rmqueue (6.12.117, no CMA, no ALLOC_NOFRAGMENT): normal -> claim -> steal.
+
+    ``mode`` is a 1-element array remembering the mode across rmqueue_bulk.
+    Returns the head pfn or -1.
+    """
+    if mode[0] == 0:
+        p = rmqueue_smallest(S, gz, order, mt)
+        if p >= 0:
+            return p
+    if mode[0] <= 2:
+        p = rmqueue_claim(S, gz, order, mt)
+        if p >= 0:
+            mode[0] = 0
+            return p
+    p = rmqueue_steal(S, gz, order, mt)
+    if p >= 0:
+        mode[0] = 3
+    return p
+
+
+# ---------------------------------------------------------------- per-cpu lists
+@kernel
+def order_to_pindex(mt, order):
+    return MIGRATE_PCPTYPES * order + mt
+
+
+@kernel
+def pcp_add(S, cpu, gz, pindex, pfn, order, to_tail):
+    list_add(S.pcp_head, S.pcp_tail, S.lru_next, S.lru_prev, (cpu, gz, pindex), pfn, to_tail)
+    S.page_flags[pfn] |= PG_PCP
+    S.page_order[pfn] = order
+
+
+@kernel
+def pcp_del(S, cpu, gz, pindex, pfn):
+    list_del(S.pcp_head, S.pcp_tail, S.lru_next, S.lru_prev, (cpu, gz, pindex), pfn)
+    S.page_flags[pfn] &= ~PG_PCP
+
+
+@kernel
+def free_pcppages_bulk(S, cpu, gz, count, pindex):
+    """free_pcppages_bulk: round-robin over the lists from pindex, oldest (tail) first."""
+    count = min(count, S.pcp_count[cpu, gz])
+    pbo = S.params[P_PB_ORDER]
+    pindex = pindex - 1
+    while count > 0:
+        while True:
+            pindex += 1
+            if pindex > NR_PCP_LISTS - 1:
+                pindex = 0
+            if S.pcp_head[cpu, gz, pindex] >= 0:
+                break
+        order = pindex // MIGRATE_PCPTYPES
+        nr = np.int64(1) << order
+        while True:
+            p = S.pcp_tail[cpu, gz, pindex]
+            pcp_del(S, cpu, gz, pindex, p)
+            count -= nr
+            S.pcp_count[cpu, gz] -= nr
+            free_one_page(S, p, order, gz, S.pb_mt[p >> pbo], False)
+            if count <= 0 or S.pcp_head[cpu, gz, pindex] < 0:
+                break
+
+
+@kernel
+def drain_pages_zone(S, cpu, gz):
+    """drain_pages_zone: empty one CPU's pcp of one zone, batch << 5 at a time."""
+    while S.pcp_count[cpu, gz] > 0:
+        c = S.pcp_count[cpu, gz]
+        S.counters[C_PCP_DRAINED] += c
+        free_pcppages_bulk(S, cpu, gz, min(c, S.pcp_batch[gz] << PCP_BATCH_SCALE_MAX), 0)
+
+
+@kernel
+def drain_all_pages(S, gz):
+    """drain_all_pages(zone): every CPU; ``gz`` < 0 drains every zone."""
+    ncpu = S.pcp_count.shape[0]
+    nzones = S.pcp_count.shape[1]
+    for cpu in range(ncpu):
+        if gz >= 0:
+            drain_pages_zone(S, cpu, gz)
+        else:
+            for g in range(nzones):
+                if S.pcp_count[cpu, g] > 0:
+                    drain_pages_zone(S, cpu, g)
+
+
+@kernel
+def clamp(v, lo, hi):
+    return max(lo, min(v, hi))
+
+
+@kernel
+def nr_pcp_high(S, cpu, gz, batch, free_high):
+    """nr_pcp_high (ZONE_RECLAIM_ACTIVE is never set: no reclaim in the model)."""
+    hmin = S.pcp_high_min[gz]
+    hmax = S.pcp_high_max[gz]
+    high = clamp(S.pcp_high[cpu, gz], hmin, hmax)
+    S.pcp_high[cpu, gz] = high
+    if high == 0:
+        return 0
+    if free_high:
+        S.pcp_high[cpu, gz] = max(high - (batch << PCP_BATCH_SCALE_MAX), hmin)
+        return 0
+    if hmin == hmax:
+        return high
+    if S.zone_flags[gz] & ZONE_BELOW_HIGH:
+        fc = max(S.pcp_free_count[cpu, gz], batch)
+        S.pcp_high[cpu, gz] = max(high - fc, hmin)
+        high = max(S.pcp_count[cpu, gz], hmin)
+    elif S.pcp_count[cpu, gz] >= high:
+        need = S.pcp_free_count[cpu, gz] + batch
+        if S.pcp_high[cpu, gz] < need:
+            S.pcp_high[cpu, gz] = clamp(need, hmin, hmax)
+    return high
+
+
+@kernel
+def nr_pcp_free(S, cpu, gz, batch, high, free_high):
+    if free_high:
+        return min(S.pcp_count[cpu, gz], batch << PCP_BATCH_SCALE_MAX)
+    if high < batch:
+        return 1
+    return clamp(S.pcp_free_count[cpu, gz], batch, high - batch)
+
+
+@kernel
+def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
+    """free_unref_page_commit: onto the CPU's list head; bulk-free past ``high``."""
+    S.pcp_alloc_factor[cpu, gz] >>= 1
+    pindex = order_to_pindex(mt, order)
+    pcp_add(S, cpu, gz, pindex, pfn, order, False)
+    S.pcp_count[cpu, gz] += np.int64(1) << order
+    batch = S.pcp_batch[gz]
+    free_high = False
+    fl = S.pcp_flags[cpu, gz]
+    if order > 0 and order <= COSTLY_ORDER:
+        free_high = (S.pcp_free_count[cpu, gz] >= batch and (fl & PCPF_PREV_FREE_HIGH_ORDER) != 0
+                     and ((fl & PCPF_FREE_HIGH_BATCH) == 0 or S.pcp_count[cpu, gz] >= batch))
+        S.pcp_flags[cpu, gz] = fl | PCPF_PREV_FREE_HIGH_ORDER
+    elif fl & PCPF_PREV_FREE_HIGH_ORDER:
+        S.pcp_flags[cpu, gz] = fl & ~PCPF_PREV_FREE_HIGH_ORDER
+    if S.pcp_free_count[cpu, gz] < (batch << PCP_BATCH_SCALE_MAX):
+        S.pcp_free_count[cpu, gz] += np.int64(1) << order
+    high = nr_pcp_high(S, cpu, gz, batch, free_high)
+    if S.pcp_count[cpu, gz] >= high:
+        free_pcppages_bulk(S, cpu, gz, nr_pcp_free(S, cpu, gz, batch, high, free_high), pindex)
+        if (S.zone_flags[gz] & ZONE_BELOW_HIGH) and watermark_ok(S, gz, 0, S.wmark[gz, 2], 3, 0):
+            S.zone_flags[gz] &= ~ZONE_BELOW_HIGH
+
+
+@kernel
+def free_to_zone(S, pfn, order, cpu):
+    """free_unref_page / __free_pages_ok: pcp for order <= 3, else the buddy lists."""
+    gz = page_gz(S, pfn)
+    mt = S.pb_mt[pfn >> S.params[P_PB_ORDER]]
+    if order <= COSTLY_ORDER:
+        if mt >= MIGRATE_PCPTYPES:
+            if mt == MIGRATE_ISOLATE:
+                free_one_page(S, pfn, order, gz, mt, False)
+                return
+            mt = MIGRATE_MOVABLE
+        free_unref_page_commit(S, cpu, gz, pfn, order, mt)
+    else:
+        free_one_page(S, pfn, order, gz, mt, False)
+
+
+@kernel
+def nr_pcp_alloc(S, cpu, gz, order):
+    base = S.pcp_batch[gz]
+    hmin = S.pcp_high_min[gz]
+    hmax = S.pcp_high_max[gz]
+    high = clamp(S.pcp_high[cpu, gz], hmin, hmax)
+    S.pcp_high[cpu, gz] = high
+    if high < base:
+        return 1
+    if order:
+        batch = base
+    else:
+        batch = base << S.pcp_alloc_factor[cpu, gz]
+    if hmin != hmax and (S.zone_flags[gz] & ZONE_BELOW_HIGH) == 0:
+        high = min(high + batch, hmax)
+        S.pcp_high[cpu, gz] = high
+    if order == 0:
+        max_nr = max(high - S.pcp_count[cpu, gz] - base, base)
+        if batch <= max_nr and S.pcp_alloc_factor[cpu, gz] < PCP_BATCH_SCALE_MAX:
+            S.pcp_alloc_factor[cpu, gz] += 1
+        batch = min(batch, max_nr)
+    if batch > 1:
+        batch = max(batch >> order, 2)
+    return batch
+
+
+@kernel
+def rmqueue_pcplist(S, cpu, gz, order, mt):
+    """rmqueue_pcplist + __rmqueue_pcplist: refill with rmqueue_bulk when empty."""
+    S.pcp_free_count[cpu, gz] >>= 1
+    pindex = order_to_pindex(mt, order)
+    if S.pcp_head[cpu, gz, pindex] < 0:
+        batch = nr_pcp_alloc(S, cpu, gz, order)
+        mode = np.zeros(1, np.int64)
+        alloced = 0
+        for _ in range(batch):
+            p = rmqueue_mode(S, gz, order, mt, mode)
+            if p < 0:
+                break
+            pcp_add(S, cpu, gz, pindex, p, order, True)
+            alloced += 1
+        S.pcp_count[cpu, gz] += alloced << order
+        if S.pcp_head[cpu, gz, pindex] < 0:
+            return -1
+    p = S.pcp_head[cpu, gz, pindex]
+    pcp_del(S, cpu, gz, pindex, p)
+    S.pcp_count[cpu, gz] -= np.int64(1) << order
+    return p
+
+
+# ---------------------------------------------------------------- watermarks
+ALLOC_WMARK_MASK = 3
+ALLOC_MIN_RESERVE = 8
+ALLOC_NON_BLOCK = 16
+
+
+@kernel
+def watermark_ok(S, gz, order, mark, highest_zoneidx, alloc_flags):
+    """__zone_watermark_ok (no CMA, no highatomic reserve)."""
+    free = S.zone_free[gz] - ((np.int64(1) << order) - 1)
+    mn = mark
+    if alloc_flags & ALLOC_MIN_RESERVE:
+        mn -= mn // 2
+        if alloc_flags & ALLOC_NON_BLOCK:
+            mn -= mn // 4
+    if free <= mn + S.lowmem_reserve[gz, highest_zoneidx]:
+        return False
+    if order == 0:
+        return True
+    for o in range(order, S.params[P_MAX_ORDER] + 1):
+        for mt in range(MIGRATE_PCPTYPES):
+            if S.free_cnt[gz, o, mt] > 0:
+                return True
+    return False
+
+
+@kernel
+def watermark_fast(S, gz, order, mark, highest_zoneidx, alloc_flags):
+    """zone_watermark_fast: the order-0 shortcut, then __zone_watermark_ok."""
+    if order == 0:
+        if S.zone_free[gz] > mark + S.lowmem_reserve[gz, highest_zoneidx]:
+            return True
+    return watermark_ok(S, gz, order, mark, highest_zoneidx, alloc_flags)
+
+
+# ---------------------------------------------------------------- section counts
+@kernel
+def move_present(S, pfn, nr, old_gz, new_gz, managed):
+    """Move ``nr`` present pages at ``pfn`` (within one section) between zones."""
+    sec = pfn >> S.params[P_SECTION_SHIFT]
+    S.sec_present[sec, old_gz] -= nr
+    S.sec_present[sec, new_gz] += nr
+    S.zone_present[old_gz] -= nr
+    S.zone_present[new_gz] += nr
+    if managed:
+        S.zone_managed[old_gz] -= nr
+        S.zone_managed[new_gz] += nr

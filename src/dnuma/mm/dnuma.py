@@ -1,0 +1,120 @@
+"""The Dynamic NUMA commit (the RFC's memlayout_commit, in DESIGN.md's order):
+
+validate -> notify "going" (veto: nothing changed) -> online nodes -> install
+the layout (seq + 1) -> mark allocated pages whose node changes -> transplant
+free pages (pcp and buddy lists), splitting at range boundaries -> fix
+present/managed/spanned, watermarks, pcp high/batch -> rebuild zonelists once
+-> node states (offline nodes left with no memory and no CPUs) -> notify
+"done" -> uevents.
+
+The RFC's race (a page freed to the old node between transplant and the map
+swap) cannot happen: the map is installed before any page moves, and the
+model's commit runs to completion between two allocator calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._kernels import lookup as _lk
+from .._kernels import transplant as _kt
+from .constants import N_ONLINE, N_POSSIBLE
+from .errors import LayoutError
+from .memlayout import MemLayout
+from .notifier import MEMLAYOUT_DONE, MEMLAYOUT_GOING, MemlayoutEvent
+
+if TYPE_CHECKING:
+    from .machine import Machine
+
+
+@dataclass
+class CommitReport:
+    """What one commit did (page counts in pages of the machine's page size)."""
+
+    seq: int
+    ranges: int
+    pages_marked: int
+    pages_unmarked: int
+    free_pages_moved: int
+    pcp_pages_moved: int
+    blocks_split: int
+    reserved_rehomed: int
+    nodes_onlined: list[int] = field(default_factory=list)
+    nodes_offlined: list[int] = field(default_factory=list)
+    zonelist_rebuilds: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_layout_for(m: Machine, layout: MemLayout) -> None:
+    """Raise LayoutError (naming the range) if ``layout`` cannot go on ``m``:
+    pfns beyond the end of memory, or a node that is not possible."""
+    if not isinstance(layout, MemLayout):
+        raise LayoutError(f"expected a MemLayout, got {type(layout).__name__}")
+    end = m.ram_ranges()[-1][1]
+    bad = np.flatnonzero(layout.ends >= end)
+    if bad.size:
+        k = int(bad[0])
+        raise LayoutError(f"range {layout.starts[k]:#x}-{layout.ends[k]:#x}: beyond the end "
+                          f"of memory (last pfn {end - 1:#x})")
+    possible = m.topo.node_states[N_POSSIBLE]
+    nids = layout.nids.astype(np.int64)
+    bad = np.flatnonzero((nids >= m.config.max_numnodes) | ~possible[np.minimum(
+        nids, m.config.max_numnodes - 1)])
+    if bad.size:
+        k = int(bad[0])
+        raise LayoutError(f"range {layout.starts[k]:#x}-{layout.ends[k]:#x}: node {nids[k]} "
+                          f"is not possible (MAX_NUMNODES {m.config.max_numnodes})")
+
+
+def effective_layout(old: MemLayout, new: MemLayout) -> MemLayout:
+    """``new`` over ``old``: pfns the new layout leaves out keep their target."""
+    s, e, n = _lk.overlay(old.starts, old.ends, old.nids, new.starts, new.ends, new.nids)
+    return MemLayout(s, e, n)
+
+
+def commit(m: Machine, layout: MemLayout) -> CommitReport:
+    """Install ``layout`` on ``m``; see the module docstring for the order.
+
+    Raises LayoutError or NotifyVeto with the machine unchanged.
+    """
+    t0 = time.perf_counter()
+    validate_layout_for(m, layout)
+    seq = m.seq + 1
+    nodes = layout.node_ids()
+    m.notifier.call_going(MemlayoutEvent(MEMLAYOUT_GOING, seq, nodes))
+
+    states = m.topo.node_states
+    onlined = [n for n in nodes if not states[N_ONLINE, n]]
+    states[N_ONLINE, onlined] = True
+    m.uevents.extend(("add", f"/devices/system/node/node{n}", "node") for n in onlined)
+
+    eff = effective_layout(m.effective, layout).with_seq(seq)
+    m.backlog.feed(m.layout)
+    m.layout = layout.with_seq(seq)
+    m.seq = seq
+    m._install_effective(eff)
+
+    rep = np.zeros(_kt.NR_R, dtype=np.int64)
+    _kt.transplant_pcp(m.S, rep)
+    _kt.commit_walk(m.S, layout.starts, layout.ends, rep)
+
+    rebuilds0 = m.zonelist_rebuilds
+    _on, off = m.rebuild_after_layout_change()
+    m.uevents.extend(("remove", f"/devices/system/node/node{n}", "node") for n in off)
+    report = CommitReport(
+        seq=seq, ranges=len(layout),
+        pages_marked=int(rep[_kt.R_MARKED]), pages_unmarked=int(rep[_kt.R_UNMARKED]),
+        free_pages_moved=int(rep[_kt.R_FREE_MOVED]), pcp_pages_moved=int(rep[_kt.R_PCP_MOVED]),
+        blocks_split=int(rep[_kt.R_SPLIT]), reserved_rehomed=int(rep[_kt.R_RESERVED]),
+        nodes_onlined=onlined, nodes_offlined=off,
+        zonelist_rebuilds=m.zonelist_rebuilds - rebuilds0,
+        seconds=time.perf_counter() - t0)
+    m.notifier.call_done(MemlayoutEvent(MEMLAYOUT_DONE, seq, nodes, report))
+    return report

@@ -1,0 +1,495 @@
+"""The machine: boot (free_area_init + memblock_free_all), the public
+allocator calls, and views.  ``boot()`` is the short way in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._kernels import alloc as _ka
+from .._kernels import boot as _kb
+from .._kernels import buddy as _kbd
+from .._kernels import state as _st
+from .constants import (
+    DEFAULT_MAX_NUMNODES,
+    GFP_KERNEL,
+    MAX_NR_ZONES,
+    MIGRATE_MOVABLE,
+    MIGRATE_TYPES,
+    MPOL_LOCAL,
+    N_MEMORY,
+    NR_PCP_LISTS,
+    NR_VM_NUMA_EVENT_ITEMS,
+    NR_WMARK,
+    X86_64,
+    ZONE_DMA,
+    ZONE_DMA32,
+    ZONE_NORMAL,
+    PageProfile,
+    PG_buddy,
+    PG_head,
+    PG_hole,
+    PG_pcp,
+    PG_reserved,
+)
+from .errors import AllocArgError, BadFreeError, ConfigError
+from .memlayout import LayoutBacklog, MemLayout
+from .mmzone import PgData, Zone
+from .notifier import NotifierChain
+from .page_alloc import (
+    MemPolicy,
+    build_all_zonelists,
+    init_per_zone_wmark_min,
+    update_node_states,
+)
+from .topology import Topology
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGTP]?)(i?B)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str | int) -> int:
+    """'128M', '1TiB', '4096' -> bytes."""
+    if isinstance(text, int):
+        return text
+    mt = _SIZE_RE.match(text)
+    if not mt:
+        raise ConfigError(f"size: cannot parse {text!r} (expected e.g. 128M, 4GiB)")
+    mult = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+    return int(mt.group(1)) * mult[mt.group(2).upper()]
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    """What to boot: RAM ranges by node, CPUs, distances, page profile.
+
+    ram: ``(start_pfn, end_pfn_exclusive, nid)`` memblock ranges (holes between);
+    cpu_to_node: the node of each CPU; reserved: ``(start_pfn, end_pfn)`` ranges
+    never given to the buddy allocator; min_free_kbytes: the sysctl, if set.
+    """
+
+    ram: tuple[tuple[int, int, int], ...]
+    cpu_to_node: tuple[int, ...]
+    profile: PageProfile = X86_64
+    max_numnodes: int = DEFAULT_MAX_NUMNODES
+    distance: tuple[tuple[int, ...], ...] | None = None
+    reserved: tuple[tuple[int, int], ...] = ()
+    min_free_kbytes: int | None = None
+    backlog: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def uniform(cls, nodes: int = 2, mem: str | int = "128M", cpus: int = 8,
+                profile: PageProfile = X86_64, **kw: Any) -> MachineConfig:
+        """``nodes`` nodes sharing ``mem`` bytes evenly (contiguous, node 0 lowest)
+        and ``cpus`` CPUs evenly."""
+        if nodes < 1 or cpus < 1:
+            raise ConfigError(f"uniform: nodes ({nodes}) and cpus ({cpus}) must be >= 1")
+        total = parse_size(mem) >> profile.page_shift
+        if total < nodes * profile.nr_page_orders:
+            raise ConfigError(f"uniform: {mem} is too small for {nodes} nodes")
+        per = total // nodes
+        ram = tuple((i * per, (i + 1) * per if i < nodes - 1 else total, i)
+                    for i in range(nodes))
+        c2n = tuple(min(c * nodes // cpus, nodes - 1) for c in range(cpus))
+        return cls(ram=ram, cpu_to_node=c2n, profile=profile, **kw)
+
+
+class Machine:
+    """A booted model machine.
+
+    Per-pfn state lives in numpy arrays (``self.S``, 16 bytes a pfn); every
+    operation conserves pages.  Allocation failure is a result (``None``).
+    """
+
+    def __init__(self, config: MachineConfig) -> None:
+        self.config = config
+        self.profile = config.profile
+        self.topo = Topology(config.max_numnodes, config.cpu_to_node, config.distance)
+        self.user_min_free_kbytes = (-1 if config.min_free_kbytes is None
+                                     else int(config.min_free_kbytes))
+        self.min_free_kbytes = 1024 if config.min_free_kbytes is None \
+            else int(config.min_free_kbytes)
+        self.zonelist_rebuilds = 0
+        self.fallback_order: dict[int, list[int]] = {}
+        self.backlog = LayoutBacklog(config.backlog)
+        self.notifier = NotifierChain()
+        self.uevents: list[tuple[str, str, str]] = []
+        self._ram = self._check_ram(config)
+        self._boot()
+
+    # ------------------------------------------------------------------ boot
+    def _check_ram(self, c: MachineConfig) -> list[tuple[int, int, int]]:
+        if not c.ram:
+            raise ConfigError("ram: no memory ranges")
+        rows = sorted((int(s), int(e), int(n)) for s, e, n in c.ram)
+        for i, (s, e, n) in enumerate(rows):
+            if s < 0 or e <= s:
+                raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): empty or negative")
+            if not 0 <= n < c.max_numnodes:
+                raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): node {n} outside "
+                                  f"[0, {c.max_numnodes})")
+            if i and s < rows[i - 1][1]:
+                raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}) overlaps the previous one")
+        if rows[-1][1] >= 2**31:
+            raise ConfigError("ram: pfns beyond 2**31 are not supported (int32 lists)")
+        for s, e in c.reserved:
+            if e <= s:
+                raise ConfigError(f"reserved range [{s:#x}, {e:#x}) is empty")
+        return rows
+
+    def _zone_limits(self) -> tuple[int, int]:
+        p = self.profile
+        return p.dma_limit_bytes >> p.page_shift, p.dma32_limit_bytes >> p.page_shift
+
+    def zone_idx_of_pfn(self, pfn: int) -> int:
+        """The zone type of a pfn (arch zone limits, like zone_sizes_init)."""
+        dma, dma32 = self._zone_limits()
+        if pfn < dma:
+            return ZONE_DMA
+        if pfn < dma32:
+            return ZONE_DMA32
+        return ZONE_NORMAL
+
+    def _boot(self) -> None:
+        p = self.profile
+        n_nodes = self.config.max_numnodes
+        ncpu = self.topo.nr_cpu_ids
+        sec_pages = p.pages_per_section
+        end = self._ram[-1][1]
+        max_pfn = -(-end // sec_pages) * sec_pages
+        nsec = max_pfn // sec_pages
+        ngz = n_nodes * MAX_NR_ZONES
+        no = p.nr_page_orders
+
+        page_flags = np.full(max_pfn, PG_hole, dtype=np.uint8)
+        page_nid = np.zeros(max_pfn, dtype=np.int16)
+        page_zone = np.zeros(max_pfn, dtype=np.int8)
+        for s, e, nid in self._ram:
+            page_flags[s:e] = 0
+            page_nid[s:e] = nid
+        dma, dma32 = self._zone_limits()
+        page_zone[:] = ZONE_NORMAL
+        page_zone[:min(dma32, max_pfn)] = ZONE_DMA32
+        page_zone[:min(dma, max_pfn)] = ZONE_DMA
+        for s, e in self.config.reserved:
+            s, e = max(0, s), min(e, max_pfn)
+            seg = page_flags[s:e]
+            seg[(seg & PG_hole) == 0] |= PG_reserved
+
+        params = np.zeros(_st.NR_PARAMS, dtype=np.int64)
+        params[_st.P_MAX_ORDER] = p.max_page_order
+        params[_st.P_PB_ORDER] = p.pageblock_order
+        params[_st.P_MAX_PFN] = max_pfn
+        params[_st.P_NR_CPUS] = ncpu
+        params[_st.P_MAX_NUMNODES] = n_nodes
+        params[_st.P_SECTION_SHIFT] = p.section_size_bits - p.page_shift
+
+        self._arrays: dict[str, np.ndarray] = dict(
+            params=params,
+            counters=np.zeros(_st.NR_COUNTERS, dtype=np.int64),
+            page_nid=page_nid,
+            page_zone=page_zone,
+            page_flags=page_flags,
+            page_order=np.zeros(max_pfn, dtype=np.int8),
+            lru_next=np.zeros(max_pfn, dtype=np.int32),
+            lru_prev=np.zeros(max_pfn, dtype=np.int32),
+            page_mark=np.zeros(max_pfn, dtype=np.uint8),
+            page_owner=np.zeros(max_pfn, dtype=np.int16),
+            pb_mt=np.full(max_pfn >> p.pageblock_order, MIGRATE_MOVABLE, dtype=np.int8),
+            sec_present=np.zeros((nsec, ngz), dtype=np.int32),
+            free_head=np.full((ngz, no, MIGRATE_TYPES), -1, dtype=np.int64),
+            free_tail=np.full((ngz, no, MIGRATE_TYPES), -1, dtype=np.int64),
+            free_cnt=np.zeros((ngz, no, MIGRATE_TYPES), dtype=np.int64),
+            zone_free=np.zeros(ngz, dtype=np.int64),
+            zone_present=np.zeros(ngz, dtype=np.int64),
+            zone_managed=np.zeros(ngz, dtype=np.int64),
+            zone_flags=np.zeros(ngz, dtype=np.int64),
+            wmark=np.zeros((ngz, NR_WMARK), dtype=np.int64),
+            lowmem_reserve=np.zeros((ngz, MAX_NR_ZONES), dtype=np.int64),
+            numa_stat=np.zeros((ngz, NR_VM_NUMA_EVENT_ITEMS), dtype=np.int64),
+            pcp_batch=np.ones(ngz, dtype=np.int64),
+            pcp_high_min=np.zeros(ngz, dtype=np.int64),
+            pcp_high_max=np.zeros(ngz, dtype=np.int64),
+            pcp_head=np.full((ncpu, ngz, NR_PCP_LISTS), -1, dtype=np.int64),
+            pcp_tail=np.full((ncpu, ngz, NR_PCP_LISTS), -1, dtype=np.int64),
+            pcp_count=np.zeros((ncpu, ngz), dtype=np.int64),
+            pcp_high=np.zeros((ncpu, ngz), dtype=np.int64),
+            pcp_free_count=np.zeros((ncpu, ngz), dtype=np.int64),
+            pcp_alloc_factor=np.zeros((ncpu, ngz), dtype=np.int64),
+            pcp_flags=np.zeros((ncpu, ngz), dtype=np.int64),
+            cpu_to_node=self.topo.cpu_to_node,
+            zonelist=np.full((n_nodes, ngz + 1), -1, dtype=np.int32),
+            zonelist_nofb=np.full((n_nodes, MAX_NR_ZONES + 1), -1, dtype=np.int32),
+        )
+        # present/managed pages per zone and per section, range by range
+        a = self._arrays
+        for s, e, nid in self._ram:
+            for lo, hi, z in self._split_by_zone(s, e):
+                self._count_present(lo, hi, nid * MAX_NR_ZONES + z, +1)
+        a["zone_managed"][:] = a["zone_present"]
+        resv = np.flatnonzero(page_flags & PG_reserved)
+        if resv.size:
+            gz = page_nid[resv].astype(np.int64) * MAX_NR_ZONES + page_zone[resv]
+            a["zone_managed"] -= np.bincount(gz, minlength=ngz)
+
+        # the initial memlayout (ML_INITIAL, seq 0) from the memblock ranges
+        self.layout = MemLayout.from_ranges((s, e - 1, n) for s, e, n in self._ram).with_seq(0)
+        self.effective = self.layout
+        self.seq = 0
+        self._install_effective(self.effective)
+
+        runs = self._free_runs()
+        _kb.free_pages_memory(self.S, np.array([r[0] for r in runs], dtype=np.int64),
+                              np.array([r[1] for r in runs], dtype=np.int64))
+        update_node_states(self)
+        init_per_zone_wmark_min(self)
+        build_all_zonelists(self)
+
+    def _split_by_zone(self, s: int, e: int) -> Iterator[tuple[int, int, int]]:
+        dma, dma32 = self._zone_limits()
+        cuts = sorted({s, e} | {c for c in (dma, dma32) if s < c < e})
+        for lo, hi in zip(cuts, cuts[1:], strict=False):
+            yield lo, hi, self.zone_idx_of_pfn(lo)
+
+    def _count_present(self, lo: int, hi: int, gz: int, sign: int) -> None:
+        a = self._arrays
+        shift = self.profile.section_size_bits - self.profile.page_shift
+        a["zone_present"][gz] += sign * (hi - lo)
+        s0, s1 = lo >> shift, (hi - 1) >> shift
+        if s0 == s1:
+            a["sec_present"][s0, gz] += sign * (hi - lo)
+            return
+        a["sec_present"][s0, gz] += sign * (((s0 + 1) << shift) - lo)
+        a["sec_present"][s0 + 1:s1, gz] += sign * (1 << shift)
+        a["sec_present"][s1, gz] += sign * (hi - (s1 << shift))
+
+    def _free_runs(self) -> list[tuple[int, int]]:
+        """RAM minus reserved pages, cut at zone boundaries (memblock free ranges)."""
+        resv = sorted((max(0, s), e) for s, e in self.config.reserved)
+        runs: list[tuple[int, int]] = []
+        for s, e, _nid in self._ram:
+            for lo, hi, _z in self._split_by_zone(s, e):
+                cur = lo
+                for rs, re_ in resv:
+                    if re_ <= cur or rs >= hi:
+                        continue
+                    if rs > cur:
+                        runs.append((cur, rs))
+                    cur = max(cur, re_)
+                if cur < hi:
+                    runs.append((cur, hi))
+        return runs
+
+    def _install_effective(self, ml: MemLayout) -> None:
+        """Point the kernels at a new effective layout (the lookup on free)."""
+        self.effective = ml
+        a = self._arrays
+        a["ml_tbl"] = ml.table
+        a["ml_starts"] = ml.starts
+        a["ml_ends"] = ml.ends
+        a["ml_nids"] = ml.nids
+        a["ml_cache"] = np.full(1, -1, dtype=np.int64)
+        self.S = _st.KState(**a)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def max_pfn(self) -> int:
+        """Arrays cover pfns [0, max_pfn) (section aligned)."""
+        return int(self.S.params[_st.P_MAX_PFN])
+
+    @property
+    def nr_cpus(self) -> int:
+        return self.topo.nr_cpu_ids
+
+    def ram_ranges(self) -> list[tuple[int, int]]:
+        """RAM as ``(start_pfn, end_pfn_exclusive)``, adjacent ranges merged."""
+        out: list[tuple[int, int]] = []
+        for s, e, _n in self._ram:
+            if out and out[-1][1] == s:
+                out[-1] = (out[-1][0], e)
+            else:
+                out.append((s, e))
+        return out
+
+    @property
+    def total_present_pages(self) -> int:
+        return int(self.S.zone_present.sum())
+
+    def pages_on_pcp(self) -> int:
+        return int(self.S.pcp_count.sum())
+
+    def nr_free_pages(self) -> int:
+        """Free pages: buddy lists plus per-cpu lists."""
+        return int(self.S.zone_free.sum()) + self.pages_on_pcp()
+
+    def NODE_DATA(self, nid: int) -> PgData:  # noqa: N802 - kernel name
+        self._check_nid(nid)
+        return PgData(self, nid)
+
+    def zone(self, nid: int, zone_idx: int) -> Zone:
+        self._check_nid(nid)
+        if not 0 <= zone_idx < MAX_NR_ZONES:
+            raise AllocArgError(f"zone index {zone_idx} outside [0, {MAX_NR_ZONES})")
+        return Zone(self, nid, zone_idx)
+
+    def for_each_online_node(self) -> Iterator[int]:
+        return self.topo.for_each_online_node()
+
+    def for_each_node_state(self, state: int) -> Iterator[int]:
+        return self.topo.for_each_node_state(state)
+
+    def for_each_populated_zone(self) -> Iterator[Zone]:
+        for gz in np.flatnonzero(self.S.zone_present > 0).tolist():
+            yield Zone(self, gz // MAX_NR_ZONES, gz % MAX_NR_ZONES)
+
+    def nodes_with_memory(self) -> list[int]:
+        return list(self.for_each_node_state(N_MEMORY))
+
+    def _check_nid(self, nid: int) -> None:
+        if not 0 <= nid < self.config.max_numnodes:
+            raise AllocArgError(f"node {nid} outside [0, {self.config.max_numnodes})")
+
+    def numastat(self, nid: int) -> dict[str, int]:
+        return self.NODE_DATA(nid).numastat()
+
+    # ------------------------------------------------------------------ alloc/free
+    def alloc_pages(self, order: int = 0, cpu: int = 0, nid: int | None = None,
+                    gfp: int = GFP_KERNEL, policy: MemPolicy | None = None,
+                    owner: int = 0) -> int | None:
+        """Allocate 2**order pages on behalf of a task running on ``cpu``.
+
+        nid given: ``alloc_pages_node(nid)`` (no task policy); else the task's
+        ``policy`` (local when None).  Returns the head pfn, or None on failure.
+        """
+        if not 0 <= order <= self.profile.max_page_order:
+            raise AllocArgError(f"order {order} outside [0, {self.profile.max_page_order}]")
+        if not 0 <= cpu < self.nr_cpus:
+            raise AllocArgError(f"cpu {cpu} outside [0, {self.nr_cpus})")
+        if nid is not None:
+            self._check_nid(nid)
+            mode, target, mask, il = _ka.MODE_NODE, nid, self._no_mask, self._no_il
+        elif policy is None:
+            mode, target, mask, il = MPOL_LOCAL, 0, self._no_mask, self._no_il
+        else:
+            if policy.mask.size != self.config.max_numnodes:
+                raise AllocArgError("policy was made for another max_numnodes")
+            first = policy.nodes[0] if policy.nodes else 0
+            mode, target, mask, il = policy.mode, first, policy.mask, policy.il_prev
+        pfn = _ka.alloc_pages(self.S, order, cpu, gfp, mode, target, mask, il, owner)
+        return None if pfn < 0 else int(pfn)
+
+    @property
+    def _no_mask(self) -> np.ndarray:
+        if not hasattr(self, "_nomask"):
+            self._nomask = np.zeros(self.config.max_numnodes, dtype=np.bool_)
+            self._noil = np.full(1, -1, dtype=np.int64)
+        return self._nomask
+
+    @property
+    def _no_il(self) -> np.ndarray:
+        _ = self._no_mask
+        return self._noil
+
+    def free_pages(self, pfn: int, order: int = 0, cpu: int = 0) -> None:
+        """``__free_pages``: free the block at ``pfn`` from ``cpu``.
+
+        Raises BadFreeError (nothing changed) unless ``pfn`` heads an allocated
+        block of exactly that order.
+        """
+        if not 0 <= cpu < self.nr_cpus:
+            raise AllocArgError(f"cpu {cpu} outside [0, {self.nr_cpus})")
+        if _ka.free_pages(self.S, pfn, order, cpu) != 0:
+            raise BadFreeError(self._why_bad_free(pfn, order))
+
+    def _why_bad_free(self, pfn: int, order: int) -> str:
+        if not 0 <= pfn < self.max_pfn:
+            return f"pfn {pfn:#x} outside [0, {self.max_pfn:#x})"
+        f = int(self.S.page_flags[pfn])
+        if f & PG_head:
+            return (f"pfn {pfn:#x} heads an order-{int(self.S.page_order[pfn])} block, "
+                    f"freed as order {order}")
+        if f & (PG_buddy | PG_pcp):
+            return f"pfn {pfn:#x} is already free (double free)"
+        if f & PG_reserved:
+            return f"pfn {pfn:#x} is reserved"
+        if f & PG_hole:
+            return f"pfn {pfn:#x} is a hole"
+        return f"pfn {pfn:#x} is not the head of an allocated block"
+
+    def drain_all_pages(self) -> None:
+        """drain_all_pages(NULL): every CPU's pcp lists back to the buddy lists."""
+        _kbd.drain_all_pages(self.S, -1)
+
+    # ------------------------------------------------------------------ dnuma
+    def commit(self, layout: MemLayout) -> Any:
+        """Install ``layout`` (see :func:`dnuma.mm.dnuma.commit`)."""
+        from .dnuma import commit
+
+        return commit(self, layout)
+
+    def rebuild_after_layout_change(self) -> tuple[list[int], list[int]]:
+        """Node states, watermarks, pcp high/batch and zonelists, once."""
+        on, off = update_node_states(self)
+        init_per_zone_wmark_min(self, recalc_min=False)
+        build_all_zonelists(self)
+        return on, off
+
+    # ------------------------------------------------------------------ page states
+    def allocated_heads(self) -> np.ndarray:
+        return np.flatnonzero(self.S.page_flags & PG_head)
+
+    def free_mask(self) -> np.ndarray:
+        """bool per pfn: free (on a buddy or a pcp list)."""
+        return _expand_blocks(self.S, PG_buddy | PG_pcp)
+
+    def allocated_mask(self) -> np.ndarray:
+        return _expand_blocks(self.S, PG_head)
+
+    def misplaced_pages(self) -> int:
+        """Allocated pages whose node differs from the effective layout's."""
+        mask = self.allocated_mask()
+        pfns = np.flatnonzero(mask)
+        if pfns.size == 0:
+            return 0
+        want = self.effective.lookup_nocount(pfns)
+        return int(np.count_nonzero((want >= 0) & (want != self.S.page_nid[pfns])))
+
+    def marked_pages(self) -> int:
+        heads = np.flatnonzero(self.S.page_mark)
+        return int((1 << self.S.page_order[heads].astype(np.int64)).sum())
+
+    def nbytes(self) -> int:
+        """Bytes of model state held in arrays."""
+        return int(sum(v.nbytes for v in self._arrays.values()))
+
+    def per_pfn_bytes(self) -> int:
+        """Bytes per pfn of the per-pfn arrays alone."""
+        S = self.S
+        return sum(a.itemsize for a in (S.page_nid, S.page_zone, S.page_flags, S.page_order,
+                                        S.lru_next, S.lru_prev, S.page_mark, S.page_owner))
+
+
+def _expand_blocks(S: _st.KState, flag: int) -> np.ndarray:
+    heads = np.flatnonzero(S.page_flags & flag)
+    mask = np.zeros(S.page_flags.size, dtype=bool)
+    if heads.size == 0:
+        return mask
+    n = (1 << S.page_order[heads].astype(np.int64))
+    starts = np.repeat(heads, n)
+    offs = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    mask[starts + offs] = True
+    return mask
+
+
+def boot(nodes: int = 2, mem: str | int = "128M", cpus: int = 8,
+         config: MachineConfig | None = None, **kw: Any) -> Machine:
+    """Boot a machine: ``boot(nodes=2, mem="128M", cpus=8)`` or ``boot(config=...)``."""
+    return Machine(config or MachineConfig.uniform(nodes, mem, cpus, **kw))
+
+
+def cpu_list(spec: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(c) for c in spec)

@@ -1,0 +1,75 @@
+"""Memlayout notifiers: kernel users (and userspace, through uevents) hear of
+a commit before ("going", may veto) and after ("done") it happens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import NotifyVeto
+
+MEMLAYOUT_GOING = "going"
+MEMLAYOUT_DONE = "done"
+MEMLAYOUT_CANCEL = "cancel"
+
+
+@dataclass
+class MemlayoutEvent:
+    """What a listener is told: the stage, the new layout's seq and nodes,
+    and (for "done") the commit report."""
+
+    stage: str
+    seq: int
+    nodes: list[int]
+    report: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Listener = Callable[[MemlayoutEvent], Any]
+
+
+class NotifierChain:
+    """A blocking notifier chain (kernel/notifier.c), highest priority first.
+
+    A "going" listener vetoes by raising NotifyVeto or returning False; the
+    chain then tells the listeners already called with "cancel".
+    """
+
+    def __init__(self) -> None:
+        self._chain: list[tuple[int, int, str, Listener]] = []
+        self._n = 0
+
+    def register(self, fn: Listener, name: str | None = None, priority: int = 0) -> None:
+        self._n += 1
+        self._chain.append((-priority, self._n, name or getattr(fn, "__name__", "listener"), fn))
+        self._chain.sort(key=lambda t: (t[0], t[1]))
+
+    def unregister(self, fn: Listener) -> None:
+        self._chain = [t for t in self._chain if t[3] is not fn]
+
+    def __len__(self) -> int:
+        return len(self._chain)
+
+    def call_going(self, ev: MemlayoutEvent) -> None:
+        """Call every listener with "going"; on a veto, "cancel" those before it."""
+        called: list[Listener] = []
+        for _p, _n, name, fn in self._chain:
+            try:
+                ok = fn(ev)
+            except NotifyVeto:
+                self._cancel(called, ev)
+                raise
+            if ok is False:
+                self._cancel(called, ev)
+                raise NotifyVeto(name, "returned NOTIFY_BAD")
+            called.append(fn)
+
+    def _cancel(self, called: list[Listener], ev: MemlayoutEvent) -> None:
+        cancel = MemlayoutEvent(MEMLAYOUT_CANCEL, ev.seq, ev.nodes)
+        for fn in called:
+            fn(cancel)
+
+    def call_done(self, ev: MemlayoutEvent) -> None:
+        for _p, _n, _name, fn in self._chain:
+            fn(ev)

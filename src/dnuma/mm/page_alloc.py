@@ -1,0 +1,229 @@
+"""Zone set-up of mm/page_alloc.c done in Python (a few values per zone):
+watermarks, lowmem reserves, per-cpu batch/high, zonelists, node states; and
+the memory-policy object that alloc_pages() takes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .constants import (
+    LOWMEM_RESERVE_RATIO,
+    MAX_NR_ZONES,
+    MPOL_BIND,
+    MPOL_DEFAULT,
+    MPOL_INTERLEAVE,
+    MPOL_LOCAL,
+    MPOL_PREFERRED,
+    N_CPU,
+    N_MEMORY,
+    N_NORMAL_MEMORY,
+    N_ONLINE,
+    POLICY_NAMES,
+    WATERMARK_SCALE_FACTOR,
+    WMARK_HIGH,
+    WMARK_LOW,
+    WMARK_MIN,
+    WMARK_PROMO,
+    ZONE_MOVABLE,
+    ZONE_NORMAL,
+)
+from .errors import AllocArgError
+
+if TYPE_CHECKING:
+    from .machine import Machine
+
+SWAP_CLUSTER_MAX = 32
+MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
+PENALTY_FOR_NODE_WITH_CPUS = 1
+
+
+class MemPolicy:
+    """A task memory policy (mm/mempolicy.c): local, preferred, bind or
+    interleave over ``nodes``.  Interleave keeps its cursor (``il_prev``)."""
+
+    def __init__(self, mode: str | int = "local", nodes: Sequence[int] = (),
+                 max_numnodes: int = 1024) -> None:
+        m = POLICY_NAMES.get(mode) if isinstance(mode, str) else mode
+        if m is None or m not in (MPOL_DEFAULT, MPOL_LOCAL, MPOL_PREFERRED, MPOL_BIND,
+                                  MPOL_INTERLEAVE):
+            raise AllocArgError(f"policy: unknown mode {mode!r} (expected one of "
+                                f"{', '.join(POLICY_NAMES)})")
+        self.mode = int(m)
+        self.nodes = sorted({int(n) for n in nodes})
+        if self.mode in (MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE) and not self.nodes:
+            raise AllocArgError(f"policy {mode!r} needs at least one node")
+        for n in self.nodes:
+            if not 0 <= n < max_numnodes:
+                raise AllocArgError(f"policy: node {n} outside [0, {max_numnodes})")
+        self.mask = np.zeros(max_numnodes, dtype=np.bool_)
+        self.mask[self.nodes] = True
+        # set_mempolicy resets il_prev to MAX_NUMNODES - 1: the first
+        # interleaved allocation lands on the lowest node of the mask.
+        self.il_prev = np.full(1, max_numnodes - 1, dtype=np.int64)
+
+    def __repr__(self) -> str:
+        name = {v: k for k, v in POLICY_NAMES.items()}[self.mode]
+        return f"MemPolicy({name!r}, {self.nodes})"
+
+
+def int_sqrt(x: int) -> int:
+    return math.isqrt(max(0, x))
+
+
+def calculate_min_free_kbytes(m: Machine) -> None:
+    """calculate_min_free_kbytes: sqrt(16 * lowmem kB), clamped to [128, 262144],
+    unless the user set a larger value."""
+    S = m.S
+    nz = S.zone_managed.size
+    zidx = np.arange(nz) % MAX_NR_ZONES
+    low = zidx <= ZONE_NORMAL
+    free_buf = np.maximum(0, S.zone_managed - S.wmark[:, WMARK_HIGH])[low].sum()
+    lowmem_kb = int(free_buf) * (m.profile.page_size >> 10)
+    new = int_sqrt(lowmem_kb * 16)
+    if new > m.user_min_free_kbytes:
+        m.min_free_kbytes = min(max(new, 128), 262144)
+
+
+def setup_per_zone_wmarks(m: Machine) -> None:
+    """__setup_per_zone_wmarks: min proportional to managed pages (capped for
+    ZONE_MOVABLE), low/high/promo spaced by max(min/4, 0.1% of managed)."""
+    S = m.S
+    pages_min = m.min_free_kbytes >> (m.profile.page_shift - 10)
+    managed = S.zone_managed.astype(np.int64)
+    zidx = np.arange(managed.size) % MAX_NR_ZONES
+    movable = zidx == ZONE_MOVABLE
+    lowmem = int(managed[~movable].sum())
+    tmp = (pages_min * managed) // lowmem if lowmem else np.zeros_like(managed)
+    wmin = np.where(movable, np.clip(managed // 1024, SWAP_CLUSTER_MAX, 128), tmp)
+    delta = np.maximum(tmp >> 2, managed * WATERMARK_SCALE_FACTOR // 10000)
+    S.wmark[:, WMARK_MIN] = wmin
+    S.wmark[:, WMARK_LOW] = wmin + delta
+    S.wmark[:, WMARK_HIGH] = wmin + 2 * delta
+    S.wmark[:, WMARK_PROMO] = wmin + 3 * delta
+
+
+def setup_per_zone_lowmem_reserve(m: Machine) -> None:
+    """setup_per_zone_lowmem_reserve: reserve[i][j] = managed(i+1..j) / ratio[i]."""
+    S = m.S
+    managed = S.zone_managed.reshape(-1, MAX_NR_ZONES)
+    res = S.lowmem_reserve.reshape(-1, MAX_NR_ZONES, MAX_NR_ZONES)
+    res[:] = 0
+    for i in range(MAX_NR_ZONES - 1):
+        ratio = LOWMEM_RESERVE_RATIO[i]
+        if not ratio:
+            continue
+        upper = np.cumsum(managed[:, i + 1:], axis=1)  # j = i+1 .. MAX-1
+        val = upper // ratio
+        val[managed[:, i] == 0] = 0
+        res[:, i, i + 1:] = val
+
+
+def zone_batchsize(managed: int, page_size: int) -> int:
+    """zone_batchsize (MMU): about a quarter of managed/1024, at most 1 MiB/4."""
+    batch = min(managed >> 10, (1 << 20) // page_size)
+    batch //= 4
+    batch = max(batch, 1)
+    v = batch + batch // 2
+    return max(1, (1 << (v.bit_length() - 1)) - 1)
+
+
+def zone_pcp_update(m: Machine) -> None:
+    """zone_pcp_update -> zone_set_pageset_high_and_batch for every zone
+    (percpu_pagelist_high_fraction = 0: auto-tuned between high_min and high_max)."""
+    S = m.S
+    topo = m.topo
+    ncpu_of = np.bincount(topo.cpu_to_node, minlength=topo.max_numnodes)
+    online_cpus = topo.nr_cpu_ids
+    for gz in range(S.zone_managed.size):
+        managed = int(S.zone_managed[gz])
+        batch = zone_batchsize(managed, m.profile.page_size)
+        split = int(ncpu_of[gz // MAX_NR_ZONES]) or online_cpus
+        hmin = max(int(S.wmark[gz, WMARK_LOW]) // split, batch << 2)
+        hmax = max(managed // MIN_PERCPU_PAGELIST_HIGH_FRACTION // split, batch << 2)
+        S.pcp_batch[gz] = batch
+        S.pcp_high_min[gz] = hmin
+        S.pcp_high_max[gz] = hmax
+
+
+def init_per_zone_wmark_min(m: Machine, recalc_min: bool = True) -> None:
+    """init_per_zone_wmark_min: min_free_kbytes, watermarks (and pcp), reserves."""
+    if recalc_min:
+        calculate_min_free_kbytes(m)
+    setup_per_zone_wmarks(m)
+    zone_pcp_update(m)
+    setup_per_zone_lowmem_reserve(m)
+
+
+def find_next_best_node(m: Machine, node: int, used: np.ndarray,
+                        node_load: np.ndarray) -> int:
+    """find_next_best_node: local node first (if it has memory), then the
+    N_MEMORY node minimising (distance + [n < node] + [n has CPUs]) *
+    MAX_NUMNODES + node_load[n]; ties to the lowest n."""
+    topo = m.topo
+    states = topo.node_states
+    if not used[node] and states[N_MEMORY, node]:
+        used[node] = True
+        return node
+    cand = np.flatnonzero(states[N_MEMORY] & ~used)
+    if cand.size == 0:
+        return -1
+    val = (topo.distance[node, cand].astype(np.int64) + (cand < node)
+           + states[N_CPU, cand] * PENALTY_FOR_NODE_WITH_CPUS)
+    val = val * topo.max_numnodes + node_load[cand]
+    best = int(cand[int(np.argmin(val))])
+    used[best] = True
+    return best
+
+
+def build_all_zonelists(m: Machine) -> None:
+    """__build_all_zonelists: for every possible node, the fallback zonelist
+    (nodes by find_next_best_node, each node's populated zones high -> low) and
+    the __GFP_THISNODE list; node_load spreads equal-distance tiers."""
+    S = m.S
+    topo = m.topo
+    populated = (S.zone_present.reshape(-1, MAX_NR_ZONES) > 0)
+    node_load = np.zeros(topo.max_numnodes, dtype=np.int64)
+    S.zonelist[:] = -1
+    S.zonelist_nofb[:] = -1
+    m.fallback_order = {}
+    for nid in topo.for_each_node():
+        used = np.zeros(topo.max_numnodes, dtype=bool)
+        prev = nid
+        order: list[int] = []
+        while (node := find_next_best_node(m, nid, used, node_load)) >= 0:
+            if topo.distance[nid, node] != topo.distance[nid, prev]:
+                node_load[node] += 1
+            order.append(node)
+            prev = node
+        refs = [n * MAX_NR_ZONES + z for n in order
+                for z in range(MAX_NR_ZONES - 1, -1, -1) if populated[n, z]]
+        S.zonelist[nid, :len(refs)] = refs
+        own = [nid * MAX_NR_ZONES + z for z in range(MAX_NR_ZONES - 1, -1, -1)
+               if populated[nid, z]]
+        S.zonelist_nofb[nid, :len(own)] = own
+        m.fallback_order[nid] = order
+    m.zonelist_rebuilds += 1
+
+
+def update_node_states(m: Machine) -> tuple[list[int], list[int]]:
+    """node_states_set_node / node_states_clear_node from present pages, and
+    try_offline_node for nodes left with no memory and no CPUs.
+
+    Returns (nodes that went online, nodes that went offline).
+    """
+    S = m.S
+    topo = m.topo
+    st = topo.node_states
+    present = S.zone_present.reshape(-1, MAX_NR_ZONES)
+    before = st[N_ONLINE].copy()
+    st[N_MEMORY] = present.sum(axis=1) > 0
+    st[N_NORMAL_MEMORY] = present[:, :ZONE_NORMAL + 1].sum(axis=1) > 0
+    topo.refresh_cpu_states()
+    st[N_ONLINE] = st[N_MEMORY] | st[N_CPU]
+    went_on = np.flatnonzero(st[N_ONLINE] & ~before).tolist()
+    went_off = np.flatnonzero(before & ~st[N_ONLINE]).tolist()
+    return went_on, went_off
