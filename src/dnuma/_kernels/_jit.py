@@ -1,9 +1,17 @@
-"""The one place where numba's compilation flags are set."""
+"""The one place where numba's compilation flags are set.
+
+numba's on-disk cache is keyed by each function's own source file, so a kernel
+that inlines a changed kernel from another file would load stale machine code.
+The cache therefore lives in a directory named by a hash of every kernel
+source file: any change to any kernel recompiles them all.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numba
@@ -14,6 +22,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 _DISABLED = os.environ.get("DNUMA_NO_JIT", "") not in ("", "0")
 
 _FLAGS: dict[str, Any] = {"cache": True, "nogil": True, "boundscheck": False}
+
+
+def _cache_dir() -> str:
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for src in sorted(here.glob("*.py")):
+        h.update(src.name.encode())
+        h.update(src.read_bytes())
+    base = os.environ.get("DNUMA_CACHE_DIR") or str(here / "__pycache__")
+    return str(Path(base) / f"numba-{h.hexdigest()[:16]}")
+
+
+if not _DISABLED and not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = _cache_dir()
 
 
 def kernel(fn: F) -> F:

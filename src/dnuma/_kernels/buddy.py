@@ -12,6 +12,7 @@ import numpy as np
 from ._jit import kernel
 from .state import (
     C_PCP_DRAINED,
+    C_ZONES_CHANGED,
     P_MAX_ORDER,
     P_MAX_PFN,
     P_MOBILITY_OFF,
@@ -571,6 +572,8 @@ def watermark_fast(S, gz, order, mark, highest_zoneidx, alloc_flags):
 def move_present(S, pfn, nr, old_gz, new_gz, managed):
     """Move ``nr`` present pages at ``pfn`` (within one section) between zones."""
     sec = pfn >> S.params[P_SECTION_SHIFT]
+    if S.zone_present[new_gz] == 0 or S.zone_present[old_gz] == nr:
+        S.counters[C_ZONES_CHANGED] += 1
     S.sec_present[sec, old_gz] -= nr
     S.sec_present[sec, new_gz] += nr
     S.zone_present[old_gz] -= nr

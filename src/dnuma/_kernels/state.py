@@ -30,6 +30,7 @@ C_ALLOC_FAIL = 1
 C_LOOKUP_HITS = 2  # memlayout lookups made on the free path
 C_LOOKUP_MISSES = 3
 C_PCP_DRAINED = 4
+C_ZONES_CHANGED = 5  # a zone became empty or populated: zonelists need a rebuild
 NR_COUNTERS = 8
 
 # zone_flags bits

@@ -107,7 +107,6 @@ def commit(m: Machine, layout: MemLayout) -> CommitReport:
 
     rebuilds0 = m.zonelist_rebuilds
     _on, off = m.rebuild_after_layout_change()
-    m.uevents.extend(("remove", f"/devices/system/node/node{n}", "node") for n in off)
     report = CommitReport(
         seq=seq, ranges=len(layout),
         pages_marked=int(rep[_kt.R_MARKED]), pages_unmarked=int(rep[_kt.R_UNMARKED]),

@@ -316,6 +316,11 @@ class Machine:
         return out
 
     @property
+    def moved_on_free(self) -> int:
+        """Pages redirected to a new node when freed (the RFC's ``moved-pages``)."""
+        return int(self.S.counters[_st.C_MOVED_ON_FREE])
+
+    @property
     def total_present_pages(self) -> int:
         return int(self.S.zone_present.sum())
 
@@ -375,10 +380,9 @@ class Machine:
         elif policy is None:
             mode, target, mask, il = MPOL_LOCAL, 0, self._no_mask, self._no_il
         else:
-            if policy.mask.size != self.config.max_numnodes:
-                raise AllocArgError("policy was made for another max_numnodes")
+            mask, il = policy.arrays(self.config.max_numnodes)
             first = policy.nodes[0] if policy.nodes else 0
-            mode, target, mask, il = policy.mode, first, policy.mask, policy.il_prev
+            mode, target = policy.mode, first
         pfn = _ka.alloc_pages(self.S, order, cpu, gfp, mode, target, mask, il, owner)
         return None if pfn < 0 else int(pfn)
 
@@ -404,6 +408,7 @@ class Machine:
             raise AllocArgError(f"cpu {cpu} outside [0, {self.nr_cpus})")
         if _ka.free_pages(self.S, pfn, order, cpu) != 0:
             raise BadFreeError(self._why_bad_free(pfn, order))
+        self.sync_zones()
 
     def _why_bad_free(self, pfn: int, order: int) -> str:
         if not 0 <= pfn < self.max_pfn:
@@ -433,10 +438,20 @@ class Machine:
 
     def rebuild_after_layout_change(self) -> tuple[list[int], list[int]]:
         """Node states, watermarks, pcp high/batch and zonelists, once."""
+        self.S.counters[_st.C_ZONES_CHANGED] = 0
         on, off = update_node_states(self)
         init_per_zone_wmark_min(self, recalc_min=False)
         build_all_zonelists(self)
+        self.uevents.extend(("add", f"/devices/system/node/node{n}", "node") for n in on)
+        self.uevents.extend(("remove", f"/devices/system/node/node{n}", "node") for n in off)
         return on, off
+
+    def sync_zones(self) -> None:
+        """After frees that emptied or populated a zone (a redirect on free),
+        update node states and rebuild the zonelists, as online_pages /
+        offline_pages do when a zone's populated state changes."""
+        if self.S.counters[_st.C_ZONES_CHANGED]:
+            self.rebuild_after_layout_change()
 
     # ------------------------------------------------------------------ page states
     def allocated_heads(self) -> np.ndarray:

@@ -45,8 +45,7 @@ class MemPolicy:
     """A task memory policy (mm/mempolicy.c): local, preferred, bind or
     interleave over ``nodes``.  Interleave keeps its cursor (``il_prev``)."""
 
-    def __init__(self, mode: str | int = "local", nodes: Sequence[int] = (),
-                 max_numnodes: int = 1024) -> None:
+    def __init__(self, mode: str | int = "local", nodes: Sequence[int] = ()) -> None:
         m = POLICY_NAMES.get(mode) if isinstance(mode, str) else mode
         if m is None or m not in (MPOL_DEFAULT, MPOL_LOCAL, MPOL_PREFERRED, MPOL_BIND,
                                   MPOL_INTERLEAVE):
@@ -56,14 +55,22 @@ class MemPolicy:
         self.nodes = sorted({int(n) for n in nodes})
         if self.mode in (MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE) and not self.nodes:
             raise AllocArgError(f"policy {mode!r} needs at least one node")
-        for n in self.nodes:
-            if not 0 <= n < max_numnodes:
-                raise AllocArgError(f"policy: node {n} outside [0, {max_numnodes})")
-        self.mask = np.zeros(max_numnodes, dtype=np.bool_)
-        self.mask[self.nodes] = True
-        # set_mempolicy resets il_prev to MAX_NUMNODES - 1: the first
-        # interleaved allocation lands on the lowest node of the mask.
-        self.il_prev = np.full(1, max_numnodes - 1, dtype=np.int64)
+        if self.nodes and self.nodes[0] < 0:
+            raise AllocArgError(f"policy: negative node {self.nodes[0]}")
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def arrays(self, max_numnodes: int) -> tuple[np.ndarray, np.ndarray]:
+        """(nodemask as bools, interleave cursor) sized for a machine."""
+        if self._arrays is None or self._arrays[0].size != max_numnodes:
+            if self.nodes and self.nodes[-1] >= max_numnodes:
+                raise AllocArgError(f"policy: node {self.nodes[-1]} outside "
+                                    f"[0, {max_numnodes})")
+            mask = np.zeros(max_numnodes, dtype=np.bool_)
+            mask[self.nodes] = True
+            # set_mempolicy resets il_prev to MAX_NUMNODES - 1: the first
+            # interleaved allocation lands on the lowest node of the mask.
+            self._arrays = (mask, np.full(1, max_numnodes - 1, dtype=np.int64))
+        return self._arrays
 
     def __repr__(self) -> str:
         name = {v: k for k, v in POLICY_NAMES.items()}[self.mode]

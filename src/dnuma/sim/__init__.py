@@ -1,0 +1,1 @@
+"""Simulation: workloads, scenarios and event sources driving the model."""

@@ -1,0 +1,91 @@
+"""memlayout: builders, validation, lookups and their statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dnuma.mm.errors import LayoutError
+from dnuma.mm.memlayout import LayoutBacklog, MemLayout
+
+
+def brute(ranges, pfns):
+    """A dense per-pfn table, filled range by range."""
+    table = np.full(int(max(pfns.max(), max(e for _s, e, _n in ranges))) + 1, -1)
+    for s, e, n in ranges:
+        table[s:e + 1] = n
+    return table[pfns]
+
+
+def test_from_ranges_sorts_and_names_debugfs_files():
+    ml = MemLayout.from_ranges([(0x200, 0x2FF, 1), (0, 0x1FF, 0)])
+    assert list(ml) == [(0, 0x1FF, 0), (0x200, 0x2FF, 1)]
+    assert ml.debugfs_names() == [("0-1FF", 0), ("200-2FF", 1)]
+    assert ml.seq == -1 and ml.with_seq(4).seq == 4
+
+
+@pytest.mark.parametrize("ranges, words", [
+    ([], "empty"),
+    ([(10, 5, 0)], "start > end"),
+    ([(-1, 5, 0)], "negative"),
+    ([(0, 5, 1024)], "nid outside"),
+    ([(0, 5, -1)], "nid outside"),
+    ([(0, 10, 0), (10, 20, 1)], "overlapping"),
+    ([(0, 100, 0), (5, 6, 1)], "overlapping"),
+])
+def test_invalid_layouts_raise_typed_errors(ranges, words):
+    with pytest.raises(LayoutError, match=words):
+        MemLayout.from_ranges(ranges)
+
+
+def test_stripe_matches_rfc_script_blocks():
+    ml = MemLayout.stripe([(0, 1000)], [0, 1, 2], 256)
+    assert list(ml) == [(0, 255, 0), (256, 511, 1), (512, 767, 2), (768, 999, 0)]
+    # blocks align to absolute pfns, holes stay uncovered
+    ml = MemLayout.stripe([(100, 300), (600, 700)], [5, 6], 128)
+    assert list(ml) == [(100, 127, 5), (128, 255, 6), (256, 299, 5), (600, 639, 5),
+                        (640, 699, 6)]
+
+
+def test_push_covers_all_ram():
+    ml = MemLayout.push([(0, 10), (20, 30)], 3)
+    assert list(ml) == [(0, 9, 3), (20, 29, 3)]
+
+
+def test_current_layout_from_nid_array():
+    nid = np.array([0, 0, 1, 1, 1, 0, 0, 2], dtype=np.int16)
+    present = np.array([1, 1, 1, 1, 0, 1, 1, 1], dtype=bool)
+    ml = MemLayout.from_nid_array(nid, present)
+    assert list(ml) == [(0, 1, 0), (2, 3, 1), (5, 6, 0), (7, 7, 2)]
+
+
+@pytest.mark.parametrize("block", [1, 7, 256, 300, 512, 4096])
+def test_vectorised_lookup_equals_brute_force(block):
+    rng = np.random.default_rng(block)
+    ml = MemLayout.stripe([(3, 20000), (30001, 50000)], [0, 4, 9], block)
+    pfns = rng.integers(0, 60000, size=3000)
+    assert np.array_equal(ml.lookup(pfns), brute(list(ml), pfns))
+    assert np.array_equal(ml.lookup_nocount(pfns), brute(list(ml), pfns))
+    assert ml.pfn_to_nid(2) == -1 and ml.pfn_to_nid(25000) == -1
+
+
+def test_lookup_cache_counts_hits_and_misses_like_the_rfc():
+    ml = MemLayout.from_ranges([(0, 99, 0), (100, 199, 1)])
+    ml.lookup(np.array([5, 6, 7, 150, 151, 8, 500]))
+    # 5 miss, 6 hit, 7 hit, 150 miss, 151 hit, 8 miss, 500 miss (uncovered)
+    assert (ml.stats.hits, ml.stats.misses) == (3, 4)
+
+
+def test_backlog_sizes():
+    layouts = [MemLayout.from_ranges([(0, 9, i)]) for i in range(5)]
+    for size, kept in [(0, 0), (2, 2), (-1, 5)]:
+        b = LayoutBacklog(size)
+        for ml in layouts:
+            b.feed(ml)
+        assert len(b) == kept
+    b = LayoutBacklog(2)
+    for ml in layouts:
+        b.feed(ml)
+    assert [list(x)[0][2] for x in b] == [3, 4]
+    with pytest.raises(LayoutError):
+        LayoutBacklog(-2)
