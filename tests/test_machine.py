@@ -6,8 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from tests.helpers import assert_same, snapshot
 
 from dnuma.mm.constants import (
+    __GFP_DMA,
+    __GFP_THISNODE,
     GFP_HIGHUSER_MOVABLE,
     N_CPU,
     N_MEMORY,
@@ -17,14 +20,11 @@ from dnuma.mm.constants import (
     ZONE_DMA,
     ZONE_DMA32,
     ZONE_NORMAL,
-    __GFP_DMA,
-    __GFP_THISNODE,
 )
 from dnuma.mm.errors import AllocArgError, BadFreeError, ConfigError
 from dnuma.mm.machine import Machine, MachineConfig, boot, parse_size
 from dnuma.mm.page_alloc import MemPolicy, zone_batchsize
 from dnuma.mm.validate import validate_all
-from tests.helpers import assert_same, snapshot
 
 
 @pytest.fixture

@@ -86,6 +86,6 @@ def test_backlog_sizes():
     b = LayoutBacklog(2)
     for ml in layouts:
         b.feed(ml)
-    assert [list(x)[0][2] for x in b] == [3, 4]
+    assert [next(iter(x))[2] for x in b] == [3, 4]
     with pytest.raises(LayoutError):
         LayoutBacklog(-2)

@@ -106,8 +106,7 @@ def rmqueue(S, pref_gz, gz, order, mt, cpu):
     if order <= COSTLY_ORDER:
         p = rmqueue_pcplist(S, cpu, gz, order, mt)
     else:
-        mode = np.zeros(1, np.int64)
-        p = rmqueue_mode(S, gz, order, mt, mode)
+        p, _mode = rmqueue_mode(S, gz, order, mt, 0)
     if p >= 0:
         zone_statistics(S, pref_gz, gz, S.cpu_to_node[cpu])
     return p
@@ -165,7 +164,7 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     il_target = -1
     if mode == MODE_NODE:
         pref = nid
-    elif thisnode or mode == MPOL_DEFAULT or mode == MPOL_LOCAL:
+    elif thisnode or mode in (MPOL_DEFAULT, MPOL_LOCAL):
         pref = local
     elif mode == MPOL_PREFERRED:
         pref = nid

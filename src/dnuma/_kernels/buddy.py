@@ -196,8 +196,8 @@ def can_steal_fallback(S, order, start_mt):
     pbo = S.params[P_PB_ORDER]
     if order >= pbo:
         return True
-    return (order >= pbo // 2 or start_mt == MIGRATE_RECLAIMABLE
-            or start_mt == MIGRATE_UNMOVABLE or S.params[P_MOBILITY_OFF] != 0)
+    return (order >= pbo // 2 or start_mt in (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)
+            or S.params[P_MOBILITY_OFF] != 0)
 
 
 @kernel
@@ -317,22 +317,21 @@ def rmqueue_steal(S, gz, order, mt):
 def rmqueue_mode(S, gz, order, mt, mode):
     """__rmqueue (6.12.117, no CMA, no ALLOC_NOFRAGMENT): normal -> claim -> steal.
 
-    ``mode`` is a 1-element array remembering the mode across rmqueue_bulk.
-    Returns the head pfn or -1.
+    ``mode`` (0 normal, 2 claim, 3 steal) is remembered across rmqueue_bulk.
+    Returns (head pfn or -1, the new mode).
     """
-    if mode[0] == 0:
+    if mode == 0:
         p = rmqueue_smallest(S, gz, order, mt)
         if p >= 0:
-            return p
-    if mode[0] <= 2:
+            return p, mode
+    if mode <= 2:
         p = rmqueue_claim(S, gz, order, mt)
         if p >= 0:
-            mode[0] = 0
-            return p
+            return p, 0
     p = rmqueue_steal(S, gz, order, mt)
     if p >= 0:
-        mode[0] = 3
-    return p
+        return p, 3
+    return p, mode
 
 
 # ---------------------------------------------------------------- per-cpu lists
@@ -491,10 +490,7 @@ def nr_pcp_alloc(S, cpu, gz, order):
     S.pcp_high[cpu, gz] = high
     if high < base:
         return 1
-    if order:
-        batch = base
-    else:
-        batch = base << S.pcp_alloc_factor[cpu, gz]
+    batch = base if order else base << S.pcp_alloc_factor[cpu, gz]
     if hmin != hmax and (S.zone_flags[gz] & ZONE_BELOW_HIGH) == 0:
         high = min(high + batch, hmax)
         S.pcp_high[cpu, gz] = high
@@ -515,10 +511,10 @@ def rmqueue_pcplist(S, cpu, gz, order, mt):
     pindex = order_to_pindex(mt, order)
     if S.pcp_head[cpu, gz, pindex] < 0:
         batch = nr_pcp_alloc(S, cpu, gz, order)
-        mode = np.zeros(1, np.int64)
+        mode = 0
         alloced = 0
         for _ in range(batch):
-            p = rmqueue_mode(S, gz, order, mt, mode)
+            p, mode = rmqueue_mode(S, gz, order, mt, mode)
             if p < 0:
                 break
             pcp_add(S, cpu, gz, pindex, p, order, True)
@@ -561,9 +557,8 @@ def watermark_ok(S, gz, order, mark, highest_zoneidx, alloc_flags):
 @kernel
 def watermark_fast(S, gz, order, mark, highest_zoneidx, alloc_flags):
     """zone_watermark_fast: the order-0 shortcut, then __zone_watermark_ok."""
-    if order == 0:
-        if S.zone_free[gz] > mark + S.lowmem_reserve[gz, highest_zoneidx]:
-            return True
+    if order == 0 and S.zone_free[gz] > mark + S.lowmem_reserve[gz, highest_zoneidx]:
+        return True
     return watermark_ok(S, gz, order, mark, highest_zoneidx, alloc_flags)
 
 

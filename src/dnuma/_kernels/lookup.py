@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, kernel_alloc
 
 LOOKUP_SHIFT = 9  # table granularity: 512 pfns
 UNCOVERED = -1
 MIXED = -2
 
 
-@kernel
+@kernel_alloc
 def build_table(starts, ends, nr_entries):
     """Range index per 2**LOOKUP_SHIFT pfns: the range index, UNCOVERED or MIXED."""
     tbl = np.full(nr_entries, UNCOVERED, np.int32)
@@ -97,7 +97,7 @@ def lookup_fast(tbl, starts, ends, nids, pfns, out):
         out[k] = nids[i] if i >= 0 else -1
 
 
-@kernel
+@kernel_alloc
 def overlay(os_, oe, on, ns, ne, nn):
     """Ranges of the old layout not covered by the new one, plus the new ones,
     sorted by start: (starts, ends, nids)."""

@@ -11,7 +11,6 @@ from ._jit import kernel
 from .alloc import chunk_order, ml_range_nocache, rehome_block
 from .buddy import (
     NR_PCP_LISTS,
-    NZ,
     PG_BUDDY,
     PG_HEAD,
     PG_HOLE,

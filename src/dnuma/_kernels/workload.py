@@ -20,17 +20,16 @@ def _pick(cum):
 
 @kernel
 def churn(S, seed, n_ops, target_pages, order_cum, orders, gfp_cum, gfps, ncpu,
-          live_pfn, live_order, live_cpu, state):
+          live_pfn, live_order, live_cpu, state, mask, il):
     """Run ``n_ops`` operations: allocate while fewer than ``target_pages`` are
     live, otherwise free a random live block (from a random CPU).
 
     ``state`` = [n_live, live_pages, allocs, frees, fails]; live_* arrays hold
-    the live blocks (swap-remove).  Deterministic for a given ``seed``.
+    the live blocks (swap-remove); ``mask``/``il`` are scratch policy arrays.
+    Deterministic for a given ``seed``.
     """
     if seed >= 0:
         np.random.seed(seed)
-    mask = np.zeros(S.zonelist.shape[0], np.bool_)
-    il = np.full(1, -1, np.int64)
     cap = live_pfn.shape[0]
     for _ in range(n_ops):
         n_live = state[0]

@@ -3,6 +3,7 @@ allocator calls, and views.  ``boot()`` is the short way in."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -252,7 +253,7 @@ class Machine:
     def _split_by_zone(self, s: int, e: int) -> Iterator[tuple[int, int, int]]:
         dma, dma32 = self._zone_limits()
         cuts = sorted({s, e} | {c for c in (dma, dma32) if s < c < e})
-        for lo, hi in zip(cuts, cuts[1:], strict=False):
+        for lo, hi in itertools.pairwise(cuts):
             yield lo, hi, self.zone_idx_of_pfn(lo)
 
     def _count_present(self, lo: int, hi: int, gz: int, sign: int) -> None:
@@ -331,7 +332,7 @@ class Machine:
         """Free pages: buddy lists plus per-cpu lists."""
         return int(self.S.zone_free.sum()) + self.pages_on_pcp()
 
-    def NODE_DATA(self, nid: int) -> PgData:  # noqa: N802 - kernel name
+    def NODE_DATA(self, nid: int) -> PgData:
         self._check_nid(nid)
         return PgData(self, nid)
 

@@ -151,9 +151,8 @@ class MemLayout:
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         """``ml_for_each_range``: (pfn_start, pfn_end, nid) in pfn order."""
-        for s, e, n in zip(self.starts.tolist(), self.ends.tolist(), self.nids.tolist(),
-                           strict=True):
-            yield s, e, n
+        yield from zip(self.starts.tolist(), self.ends.tolist(), self.nids.tolist(),
+                           strict=True)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MemLayout):

@@ -12,12 +12,12 @@ from .constants import (
     MAX_NR_ZONES,
     NR_VM_NUMA_EVENT_ITEMS,
     NUMASTAT_NAMES,
-    PG_hole,
     WMARK_HIGH,
     WMARK_LOW,
     WMARK_MIN,
     WMARK_PROMO,
     ZONE_NAMES,
+    PG_hole,
 )
 
 if TYPE_CHECKING:

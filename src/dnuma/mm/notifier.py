@@ -42,7 +42,8 @@ class NotifierChain:
 
     def register(self, fn: Listener, name: str | None = None, priority: int = 0) -> None:
         self._n += 1
-        self._chain.append((-priority, self._n, name or getattr(fn, "__name__", "listener"), fn))
+        label = name or str(getattr(fn, "__name__", "listener"))
+        self._chain.append((-priority, self._n, label, fn))
         self._chain.sort(key=lambda t: (t[0], t[1]))
 
     def unregister(self, fn: Listener) -> None:

@@ -14,12 +14,12 @@ from .._kernels import check as _kc
 from .constants import (
     MAX_NR_ZONES,
     MIGRATE_PCPTYPES,
+    ZONE_NAMES,
     PG_buddy,
     PG_head,
     PG_hole,
     PG_pcp,
     PG_reserved,
-    ZONE_NAMES,
 )
 from .errors import ValidationError
 

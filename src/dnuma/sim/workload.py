@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._kernels import workload as _kw
-from ..mm.constants import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_RECLAIMABLE
+from ..mm.constants import __GFP_RECLAIMABLE, GFP_HIGHUSER_MOVABLE, GFP_KERNEL
 from ..mm.errors import ConfigError
 from ..mm.machine import Machine
-
 
 DEFAULT_GFPS = (GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_RECLAIMABLE)
 
@@ -61,6 +60,8 @@ class Churn:
         self.live_order = np.zeros(cap, dtype=np.int64)
         self.live_cpu = np.zeros(cap, dtype=np.int64)
         self.state = np.zeros(5, dtype=np.int64)
+        self._mask = np.zeros(self.machine.config.max_numnodes, dtype=np.bool_)
+        self._il = np.full(1, -1, dtype=np.int64)
         self._calls = 0
 
     @property
@@ -87,7 +88,7 @@ class Churn:
         self._calls += 1
         _kw.churn(self.machine.S, seed, n_ops, self.target_pages, self._order_cum, self._orders,
                   self._gfp_cum, self._gfps, self.machine.nr_cpus, self.live_pfn,
-                  self.live_order, self.live_cpu, self.state)
+                  self.live_order, self.live_cpu, self.state, self._mask, self._il)
         self.machine.sync_zones()
 
     def warm_up(self, max_ops: int | None = None) -> None:
