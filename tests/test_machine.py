@@ -233,3 +233,28 @@ def test_bytes_per_pfn_within_budget(m128):
     assert m128.per_pfn_bytes() <= 16
     assert m128.nbytes() / m128.max_pfn < 64  # small machines carry fixed overheads
     assert np.all(m128.S.sec_present.sum(axis=0) == m128.S.zone_present)
+
+
+def test_vmstat_tick_decays_high_and_drains_idle_remote_pcps(m128):
+    m = m128
+    p = m.alloc_pages(0, cpu=0, nid=1)  # cpu 0 (node 0) fills its pcp of node 1's zone
+    m.free_pages(p, 0, cpu=0)
+    z = m.zone(1, ZONE_DMA32)
+    count0 = z.pcp(0)["count"]
+    assert count0 > 0
+    counts = []
+    for _ in range(6):
+        m.vmstat_tick()
+        counts.append(z.pcp(0)["count"])
+    # touched -> expire 3; two idle ticks count down, the third drains one batch
+    batch = z.pcp(0)["batch"]
+    assert counts[0] == counts[1] == count0
+    assert counts[2] == count0 - min(count0, batch)
+    local = m.alloc_pages(0, cpu=0)
+    m.free_pages(local, 0, cpu=0)
+    lz = m.zone(0, ZONE_DMA32)
+    for _ in range(5):
+        m.vmstat_tick()
+    assert lz.pcp(0)["count"] > 0  # a local pcp is never expired
+    assert lz.pcp(0)["high"] >= lz.pcp(0)["high_min"]
+    validate_all(m)

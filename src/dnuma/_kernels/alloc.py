@@ -11,14 +11,8 @@ from .buddy import (
     ALLOC_MIN_RESERVE,
     ALLOC_NON_BLOCK,
     ALLOC_WMARK_MASK,
-    COSTLY_ORDER,
-    MIGRATE_MOVABLE,
-    MIGRATE_RECLAIMABLE,
-    MIGRATE_UNMOVABLE,
-    NZ,
-    PG_HEAD,
-    PG_LRU,
     drain_all_pages,
+    free_one_page,
     free_to_zone,
     move_present,
     page_gz,
@@ -26,7 +20,37 @@ from .buddy import (
     rmqueue_pcplist,
     watermark_fast,
 )
-from .lookup import MIXED
+from .consts import (
+    __GFP_ATOMIC_MODEL,
+    __GFP_DMA,
+    __GFP_DMA32,
+    __GFP_HIGH,
+    __GFP_HIGHMEM,
+    __GFP_MOVABLE,
+    __GFP_RECLAIMABLE,
+    __GFP_THISNODE,
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    MODE_NODE,
+    MPOL_BIND,
+    MPOL_DEFAULT,
+    MPOL_LOCAL,
+    MPOL_PREFERRED,
+    NUMA_FOREIGN,
+    NUMA_HIT,
+    NUMA_INTERLEAVE_HIT,
+    NUMA_LOCAL,
+    NUMA_MISS,
+    NUMA_OTHER,
+    NZ,
+    PAGE_ALLOC_COSTLY_ORDER,
+    WMARK_HIGH,
+    PG_head,
+    PG_lru,
+    PG_slab,
+)
+from .lookup import find_range
 from .state import (
     C_ALLOC_FAIL,
     C_LOOKUP_HITS,
@@ -34,31 +58,9 @@ from .state import (
     C_MOVED_ON_FREE,
     P_MAX_ORDER,
     P_MAX_PFN,
+    P_PB_ORDER,
     ZONE_BELOW_HIGH,
 )
-
-GFP_DMA = 0x01
-GFP_HIGHMEM = 0x02
-GFP_DMA32 = 0x04
-GFP_MOVABLE = 0x08
-GFP_RECLAIMABLE = 0x10
-GFP_HIGH = 0x20
-GFP_ATOMIC_MODEL = 0x40
-GFP_THISNODE = 0x200000
-
-MODE_NODE = -1  # alloc_pages_node(nid): no task policy
-MPOL_DEFAULT = 0
-MPOL_PREFERRED = 1
-MPOL_BIND = 2
-MPOL_INTERLEAVE = 3
-MPOL_LOCAL = 4
-
-NUMA_HIT = 0
-NUMA_MISS = 1
-NUMA_FOREIGN = 2
-NUMA_INTERLEAVE_HIT = 3
-NUMA_LOCAL = 4
-NUMA_OTHER = 5
 
 ERR_BAD_FREE = -2
 
@@ -66,20 +68,20 @@ ERR_BAD_FREE = -2
 @kernel
 def gfp_zone(gfp):
     """gfp_zone on x86_64: the highest zone index the allocation may use."""
-    if gfp & GFP_DMA:
+    if gfp & __GFP_DMA:
         return 0
-    if gfp & GFP_DMA32:
+    if gfp & __GFP_DMA32:
         return 1
-    if (gfp & GFP_MOVABLE) and (gfp & GFP_HIGHMEM):
+    if (gfp & __GFP_MOVABLE) and (gfp & __GFP_HIGHMEM):
         return 3
     return 2
 
 
 @kernel
 def gfp_migratetype(gfp):
-    if gfp & GFP_MOVABLE:
+    if gfp & __GFP_MOVABLE:
         return MIGRATE_MOVABLE
-    if gfp & GFP_RECLAIMABLE:
+    if gfp & __GFP_RECLAIMABLE:
         return MIGRATE_RECLAIMABLE
     return MIGRATE_UNMOVABLE
 
@@ -103,7 +105,7 @@ def zone_statistics(S, pref_gz, gz, local_nid):
 @kernel
 def rmqueue(S, pref_gz, gz, order, mt, cpu):
     """rmqueue: pcp for order <= PAGE_ALLOC_COSTLY_ORDER, else the buddy lists."""
-    if order <= COSTLY_ORDER:
+    if order <= PAGE_ALLOC_COSTLY_ORDER:
         p = rmqueue_pcplist(S, cpu, gz, order, mt)
     else:
         p, _mode = rmqueue_mode(S, gz, order, mt, 0)
@@ -126,7 +128,7 @@ def get_page_from_freelist(S, zl, nid_row, highest, use_mask, mask, order, alloc
             continue
         ok = False
         if (S.zone_flags[gz] & ZONE_BELOW_HIGH) == 0:
-            if watermark_fast(S, gz, order, S.wmark[gz, 2], highest, alloc_flags):
+            if watermark_fast(S, gz, order, S.wmark[gz, WMARK_HIGH], highest, alloc_flags):
                 ok = True
             else:
                 S.zone_flags[gz] |= ZONE_BELOW_HIGH
@@ -159,7 +161,7 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     or -1 when no zone can satisfy the request (no reclaim in the model).
     """
     local = np.int64(S.cpu_to_node[cpu])
-    thisnode = (gfp & GFP_THISNODE) != 0
+    thisnode = (gfp & __GFP_THISNODE) != 0
     use_mask = False
     il_target = -1
     if mode == MODE_NODE:
@@ -200,9 +202,9 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
         # __GFP_HIGH opens, then drain the pcp lists (as after a failed direct
         # reclaim) and try once more.
         flags = 0
-        if gfp & GFP_HIGH:
+        if gfp & __GFP_HIGH:
             flags |= ALLOC_MIN_RESERVE
-        if gfp & GFP_ATOMIC_MODEL:
+        if gfp & __GFP_ATOMIC_MODEL:
             flags |= ALLOC_NON_BLOCK
         p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, flags, mt,
                                    cpu, pref_gz)
@@ -213,9 +215,9 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     if p < 0:
         S.counters[C_ALLOC_FAIL] += 1
         return -1
-    S.page_flags[p] |= PG_HEAD
+    S.page_flags[p] |= PG_head
     if mt == MIGRATE_MOVABLE:
-        S.page_flags[p] |= PG_LRU
+        S.page_flags[p] |= PG_lru
     S.page_order[p] = order
     S.page_owner[p] = owner
     S.page_mark[p] = 0
@@ -242,24 +244,7 @@ def ml_range_of(S, pfn):
 
 @kernel
 def ml_range_nocache(S, pfn):
-    b = pfn >> 9
-    if b >= S.ml_tbl.shape[0] or pfn < 0:
-        return -1
-    i = S.ml_tbl[b]
-    if i != MIXED:
-        return i
-    lo = 0
-    hi = S.ml_starts.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if S.ml_starts[mid] <= pfn:
-            lo = mid + 1
-        else:
-            hi = mid
-    i = lo - 1
-    if i >= 0 and S.ml_ends[i] >= pfn:
-        return i
-    return -1
+    return find_range(S.ml_tbl, S.ml_starts, S.ml_ends, pfn)
 
 
 @kernel
@@ -284,6 +269,41 @@ def rehome_block(S, pfn, nr, new_nid, managed):
 
 
 @kernel
+def free_to_targets(S, h, end, cpu, via_pcp, count_lookups):
+    """Free [h, end) in maximal aligned chunks, each into the zone of its
+    layout node, re-homing chunks whose node changes.  ``via_pcp``: through
+    free_unref_page (a task's free) rather than straight to the buddy lists
+    (a transplant).  Returns (pages re-homed, 1 if the block had to be split)."""
+    max_order = S.params[P_MAX_ORDER]
+    moved = 0
+    split = 0
+    p = h
+    while p < end:
+        i = ml_range_of(S, p) if count_lookups else ml_range_nocache(S, p)
+        if i >= 0:
+            run_end = min(end, S.ml_ends[i] + 1)
+            t = np.int64(S.ml_nids[i])
+        else:  # not covered (a hole): page by page
+            run_end = p + 1
+            t = -1
+        if p != h or run_end != end:
+            split = 1
+        while p < run_end:
+            co = chunk_order(p, run_end, max_order)
+            n = np.int64(1) << co
+            if t >= 0 and t != S.page_nid[p]:
+                rehome_block(S, p, n, t, True)
+                moved += n
+            if via_pcp:
+                free_to_zone(S, p, co, cpu)
+            else:
+                free_one_page(S, p, co, page_gz(S, p), S.pb_mt[p >> S.params[P_PB_ORDER]],
+                              False)
+            p += n
+    return moved, split
+
+
+@kernel
 def free_pages(S, pfn, order, cpu):
     """__free_pages: returns 0, or ERR_BAD_FREE when ``pfn`` is not the head of
     an allocated block of that order.
@@ -294,31 +314,14 @@ def free_pages(S, pfn, order, cpu):
     """
     if pfn < 0 or pfn >= S.params[P_MAX_PFN] or order < 0 or order > S.params[P_MAX_ORDER]:
         return ERR_BAD_FREE
-    if (S.page_flags[pfn] & PG_HEAD) == 0 or S.page_order[pfn] != order:
+    if (S.page_flags[pfn] & PG_head) == 0 or S.page_order[pfn] != order:
         return ERR_BAD_FREE
-    S.page_flags[pfn] &= ~(PG_HEAD | PG_LRU | 16)
+    S.page_flags[pfn] &= ~(PG_head | PG_lru | PG_slab)
     S.page_owner[pfn] = -1
     if S.page_mark[pfn] == 0:
         free_to_zone(S, pfn, order, cpu)
         return 0
     S.page_mark[pfn] = 0
-    end = pfn + (np.int64(1) << order)
-    max_order = S.params[P_MAX_ORDER]
-    p = pfn
-    while p < end:
-        i = ml_range_of(S, p)
-        if i >= 0:
-            run_end = min(end, S.ml_ends[i] + 1)
-            t = np.int64(S.ml_nids[i])
-        else:  # not covered (a hole): page by page
-            run_end = p + 1
-            t = -1
-        while p < run_end:
-            co = chunk_order(p, run_end, max_order)
-            n = np.int64(1) << co
-            if t >= 0 and t != S.page_nid[p]:
-                rehome_block(S, p, n, t, True)
-                S.counters[C_MOVED_ON_FREE] += n
-            free_to_zone(S, p, co, cpu)
-            p += n
+    moved, _split = free_to_targets(S, pfn, pfn + (np.int64(1) << order), cpu, True, True)
+    S.counters[C_MOVED_ON_FREE] += moved
     return 0

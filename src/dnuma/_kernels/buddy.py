@@ -10,6 +10,23 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
+from .consts import (
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    NR_PCP_LISTS,
+    NZ,
+    PAGE_ALLOC_COSTLY_ORDER,
+    PCP_BATCH_SCALE_MAX,
+    WMARK_HIGH,
+    ZONE_MOVABLE,
+    PG_buddy,
+    PG_head,
+    PG_lru,
+    PG_pcp,
+)
 from .state import (
     C_PCP_DRAINED,
     C_ZONES_CHANGED,
@@ -20,24 +37,9 @@ from .state import (
     P_SECTION_SHIFT,
     PCPF_FREE_HIGH_BATCH,
     PCPF_PREV_FREE_HIGH_ORDER,
+    PCPF_TOUCHED,
     ZONE_BELOW_HIGH,
 )
-
-NZ = 4  # MAX_NR_ZONES
-PG_BUDDY = 1
-PG_PCP = 2
-PG_HEAD = 4
-PG_RESERVED = 8
-PG_LRU = 32
-PG_HOLE = 64
-MIGRATE_UNMOVABLE = 0
-MIGRATE_MOVABLE = 1
-MIGRATE_RECLAIMABLE = 2
-MIGRATE_PCPTYPES = 3
-MIGRATE_ISOLATE = 5
-PCP_BATCH_SCALE_MAX = 5
-COSTLY_ORDER = 3
-NR_PCP_LISTS = 12
 
 # fallbacks[] of 6.12: UNMOVABLE -> RECLAIMABLE, MOVABLE; MOVABLE -> RECLAIMABLE,
 # UNMOVABLE; RECLAIMABLE -> UNMOVABLE, MOVABLE
@@ -91,7 +93,7 @@ def add_to_free_list(S, pfn, gz, order, mt, to_tail):
     key = (gz, order, mt)
     list_add(S.free_head, S.free_tail, S.lru_next, S.lru_prev, key, pfn, to_tail)
     S.free_cnt[gz, order, mt] += 1
-    S.page_flags[pfn] |= PG_BUDDY
+    S.page_flags[pfn] |= PG_buddy
     S.page_order[pfn] = order
 
 
@@ -100,7 +102,7 @@ def del_from_free_list(S, pfn, gz, order, mt):
     """__del_page_from_free_list: unlink and clear PageBuddy."""
     list_del(S.free_head, S.free_tail, S.lru_next, S.lru_prev, (gz, order, mt), pfn)
     S.free_cnt[gz, order, mt] -= 1
-    S.page_flags[pfn] &= ~PG_BUDDY
+    S.page_flags[pfn] &= ~PG_buddy
 
 
 @kernel
@@ -113,7 +115,7 @@ def is_buddy(S, buddy, order, gz):
     """page_is_buddy: free at ``order`` and in the same zone (node and zone idx)."""
     if buddy < 0 or buddy >= S.params[P_MAX_PFN]:
         return False
-    return ((S.page_flags[buddy] & PG_BUDDY) != 0 and S.page_order[buddy] == order
+    return ((S.page_flags[buddy] & PG_buddy) != 0 and S.page_order[buddy] == order
             and page_gz(S, buddy) == gz)
 
 
@@ -228,7 +230,7 @@ def move_freepages_block(S, start, new_mt):
     old_mt = S.pb_mt[start >> pbo]
     pfn = start
     while pfn < end:
-        if S.page_flags[pfn] & PG_BUDDY:
+        if S.page_flags[pfn] & PG_buddy:
             o = np.int64(S.page_order[pfn])
             g = page_gz(S, pfn)
             del_from_free_list(S, pfn, g, o, old_mt)
@@ -260,14 +262,14 @@ def try_to_steal_block(S, gz, pfn, current_order, order, start_type):
     p = start
     while p < end:
         f = S.page_flags[p]
-        if f & PG_BUDDY:
+        if f & PG_buddy:
             n = np.int64(1) << S.page_order[p]
             free_pages += n
             p += n
             continue
-        if f & PG_HEAD:
+        if f & PG_head:
             n = np.int64(1) << S.page_order[p]
-            if f & PG_LRU:
+            if f & PG_lru:
                 movable += min(n, end - p)
             p += n
             continue
@@ -343,14 +345,14 @@ def order_to_pindex(mt, order):
 @kernel
 def pcp_add(S, cpu, gz, pindex, pfn, order, to_tail):
     list_add(S.pcp_head, S.pcp_tail, S.lru_next, S.lru_prev, (cpu, gz, pindex), pfn, to_tail)
-    S.page_flags[pfn] |= PG_PCP
+    S.page_flags[pfn] |= PG_pcp
     S.page_order[pfn] = order
 
 
 @kernel
 def pcp_del(S, cpu, gz, pindex, pfn):
     list_del(S.pcp_head, S.pcp_tail, S.lru_next, S.lru_prev, (cpu, gz, pindex), pfn)
-    S.page_flags[pfn] &= ~PG_PCP
+    S.page_flags[pfn] &= ~PG_pcp
 
 
 @kernel
@@ -444,13 +446,14 @@ def nr_pcp_free(S, cpu, gz, batch, high, free_high):
 def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
     """free_unref_page_commit: onto the CPU's list head; bulk-free past ``high``."""
     S.pcp_alloc_factor[cpu, gz] >>= 1
+    S.pcp_flags[cpu, gz] |= PCPF_TOUCHED
     pindex = order_to_pindex(mt, order)
     pcp_add(S, cpu, gz, pindex, pfn, order, False)
     S.pcp_count[cpu, gz] += np.int64(1) << order
     batch = S.pcp_batch[gz]
     free_high = False
     fl = S.pcp_flags[cpu, gz]
-    if order > 0 and order <= COSTLY_ORDER:
+    if order > 0 and order <= PAGE_ALLOC_COSTLY_ORDER:
         free_high = (S.pcp_free_count[cpu, gz] >= batch and (fl & PCPF_PREV_FREE_HIGH_ORDER) != 0
                      and ((fl & PCPF_FREE_HIGH_BATCH) == 0 or S.pcp_count[cpu, gz] >= batch))
         S.pcp_flags[cpu, gz] = fl | PCPF_PREV_FREE_HIGH_ORDER
@@ -461,7 +464,8 @@ def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
     high = nr_pcp_high(S, cpu, gz, batch, free_high)
     if S.pcp_count[cpu, gz] >= high:
         free_pcppages_bulk(S, cpu, gz, nr_pcp_free(S, cpu, gz, batch, high, free_high), pindex)
-        if (S.zone_flags[gz] & ZONE_BELOW_HIGH) and watermark_ok(S, gz, 0, S.wmark[gz, 2], 3, 0):
+        if (S.zone_flags[gz] & ZONE_BELOW_HIGH) and watermark_ok(
+                S, gz, 0, S.wmark[gz, WMARK_HIGH], ZONE_MOVABLE, 0):
             S.zone_flags[gz] &= ~ZONE_BELOW_HIGH
 
 
@@ -470,7 +474,7 @@ def free_to_zone(S, pfn, order, cpu):
     """free_unref_page / __free_pages_ok: pcp for order <= 3, else the buddy lists."""
     gz = page_gz(S, pfn)
     mt = S.pb_mt[pfn >> S.params[P_PB_ORDER]]
-    if order <= COSTLY_ORDER:
+    if order <= PAGE_ALLOC_COSTLY_ORDER:
         if mt >= MIGRATE_PCPTYPES:
             if mt == MIGRATE_ISOLATE:
                 free_one_page(S, pfn, order, gz, mt, False)
@@ -508,6 +512,7 @@ def nr_pcp_alloc(S, cpu, gz, order):
 def rmqueue_pcplist(S, cpu, gz, order, mt):
     """rmqueue_pcplist + __rmqueue_pcplist: refill with rmqueue_bulk when empty."""
     S.pcp_free_count[cpu, gz] >>= 1
+    S.pcp_flags[cpu, gz] |= PCPF_TOUCHED
     pindex = order_to_pindex(mt, order)
     if S.pcp_head[cpu, gz, pindex] < 0:
         batch = nr_pcp_alloc(S, cpu, gz, order)
@@ -576,3 +581,50 @@ def move_present(S, pfn, nr, old_gz, new_gz, managed):
     if managed:
         S.zone_managed[old_gz] -= nr
         S.zone_managed[new_gz] += nr
+
+
+# ---------------------------------------------------------------- vmstat tick
+@kernel
+def decay_pcp_high(S, cpu, gz):
+    """decay_pcp_high: lower high by 1/8 toward high_min, free the excess in batches."""
+    hmin = S.pcp_high_min[gz]
+    batch = S.pcp_batch[gz]
+    if S.pcp_high[cpu, gz] > hmin:
+        S.pcp_high[cpu, gz] = max(S.pcp_count[cpu, gz] - (batch << PCP_BATCH_SCALE_MAX),
+                                  S.pcp_high[cpu, gz] - (S.pcp_high[cpu, gz] >> 3), hmin)
+    to_drain = S.pcp_count[cpu, gz] - S.pcp_high[cpu, gz]
+    while to_drain > 0:
+        n = min(to_drain, batch)
+        free_pcppages_bulk(S, cpu, gz, n, 0)
+        to_drain -= n
+
+
+@kernel
+def refresh_cpu_vm_stats(S):
+    """vmstat_update on every CPU (refresh_cpu_vm_stats(do_pagesets=true)):
+    decay each pcp's high; drain a remote zone's pcp by one batch once it has
+    been idle for 3 ticks.  "Idle" is modelled as: no alloc/free through this
+    pcp since the last tick (the kernel looks at the CPU's zone stat diffs)."""
+    ncpu = S.pcp_count.shape[0]
+    ngz = S.pcp_count.shape[1]
+    for cpu in range(ncpu):
+        local = S.cpu_to_node[cpu]
+        for gz in range(ngz):
+            if S.zone_present[gz] == 0:
+                continue
+            if S.pcp_flags[cpu, gz] & PCPF_TOUCHED:
+                S.pcp_flags[cpu, gz] &= ~PCPF_TOUCHED
+                S.pcp_expire[cpu, gz] = 3
+            decay_pcp_high(S, cpu, gz)
+            if S.pcp_expire[cpu, gz] == 0 or S.pcp_count[cpu, gz] == 0:
+                continue
+            if gz // NZ == local:
+                S.pcp_expire[cpu, gz] = 0
+                continue
+            S.pcp_expire[cpu, gz] -= 1
+            if S.pcp_expire[cpu, gz] > 0:
+                continue
+            # drain_zone_pages
+            n = min(S.pcp_count[cpu, gz], S.pcp_batch[gz])
+            if n > 0:
+                free_pcppages_bulk(S, cpu, gz, n, 0)

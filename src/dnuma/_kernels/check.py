@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from .buddy import NR_PCP_LISTS, NZ, PG_BUDDY, PG_PCP
+from .consts import MIGRATE_PCPTYPES, NR_PCP_LISTS, NZ, PG_buddy, PG_pcp
 from .state import P_PB_ORDER
 
 E_OK = 0
@@ -39,7 +39,7 @@ def check_lists(S):
                 while p >= 0:
                     if S.lru_prev[p] != prev or n > limit:
                         return E_BROKEN_LINK, p, gz, o, mt
-                    if (S.page_flags[p] & PG_BUDDY) == 0:
+                    if (S.page_flags[p] & PG_buddy) == 0:
                         return E_NOT_BUDDY, p, gz, o, mt
                     if S.page_order[p] != o:
                         return E_WRONG_ORDER, p, gz, o, mt
@@ -67,7 +67,7 @@ def check_lists(S):
                 while p >= 0:
                     if S.lru_prev[p] != prev or n > limit:
                         return E_BROKEN_LINK, p, gz, pi, cpu
-                    if (S.page_flags[p] & PG_PCP) == 0 or S.page_order[p] != pi // 3:
+                    if (S.page_flags[p] & PG_pcp) == 0 or S.page_order[p] != pi // MIGRATE_PCPTYPES:
                         return E_NOT_PCP, p, gz, pi, cpu
                     if np.int64(S.page_nid[p]) * NZ + S.page_zone[p] != gz:
                         return E_WRONG_ZONE, p, gz, pi, cpu
@@ -84,9 +84,9 @@ def check_lists(S):
     npc = 0
     for p in range(limit):
         f = S.page_flags[p]
-        if f & PG_BUDDY:
+        if f & PG_buddy:
             nb += 1
-        if f & PG_PCP:
+        if f & PG_pcp:
             npc += 1
     if nb != listed or npc != pcp_listed:
         return E_UNLISTED, -1, -1, nb - listed, npc - pcp_listed

@@ -48,6 +48,18 @@ def _search(starts, ends, pfn):
 
 
 @kernel
+def find_range(tbl, starts, ends, pfn):
+    """Index of the range holding ``pfn`` (table first, then binary search), or -1."""
+    b = pfn >> LOOKUP_SHIFT
+    if pfn < 0 or b >= tbl.shape[0]:
+        return -1
+    i = tbl[b]
+    if i == MIXED:
+        i = _search(starts, ends, pfn)
+    return i
+
+
+@kernel
 def lookup_many(tbl, starts, ends, nids, pfns, out, cache):
     """Fill ``out`` with the nid of each pfn (-1 if uncovered).
 
@@ -57,7 +69,6 @@ def lookup_many(tbl, starts, ends, nids, pfns, out, cache):
     hits = 0
     misses = 0
     last = cache[0]
-    n_tbl = tbl.shape[0]
     for k in range(pfns.shape[0]):
         pfn = pfns[k]
         if last >= 0 and starts[last] <= pfn and pfn <= ends[last]:
@@ -65,13 +76,7 @@ def lookup_many(tbl, starts, ends, nids, pfns, out, cache):
             out[k] = nids[last]
             continue
         misses += 1
-        b = pfn >> LOOKUP_SHIFT
-        if pfn < 0 or b >= n_tbl:
-            out[k] = -1
-            continue
-        i = tbl[b]
-        if i == MIXED:
-            i = _search(starts, ends, pfn)
+        i = find_range(tbl, starts, ends, pfn)
         if i >= 0:
             out[k] = nids[i]
             last = i
@@ -84,16 +89,8 @@ def lookup_many(tbl, starts, ends, nids, pfns, out, cache):
 @kernel
 def lookup_fast(tbl, starts, ends, nids, pfns, out):
     """Like lookup_many but without the cache statistics (bulk internal use)."""
-    n_tbl = tbl.shape[0]
     for k in range(pfns.shape[0]):
-        pfn = pfns[k]
-        b = pfn >> LOOKUP_SHIFT
-        if pfn < 0 or b >= n_tbl:
-            out[k] = -1
-            continue
-        i = tbl[b]
-        if i == MIXED:
-            i = _search(starts, ends, pfn)
+        i = find_range(tbl, starts, ends, pfns[k])
         out[k] = nids[i] if i >= 0 else -1
 
 

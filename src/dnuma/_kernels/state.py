@@ -39,6 +39,7 @@ ZONE_BELOW_HIGH = 1
 # pcp_flags bits
 PCPF_PREV_FREE_HIGH_ORDER = 1
 PCPF_FREE_HIGH_BATCH = 2
+PCPF_TOUCHED = 4  # model: the CPU used this pcp since the last vmstat tick
 
 
 class KState(NamedTuple):
@@ -79,6 +80,7 @@ class KState(NamedTuple):
     pcp_free_count: np.ndarray
     pcp_alloc_factor: np.ndarray
     pcp_flags: np.ndarray
+    pcp_expire: np.ndarray  # NUMA remote-drain countdown (vmstat ticks)
     # per node / cpu
     cpu_to_node: np.ndarray
     zonelist: np.ndarray  # [nid, MAX_NUMNODES*MAX_NR_ZONES + 1] gz, -1 terminated

@@ -8,19 +8,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import kernel
-from .alloc import chunk_order, ml_range_nocache, rehome_block
+from .alloc import free_to_targets, ml_range_nocache, rehome_block
 from .buddy import (
-    NR_PCP_LISTS,
-    PG_BUDDY,
-    PG_HEAD,
-    PG_HOLE,
-    PG_PCP,
-    PG_RESERVED,
     del_from_free_list,
-    free_one_page,
     page_gz,
     pcp_del,
 )
+from .consts import NR_PCP_LISTS, PG_buddy, PG_head, PG_hole, PG_pcp, PG_reserved
 from .state import P_MAX_ORDER, P_PB_ORDER
 
 R_MARKED = 0  # pages newly carrying the LookupNode mark
@@ -38,7 +32,7 @@ def find_head(S, pfn):
     for o in range(1, S.params[P_MAX_ORDER] + 1):
         h = (pfn >> o) << o
         f = S.page_flags[h]
-        if (f & (PG_BUDDY | PG_PCP | PG_HEAD)) and h + (np.int64(1) << S.page_order[h]) > pfn:
+        if (f & (PG_buddy | PG_pcp | PG_head)) and h + (np.int64(1) << S.page_order[h]) > pfn:
             return h
     return -1
 
@@ -53,38 +47,12 @@ def block_target(S, h, n):
 
 
 @kernel
-def release_block(S, h, o, cpu_unused, rep, counter):
-    """Free a detached block [h, h + 2**o) into its target zones, splitting it
-    into maximal aligned chunks at range boundaries."""
-    n = np.int64(1) << o
-    end = h + n
-    pbo = S.params[P_PB_ORDER]
-    max_order = S.params[P_MAX_ORDER]
-    tt, _i = block_target(S, h, n)
-    if tt >= 0:
-        if tt != S.page_nid[h]:
-            rehome_block(S, h, n, tt, True)
-            rep[counter] += n
-        free_one_page(S, h, o, page_gz(S, h), S.pb_mt[h >> pbo], False)
-        return
-    rep[R_SPLIT] += 1
-    p = h
-    while p < end:
-        i = ml_range_nocache(S, p)
-        if i >= 0:
-            run_end = min(end, S.ml_ends[i] + 1)
-            t = np.int64(S.ml_nids[i])
-        else:
-            run_end = p + 1
-            t = -1
-        while p < run_end:
-            co = chunk_order(p, run_end, max_order)
-            c = np.int64(1) << co
-            if t >= 0 and t != S.page_nid[p]:
-                rehome_block(S, p, c, t, True)
-                rep[counter] += c
-            free_one_page(S, p, co, page_gz(S, p), S.pb_mt[p >> pbo], False)
-            p += c
+def release_block(S, h, o, rep, counter):
+    """Free a detached block [h, h + 2**o) into its target zones (split at
+    range boundaries), counting re-homed pages in ``rep[counter]``."""
+    moved, split = free_to_targets(S, h, h + (np.int64(1) << o), 0, False, False)
+    rep[counter] += moved
+    rep[R_SPLIT] += split
 
 
 @kernel
@@ -125,7 +93,7 @@ def transplant_pcp(S, rep):
                     if needs_move(S, p, np.int64(1) << o):
                         pcp_del(S, cpu, gz, pindex, p)
                         S.pcp_count[cpu, gz] -= np.int64(1) << o
-                        release_block(S, p, o, cpu, rep, R_PCP_MOVED)
+                        release_block(S, p, o, rep, R_PCP_MOVED)
                     p = nxt
 
 
@@ -141,10 +109,10 @@ def commit_walk(S, starts, ends, rep):
         e = min(ends[r], max_pfn - 1)
         while pfn <= e:
             f = S.page_flags[pfn]
-            if f & PG_HOLE:
+            if f & PG_hole:
                 pfn += 1
                 continue
-            if f & PG_RESERVED:
+            if f & PG_reserved:
                 i = ml_range_nocache(S, pfn)
                 if i >= 0 and S.ml_nids[i] != S.page_nid[pfn]:
                     rehome_block(S, pfn, 1, S.ml_nids[i], False)
@@ -152,7 +120,7 @@ def commit_walk(S, starts, ends, rep):
                 pfn += 1
                 continue
             h = pfn
-            if (f & (PG_BUDDY | PG_PCP | PG_HEAD)) == 0:
+            if (f & (PG_buddy | PG_pcp | PG_head)) == 0:
                 h = find_head(S, pfn)
                 if h < 0:
                     pfn += 1
@@ -160,13 +128,13 @@ def commit_walk(S, starts, ends, rep):
                 f = S.page_flags[h]
             o = np.int64(S.page_order[h])
             n = np.int64(1) << o
-            if f & PG_BUDDY:
+            if f & PG_buddy:
                 if needs_move(S, h, n):
                     gz = page_gz(S, h)
                     del_from_free_list(S, h, gz, o, S.pb_mt[h >> pbo])
                     S.zone_free[gz] -= n
-                    release_block(S, h, o, 0, rep, R_FREE_MOVED)
-            elif f & PG_HEAD:
+                    release_block(S, h, o, rep, R_FREE_MOVED)
+            elif f & PG_head:
                 mv = needs_move(S, h, n)
                 if mv and S.page_mark[h] == 0:
                     S.page_mark[h] = 1

@@ -7,40 +7,63 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# --- zones (enum zone_type) -------------------------------------------------
-ZONE_DMA = 0
-ZONE_DMA32 = 1
-ZONE_NORMAL = 2
-ZONE_MOVABLE = 3
-MAX_NR_ZONES = 4
-ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
+from .._kernels.consts import (  # noqa: F401 - re-exported
+    __GFP_ATOMIC_MODEL,
+    __GFP_DMA,
+    __GFP_DMA32,
+    __GFP_HIGH,
+    __GFP_HIGHMEM,
+    __GFP_MOVABLE,
+    __GFP_RECLAIMABLE,
+    __GFP_THISNODE,
+    MAX_NR_ZONES,
+    MIGRATE_CMA,
+    MIGRATE_HIGHATOMIC,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_TYPES,
+    MIGRATE_UNMOVABLE,
+    MODE_NODE,
+    MPOL_BIND,
+    MPOL_DEFAULT,
+    MPOL_INTERLEAVE,
+    MPOL_LOCAL,
+    MPOL_PREFERRED,
+    NR_PCP_LISTS,
+    NR_VM_NUMA_EVENT_ITEMS,
+    NR_WMARK,
+    NUMA_FOREIGN,
+    NUMA_HIT,
+    NUMA_INTERLEAVE_HIT,
+    NUMA_LOCAL,
+    NUMA_MISS,
+    NUMA_OTHER,
+    NZ,
+    PAGE_ALLOC_COSTLY_ORDER,
+    PCP_BATCH_SCALE_MAX,
+    WMARK_HIGH,
+    WMARK_LOW,
+    WMARK_MIN,
+    WMARK_PROMO,
+    ZONE_DMA,
+    ZONE_DMA32,
+    ZONE_MOVABLE,
+    ZONE_NORMAL,
+    PG_buddy,
+    PG_head,
+    PG_hole,
+    PG_lru,
+    PG_pcp,
+    PG_reserved,
+    PG_slab,
+)
 
-# --- migratetypes -------------------------------------------------------------
-MIGRATE_UNMOVABLE = 0
-MIGRATE_MOVABLE = 1
-MIGRATE_RECLAIMABLE = 2
-MIGRATE_PCPTYPES = 3
-MIGRATE_HIGHATOMIC = 3
-MIGRATE_CMA = 4
-MIGRATE_ISOLATE = 5
-MIGRATE_TYPES = 6
+ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable")
 MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "CMA", "Isolate")
 
-# --- per-cpu lists ------------------------------------------------------------
-PAGE_ALLOC_COSTLY_ORDER = 3
-NR_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)  # no THP lists
-PCP_BATCH_SCALE_MAX = 5
-
-# --- struct page flags, as bits of the per-pfn ``page_flags`` uint8 array ------
-PG_buddy = 1  # head of a free block on a buddy free list (PageBuddy)
-PG_pcp = 2  # head of a free block on a per-cpu list (the kernel uses page->pcp_list)
-PG_head = 4  # head of an allocated block (order in page_order)
-PG_reserved = 8  # never handed to the buddy allocator
-PG_slab = 16
-PG_lru = 32
-PG_hole = 64  # model only: not RAM (no struct page, !pfn_valid)
-
-# --- node states (enum node_states) ------------------------------------------
+# node states (enum node_states)
 N_POSSIBLE = 0
 N_ONLINE = 1
 N_NORMAL_MEMORY = 2
@@ -56,45 +79,14 @@ REMOTE_DISTANCE = 20
 DEFAULT_MAX_NUMNODES = 64
 MAX_MAX_NUMNODES = 1024
 
-# --- numastat items (enum numa_stat_item), order of nodeN/numastat -----------
-NUMA_HIT = 0
-NUMA_MISS = 1
-NUMA_FOREIGN = 2
-NUMA_INTERLEAVE_HIT = 3
-NUMA_LOCAL = 4
-NUMA_OTHER = 5
-NR_VM_NUMA_EVENT_ITEMS = 6
 NUMASTAT_NAMES = ("numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node",
                   "other_node")
 
-# --- watermarks (enum zone_watermarks) ---------------------------------------
-WMARK_MIN = 0
-WMARK_LOW = 1
-WMARK_HIGH = 2
-WMARK_PROMO = 3
-NR_WMARK = 4
-
-# --- gfp flags (a model subset of include/linux/gfp_types.h) ------------------
-__GFP_DMA = 0x01
-__GFP_HIGHMEM = 0x02
-__GFP_DMA32 = 0x04
-__GFP_MOVABLE = 0x08
-__GFP_RECLAIMABLE = 0x10
-__GFP_HIGH = 0x20
-__GFP_ATOMIC_MODEL = 0x40  # model: ALLOC_NON_BLOCK (no direct reclaim)
-__GFP_THISNODE = 0x200000
 GFP_KERNEL = 0
 GFP_ATOMIC = __GFP_HIGH | __GFP_ATOMIC_MODEL
 GFP_USER = 0
 GFP_HIGHUSER_MOVABLE = __GFP_HIGHMEM | __GFP_MOVABLE
 GFP_DMA32 = __GFP_DMA32
-
-# --- memory policies (enum mempolicy_mode) ------------------------------------
-MPOL_DEFAULT = 0
-MPOL_PREFERRED = 1
-MPOL_BIND = 2
-MPOL_INTERLEAVE = 3
-MPOL_LOCAL = 4
 POLICY_NAMES = {"default": MPOL_DEFAULT, "local": MPOL_LOCAL, "preferred": MPOL_PREFERRED,
                 "bind": MPOL_BIND, "interleave": MPOL_INTERLEAVE}
 

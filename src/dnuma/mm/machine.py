@@ -21,6 +21,7 @@ from .constants import (
     MAX_NR_ZONES,
     MIGRATE_MOVABLE,
     MIGRATE_TYPES,
+    MODE_NODE,
     MPOL_LOCAL,
     N_MEMORY,
     NR_PCP_LISTS,
@@ -222,6 +223,7 @@ class Machine:
             pcp_free_count=np.zeros((ncpu, ngz), dtype=np.int64),
             pcp_alloc_factor=np.zeros((ncpu, ngz), dtype=np.int64),
             pcp_flags=np.zeros((ncpu, ngz), dtype=np.int64),
+            pcp_expire=np.zeros((ncpu, ngz), dtype=np.int64),
             cpu_to_node=self.topo.cpu_to_node,
             zonelist=np.full((n_nodes, ngz + 1), -1, dtype=np.int32),
             zonelist_nofb=np.full((n_nodes, MAX_NR_ZONES + 1), -1, dtype=np.int32),
@@ -377,7 +379,7 @@ class Machine:
             raise AllocArgError(f"cpu {cpu} outside [0, {self.nr_cpus})")
         if nid is not None:
             self._check_nid(nid)
-            mode, target, mask, il = _ka.MODE_NODE, nid, self._no_mask, self._no_il
+            mode, target, mask, il = MODE_NODE, nid, self._no_mask, self._no_il
         elif policy is None:
             mode, target, mask, il = MPOL_LOCAL, 0, self._no_mask, self._no_il
         else:
@@ -425,6 +427,11 @@ class Machine:
         if f & PG_hole:
             return f"pfn {pfn:#x} is a hole"
         return f"pfn {pfn:#x} is not the head of an allocated block"
+
+    def vmstat_tick(self) -> None:
+        """One run of vmstat_update on every CPU (the kernel does it each
+        second): pcp high decays and idle remote pcps drain."""
+        _kbd.refresh_cpu_vm_stats(self.S)
 
     def drain_all_pages(self) -> None:
         """drain_all_pages(NULL): every CPU's pcp lists back to the buddy lists."""
