@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.helpers import assert_same, snapshot
 
 from dnuma.mm.constants import N_MEMORY, N_ONLINE, ZONE_DMA32
 from dnuma.mm.errors import LayoutError, NotifyVeto
@@ -13,6 +12,7 @@ from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.validate import validate_all
 from dnuma.sim.seed import run_seed
 from dnuma.sim.workload import Churn
+from tests.helpers import assert_same, snapshot
 
 
 @pytest.fixture

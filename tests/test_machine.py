@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from tests.helpers import assert_same, snapshot
 
 from dnuma.mm.constants import (
     __GFP_DMA,
@@ -25,6 +24,7 @@ from dnuma.mm.errors import AllocArgError, BadFreeError, ConfigError
 from dnuma.mm.machine import Machine, MachineConfig, boot, parse_size
 from dnuma.mm.page_alloc import MemPolicy, zone_batchsize
 from dnuma.mm.validate import validate_all
+from tests.helpers import assert_same, snapshot
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ Stateful Hypothesis runs boot small machines and interleave allocations (all
 policies, gfp zones and migratetypes, explicit nodes and __GFP_THISNODE),
 frees from random CPUs, drains and DNUMA commits of random layouts (stripes
 with unaligned block sizes, pushes to new nodes, the boot layout, partial
-layouts); after every step the engine's whole observable state must equal the
+layouts) and vmstat ticks; after every step the engine's whole observable state must equal the
 reference's and ``validate_all`` must pass.  Deterministic tests replay the
-seed scenario under the reference, and pin the engine bugs found so far.
+seed scenario under the reference and pin the engine bugs it found (regressions).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -27,14 +27,17 @@ from hypothesis.stateful import (
 
 from dnuma._kernels import state as kstate
 from dnuma.mm.constants import (
+    __GFP_DMA,
+    __GFP_HIGH,
+    __GFP_RECLAIMABLE,
+    __GFP_THISNODE,
+    GFP_ATOMIC,
     GFP_DMA32,
     GFP_HIGHUSER_MOVABLE,
     GFP_KERNEL,
     MIGRATE_MOVABLE,
+    PPC64,
     ZONE_DMA32,
-    __GFP_HIGH,
-    __GFP_RECLAIMABLE,
-    __GFP_THISNODE,
 )
 from dnuma.mm.errors import BadFreeError
 from dnuma.mm.machine import Machine, MachineConfig, boot
@@ -46,6 +49,8 @@ from tests.naive import RefBadFree, RefMachine, assert_agree
 MAX_NODES = 8  # max_numnodes of the generated machines (small arrays, fast compares)
 NODE_POOL = 6  # layouts and policies use nodes 0..5: new nodes beyond the boot ones
 
+# GFP_ATOMIC goes through the model's slowpath (min watermark with the
+# __GFP_HIGH/ALLOC_NON_BLOCK reductions, drain, retry) like every other gfp.
 GFPS = (
     GFP_KERNEL,
     GFP_HIGHUSER_MOVABLE,
@@ -55,6 +60,8 @@ GFPS = (
     GFP_KERNEL | __GFP_THISNODE,
     GFP_HIGHUSER_MOVABLE | __GFP_THISNODE,
     __GFP_RECLAIMABLE | __GFP_THISNODE,
+    __GFP_DMA,
+    GFP_ATOMIC,
 )
 ORDERS = (0,) * 8 + (1,) * 4 + (2, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10)
 STRIPE_BLOCKS = (37, 64, 256, 300, 511, 512, 1000, 1024, 4096)
@@ -226,6 +233,13 @@ class EngineVsReference(RuleBasedStateMachine):
         self.r.drain_all_pages()
         self.r.sync_setup(self.m)
 
+    @rule(n=st.integers(1, 4))
+    def vmstat_tick(self, n: int) -> None:
+        """``n`` seconds of vmstat_update: pcp high decay, remote pcp drains."""
+        for _ in range(n):
+            self.m.vmstat_tick()
+            self.r.vmstat_tick()
+
     @rule(spec=layout_specs)
     def commit(self, spec: tuple[Any, ...]) -> None:
         ram = self.m.ram_ranges()
@@ -249,8 +263,11 @@ class EngineVsReference(RuleBasedStateMachine):
         assert self.m.total_present_pages == self.total
 
 
+# The default run does not shrink a failure (shrinking these runs takes minutes):
+# the report names the step and every difference; ``pytest -m slow`` shrinks.
 EngineVsReference.TestCase.settings = settings(
     max_examples=60, stateful_step_count=50, deadline=None, report_multiple_bugs=False,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TestEngineVsReference = EngineVsReference.TestCase
 
@@ -273,7 +290,10 @@ def churn(m: Machine, r: RefMachine, rnd: random.Random, live: list[tuple[int, i
     orders, ow = (0, 1, 2, 3, 4, 9), (16, 6, 3, 2, 1, 0.05)
     gfps = (GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_RECLAIMABLE)
     pages = sum(1 << o for _p, o, _c in live)
-    for _ in range(ops):
+    for i in range(ops):
+        if i % 500 == 499:  # a second has passed
+            m.vmstat_tick()
+            r.vmstat_tick()
         if pages < target or not live:
             order = rnd.choices(orders, ow)[0]
             cpu = rnd.randrange(m.nr_cpus)
@@ -337,14 +357,15 @@ def test_seed_scenario_against_reference() -> None:
     MachineConfig.uniform(3, "64M", 3, max_numnodes=4),
     MachineConfig(ram=((37, 3000, 0), (4000, 9000, 1)), cpu_to_node=(0, 1, 2),
                   reserved=((100, 140), (8999, 9000)), max_numnodes=4),
-], ids=["uniform3", "holes-reserved"])
+    MachineConfig.uniform(3, "1G", 4, profile=PPC64, max_numnodes=4),
+], ids=["uniform3", "holes-reserved", "ppc64"])
 def test_boot_and_one_of_each_operation(cfg: MachineConfig) -> None:
     """A short fixed script over unaligned node boundaries, holes and reserved
     pages: boot, allocs of every order, frees, a stripe, a drain."""
     m = Machine(cfg)
     r = ref_boot(m)
     live = []
-    for order in range(11):
+    for order in range(m.profile.max_page_order + 1):
         p = both_alloc(m, r, order, order % m.nr_cpus, gfp=GFPS[order % len(GFPS)])
         if p is not None:
             live.append((p, order))
@@ -367,7 +388,7 @@ def test_unaligned_partial_layout_split_matches_reference() -> None:
     assert_agree(r, m, "commit")
 
 
-# ---------------------------------------------------------------------- engine bugs
+# ------------------------------------------------------------- regressions (bugs found)
 def test_claim_skips_a_pageblock_straddling_the_zone_span() -> None:
     """prep_move_freepages_block() refuses a pageblock that is not inside the
     zone's span (zone_spans_pfn on its first and last pfn), so
@@ -381,6 +402,17 @@ def test_claim_skips_a_pageblock_straddling_the_zone_span() -> None:
     assert int(m.S.pb_mt[5120 >> 9]) == MIGRATE_MOVABLE
     # node 1's free pages in that pageblock were not retyped either
     assert m.zone(1, ZONE_DMA32).nr_free_by_type()[:, 0].sum() == 0
+
+
+def test_bind_is_not_applied_below_policy_zone() -> None:
+    """policy_nodemask(): MPOL_BIND's nodemask applies only when
+    apply_policy_zone() holds, i.e. gfp_zone() >= policy_zone ("Restrict to
+    nodemask (but not on lower zones)"); policy_zone is ZONE_DMA32 here, so a
+    GFP_DMA allocation ignores the mask and takes node 0's ZONE_DMA."""
+    m = boot(2, "64M", 2)  # node 0: DMA + DMA32, node 1: DMA32 only
+    pol = MemPolicy("bind", [1])
+    p = m.alloc_pages(0, cpu=1, gfp=__GFP_DMA, policy=pol)
+    assert p is not None and m.S.page_nid[p] == 0 and m.S.page_zone[p] == 0
 
 
 def test_bind_to_nodes_without_memory_is_not_applied() -> None:

@@ -37,6 +37,7 @@ from .consts import (
     MPOL_DEFAULT,
     MPOL_LOCAL,
     MPOL_PREFERRED,
+    N_NORMAL_MEMORY,
     NUMA_FOREIGN,
     NUMA_HIT,
     NUMA_INTERLEAVE_HIT,
@@ -46,6 +47,7 @@ from .consts import (
     NZ,
     PAGE_ALLOC_COSTLY_ORDER,
     WMARK_HIGH,
+    ZONE_MOVABLE,
     PG_head,
     PG_lru,
     PG_slab,
@@ -59,6 +61,7 @@ from .state import (
     P_MAX_ORDER,
     P_MAX_PFN,
     P_PB_ORDER,
+    P_POLICY_ZONE,
     ZONE_BELOW_HIGH,
 )
 
@@ -84,6 +87,21 @@ def gfp_migratetype(gfp):
     if gfp & __GFP_RECLAIMABLE:
         return MIGRATE_RECLAIMABLE
     return MIGRATE_UNMOVABLE
+
+
+@kernel
+def apply_policy_zone(S, mask, zone):
+    """apply_policy_zone: a bind mask applies only to allocations that may use
+    policy_zone (ZONE_MOVABLE when none of its nodes has normal memory)."""
+    dynamic = S.params[P_POLICY_ZONE]
+    normal = False
+    for n in range(mask.shape[0]):
+        if mask[n] and S.node_states[N_NORMAL_MEMORY, n]:
+            normal = True
+            break
+    if not normal:
+        dynamic = ZONE_MOVABLE
+    return zone >= dynamic
 
 
 @kernel
@@ -172,7 +190,7 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
         pref = nid
     elif mode == MPOL_BIND:
         pref = local
-        use_mask = True
+        use_mask = apply_policy_zone(S, mask, gfp_zone(gfp))
     else:  # MPOL_INTERLEAVE: interleave_nodes()
         pref = next_node_in(il_prev[0], mask)
         if pref < 0:

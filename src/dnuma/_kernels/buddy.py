@@ -24,6 +24,7 @@ from .consts import (
     ZONE_MOVABLE,
     PG_buddy,
     PG_head,
+    PG_hole,
     PG_lru,
     PG_pcp,
 )
@@ -39,6 +40,7 @@ from .state import (
     PCPF_PREV_FREE_HIGH_ORDER,
     PCPF_TOUCHED,
     ZONE_BELOW_HIGH,
+    ZONE_SPAN_DIRTY,
 )
 
 # fallbacks[] of 6.12: UNMOVABLE -> RECLAIMABLE, MOVABLE; MOVABLE -> RECLAIMABLE,
@@ -254,9 +256,12 @@ def try_to_steal_block(S, gz, pfn, current_order, order, start_type):
         expand(S, pfn, order, current_order, gz, start_type)
         S.zone_free[gz] -= np.int64(1) << order
         return pfn
-    # prep_move_freepages_block: count free and movable pages of the block
+    # prep_move_freepages_block: the zone must span the whole pageblock;
+    # then count its free and movable pages
     start = (pfn >> pbo) << pbo
     end = start + (np.int64(1) << pbo)
+    if not (zone_spans_pfn(S, gz, start) and zone_spans_pfn(S, gz, end - 1)):
+        return -1
     free_pages = 0
     movable = 0
     p = start
@@ -385,8 +390,8 @@ def drain_pages_zone(S, cpu, gz):
     """drain_pages_zone: empty one CPU's pcp of one zone, batch << 5 at a time."""
     while S.pcp_count[cpu, gz] > 0:
         c = S.pcp_count[cpu, gz]
-        S.counters[C_PCP_DRAINED] += c
         free_pcppages_bulk(S, cpu, gz, min(c, S.pcp_batch[gz] << PCP_BATCH_SCALE_MAX), 0)
+        S.counters[C_PCP_DRAINED] += c - S.pcp_count[cpu, gz]
 
 
 @kernel
@@ -574,6 +579,15 @@ def move_present(S, pfn, nr, old_gz, new_gz, managed):
     sec = pfn >> S.params[P_SECTION_SHIFT]
     if S.zone_present[new_gz] == 0 or S.zone_present[old_gz] == nr:
         S.counters[C_ZONES_CHANGED] += 1
+    # resize_zone_range for the new zone; the old one may shrink (shrink_zone_span)
+    if S.zone_present[new_gz] == 0:
+        S.zone_start[new_gz] = pfn
+        S.zone_end[new_gz] = pfn + nr
+    elif (S.zone_flags[new_gz] & ZONE_SPAN_DIRTY) == 0:
+        S.zone_start[new_gz] = min(S.zone_start[new_gz], pfn)
+        S.zone_end[new_gz] = max(S.zone_end[new_gz], pfn + nr)
+    if pfn <= S.zone_start[old_gz] or pfn + nr >= S.zone_end[old_gz]:
+        S.zone_flags[old_gz] |= ZONE_SPAN_DIRTY
     S.sec_present[sec, old_gz] -= nr
     S.sec_present[sec, new_gz] += nr
     S.zone_present[old_gz] -= nr
@@ -628,3 +642,45 @@ def refresh_cpu_vm_stats(S):
             n = min(S.pcp_count[cpu, gz], S.pcp_batch[gz])
             if n > 0:
                 free_pcppages_bulk(S, cpu, gz, n, 0)
+
+
+# ---------------------------------------------------------------- zone spans
+@kernel
+def _first_present(S, gz, lo, hi, step):
+    p = lo
+    while p != hi:
+        if (S.page_flags[p] & PG_hole) == 0 and page_gz(S, p) == gz:
+            return p
+        p += step
+    return -1
+
+
+@kernel
+def zone_span_refresh(S, gz):
+    """The zone's first and last present pfn (shrink_zone_span's result),
+    found through the per-section counts, then pfn by pfn in the edge sections."""
+    S.zone_flags[gz] &= ~ZONE_SPAN_DIRTY
+    if S.zone_present[gz] == 0:
+        S.zone_start[gz] = 0
+        S.zone_end[gz] = 0
+        return
+    shift = S.params[P_SECTION_SHIFT]
+    nsec = S.sec_present.shape[0]
+    first = 0
+    while S.sec_present[first, gz] == 0:
+        first += 1
+    last = nsec - 1
+    while S.sec_present[last, gz] == 0:
+        last -= 1
+    lo = first << shift
+    S.zone_start[gz] = _first_present(S, gz, lo, lo + (np.int64(1) << shift), 1)
+    hi = (last + 1) << shift
+    S.zone_end[gz] = _first_present(S, gz, hi - 1, (last << shift) - 1, -1) + 1
+
+
+@kernel
+def zone_spans_pfn(S, gz, pfn):
+    """zone_spans_pfn: zone_start_pfn <= pfn < zone_end_pfn."""
+    if S.zone_flags[gz] & ZONE_SPAN_DIRTY:
+        zone_span_refresh(S, gz)
+    return S.zone_start[gz] <= pfn and pfn < S.zone_end[gz]

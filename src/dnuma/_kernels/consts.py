@@ -13,6 +13,9 @@ ZONE_MOVABLE = 3
 MAX_NR_ZONES = 4
 NZ = MAX_NR_ZONES  # short form for global zone indices: gz = nid * NZ + zone_idx
 
+# node states used by the kernels (enum node_states)
+N_NORMAL_MEMORY = 2
+
 # migratetypes
 MIGRATE_UNMOVABLE = 0
 MIGRATE_MOVABLE = 1

@@ -22,6 +22,7 @@ P_NR_CPUS = 3
 P_MAX_NUMNODES = 4
 P_SECTION_SHIFT = 5  # log2(pages per section)
 P_MOBILITY_OFF = 6  # page_group_by_mobility_disabled
+P_POLICY_ZONE = 7  # policy_zone: highest non-movable zone ever populated
 NR_PARAMS = 8
 
 # counters[] indices (model-wide event counts)
@@ -35,6 +36,7 @@ NR_COUNTERS = 8
 
 # zone_flags bits
 ZONE_BELOW_HIGH = 1
+ZONE_SPAN_DIRTY = 2  # model: zone_start/zone_end must be recomputed
 
 # pcp_flags bits
 PCPF_PREV_FREE_HIGH_ORDER = 1
@@ -66,6 +68,8 @@ class KState(NamedTuple):
     zone_present: np.ndarray
     zone_managed: np.ndarray
     zone_flags: np.ndarray
+    zone_start: np.ndarray  # zone_start_pfn (valid unless ZONE_SPAN_DIRTY)
+    zone_end: np.ndarray  # zone_end_pfn, exclusive
     wmark: np.ndarray  # [gz, NR_WMARK]
     lowmem_reserve: np.ndarray  # [gz, MAX_NR_ZONES]
     numa_stat: np.ndarray  # [gz, NR_VM_NUMA_EVENT_ITEMS]
@@ -83,6 +87,7 @@ class KState(NamedTuple):
     pcp_expire: np.ndarray  # NUMA remote-drain countdown (vmstat ticks)
     # per node / cpu
     cpu_to_node: np.ndarray
+    node_states: np.ndarray  # [state, nid] bools (N_NORMAL_MEMORY for mempolicy)
     zonelist: np.ndarray  # [nid, MAX_NUMNODES*MAX_NR_ZONES + 1] gz, -1 terminated
     zonelist_nofb: np.ndarray  # [nid, MAX_NR_ZONES + 1]
     # the installed effective memlayout (for redirect on free)

@@ -31,6 +31,7 @@ from .._kernels.consts import (  # noqa: F401 - re-exported
     MPOL_INTERLEAVE,
     MPOL_LOCAL,
     MPOL_PREFERRED,
+    N_NORMAL_MEMORY,
     NR_PCP_LISTS,
     NR_VM_NUMA_EVENT_ITEMS,
     NR_WMARK,
@@ -66,7 +67,6 @@ MIGRATETYPE_NAMES = ("Unmovable", "Movable", "Reclaimable", "HighAtomic", "CMA",
 # node states (enum node_states)
 N_POSSIBLE = 0
 N_ONLINE = 1
-N_NORMAL_MEMORY = 2
 N_HIGH_MEMORY = N_NORMAL_MEMORY  # alias on 64-bit without HIGHMEM
 N_MEMORY = 3
 N_CPU = 4

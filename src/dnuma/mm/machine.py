@@ -209,7 +209,9 @@ class Machine:
             zone_free=np.zeros(ngz, dtype=np.int64),
             zone_present=np.zeros(ngz, dtype=np.int64),
             zone_managed=np.zeros(ngz, dtype=np.int64),
-            zone_flags=np.zeros(ngz, dtype=np.int64),
+            zone_flags=np.full(ngz, _st.ZONE_SPAN_DIRTY, dtype=np.int64),
+            zone_start=np.zeros(ngz, dtype=np.int64),
+            zone_end=np.zeros(ngz, dtype=np.int64),
             wmark=np.zeros((ngz, NR_WMARK), dtype=np.int64),
             lowmem_reserve=np.zeros((ngz, MAX_NR_ZONES), dtype=np.int64),
             numa_stat=np.zeros((ngz, NR_VM_NUMA_EVENT_ITEMS), dtype=np.int64),
@@ -225,6 +227,7 @@ class Machine:
             pcp_flags=np.zeros((ncpu, ngz), dtype=np.int64),
             pcp_expire=np.zeros((ncpu, ngz), dtype=np.int64),
             cpu_to_node=self.topo.cpu_to_node,
+            node_states=self.topo.node_states,
             zonelist=np.full((n_nodes, ngz + 1), -1, dtype=np.int32),
             zonelist_nofb=np.full((n_nodes, MAX_NR_ZONES + 1), -1, dtype=np.int32),
         )

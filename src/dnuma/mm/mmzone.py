@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._kernels import buddy as _kb
+from .._kernels.state import ZONE_SPAN_DIRTY
 from .constants import (
     MAX_NR_ZONES,
     NR_VM_NUMA_EVENT_ITEMS,
@@ -17,7 +19,6 @@ from .constants import (
     WMARK_MIN,
     WMARK_PROMO,
     ZONE_NAMES,
-    PG_hole,
 )
 
 if TYPE_CHECKING:
@@ -25,28 +26,12 @@ if TYPE_CHECKING:
 
 
 def zone_span(m: Machine, gz: int) -> tuple[int, int]:
-    """(zone_start_pfn, spanned_pages) from the pages the zone holds now.
-
-    Like resize_zone_range / shrink_zone_span: the span is first to last
-    present pfn of the zone; found per section, refined in the edge sections.
-    """
+    """(zone_start_pfn, spanned_pages): first to last present pfn of the zone,
+    as resize_zone_range / shrink_zone_span keep them."""
     S = m.S
-    secs = np.flatnonzero(S.sec_present[:, gz])
-    if secs.size == 0:
-        return 0, 0
-    nid, zidx = divmod(gz, MAX_NR_ZONES)
-    shift = m.profile.section_size_bits - m.profile.page_shift
-
-    def pfns_in(sec: int) -> np.ndarray:
-        lo = sec << shift
-        hi = lo + (1 << shift)
-        sel = ((S.page_nid[lo:hi] == nid) & (S.page_zone[lo:hi] == zidx)
-               & ((S.page_flags[lo:hi] & PG_hole) == 0))
-        return np.flatnonzero(sel) + lo
-
-    first = int(pfns_in(int(secs[0]))[0])
-    last = int(pfns_in(int(secs[-1]))[-1])
-    return first, last - first + 1
+    if S.zone_flags[gz] & ZONE_SPAN_DIRTY:
+        _kb.zone_span_refresh(S, gz)
+    return int(S.zone_start[gz]), int(S.zone_end[gz] - S.zone_start[gz])
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._kernels.state import P_POLICY_ZONE
 from .constants import (
     LOWMEM_RESERVE_RATIO,
     MAX_NR_ZONES,
@@ -213,6 +214,10 @@ def build_all_zonelists(m: Machine) -> None:
                if populated[nid, z]]
         S.zonelist_nofb[nid, :len(own)] = own
         m.fallback_order[nid] = order
+    # check_highest_zone: policy_zone only grows, and never to ZONE_MOVABLE
+    kernel_zones = np.flatnonzero(populated[:, :ZONE_MOVABLE].any(axis=0))
+    if kernel_zones.size:
+        S.params[P_POLICY_ZONE] = max(int(S.params[P_POLICY_ZONE]), int(kernel_zones[-1]))
     m.zonelist_rebuilds += 1
 
 
