@@ -7,6 +7,10 @@ present/managed/spanned, watermarks, pcp high/batch -> rebuild zonelists once
 -> node states (offline nodes left with no memory and no CPUs) -> notify
 "done" -> uevents.
 
+Marking and the buddy transplant share one walk over the committed ranges
+(pcp pages are taken first); in a single-threaded model the result is the
+same as two passes, and each page is visited once.
+
 The RFC's race (a page freed to the old node between transplant and the map
 swap) cannot happen: the map is installed before any page moves, and the
 model's commit runs to completion between two allocator calls.
