@@ -19,6 +19,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .sim.seed import format_table, timed_seed
 
     check = validate_all if args.check else None
+    if not args.json:
+        print("compiling the kernels (cached after the first run)...", file=sys.stderr,
+              flush=True)
     m, steps, secs = timed_seed(seed=args.seed, check=check)
     if args.json:
         out = {"scenario": "seed", "seed": args.seed, "seconds": round(secs, 3),
