@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -81,7 +81,6 @@ class MachineConfig:
     reserved: tuple[tuple[int, int], ...] = ()
     min_free_kbytes: int | None = None
     backlog: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def uniform(cls, nodes: int = 2, mem: str | int = "128M", cpus: int = 8,
@@ -120,6 +119,9 @@ class Machine:
         self.backlog = LayoutBacklog(config.backlog)
         self.notifier = NotifierChain()
         self.uevents: list[tuple[str, str, str]] = []
+        # scratch policy arrays for calls without a MemPolicy
+        self._no_mask = np.zeros(config.max_numnodes, dtype=np.bool_)
+        self._no_il = np.full(1, -1, dtype=np.int64)
         self._ram = self._check_ram(config)
         self._boot()
 
@@ -392,18 +394,6 @@ class Machine:
         pfn = _ka.alloc_pages(self.S, order, cpu, gfp, mode, target, mask, il, owner)
         return None if pfn < 0 else int(pfn)
 
-    @property
-    def _no_mask(self) -> np.ndarray:
-        if not hasattr(self, "_nomask"):
-            self._nomask = np.zeros(self.config.max_numnodes, dtype=np.bool_)
-            self._noil = np.full(1, -1, dtype=np.int64)
-        return self._nomask
-
-    @property
-    def _no_il(self) -> np.ndarray:
-        _ = self._no_mask
-        return self._noil
-
     def free_pages(self, pfn: int, order: int = 0, cpu: int = 0) -> None:
         """``__free_pages``: free the block at ``pfn`` from ``cpu``.
 
@@ -515,7 +505,3 @@ def boot(nodes: int = 2, mem: str | int = "128M", cpus: int = 8,
          config: MachineConfig | None = None, **kw: Any) -> Machine:
     """Boot a machine: ``boot(nodes=2, mem="128M", cpus=8)`` or ``boot(config=...)``."""
     return Machine(config or MachineConfig.uniform(nodes, mem, cpus, **kw))
-
-
-def cpu_list(spec: Sequence[int]) -> tuple[int, ...]:
-    return tuple(int(c) for c in spec)
