@@ -23,7 +23,6 @@ from .constants import (
     MIGRATE_TYPES,
     MODE_NODE,
     MPOL_LOCAL,
-    N_MEMORY,
     NR_PCP_LISTS,
     NR_VM_NUMA_EVENT_ITEMS,
     NR_WMARK,
@@ -237,7 +236,7 @@ class Machine:
         a = self._arrays
         for s, e, nid in self._ram:
             for lo, hi, z in self._split_by_zone(s, e):
-                self._count_present(lo, hi, nid * MAX_NR_ZONES + z, +1)
+                self._count_present(lo, hi, nid * MAX_NR_ZONES + z)
         a["zone_managed"][:] = a["zone_present"]
         resv = np.flatnonzero(page_flags & PG_reserved)
         if resv.size:
@@ -263,17 +262,18 @@ class Machine:
         for lo, hi in itertools.pairwise(cuts):
             yield lo, hi, self.zone_idx_of_pfn(lo)
 
-    def _count_present(self, lo: int, hi: int, gz: int, sign: int) -> None:
+    def _count_present(self, lo: int, hi: int, gz: int) -> None:
+        """Boot: pfns [lo, hi) are present in zone ``gz`` (zone and per-section counts)."""
         a = self._arrays
         shift = self.profile.section_size_bits - self.profile.page_shift
-        a["zone_present"][gz] += sign * (hi - lo)
+        a["zone_present"][gz] += (hi - lo)
         s0, s1 = lo >> shift, (hi - 1) >> shift
         if s0 == s1:
-            a["sec_present"][s0, gz] += sign * (hi - lo)
+            a["sec_present"][s0, gz] += (hi - lo)
             return
-        a["sec_present"][s0, gz] += sign * (((s0 + 1) << shift) - lo)
-        a["sec_present"][s0 + 1:s1, gz] += sign * (1 << shift)
-        a["sec_present"][s1, gz] += sign * (hi - (s1 << shift))
+        a["sec_present"][s0, gz] += (((s0 + 1) << shift) - lo)
+        a["sec_present"][s0 + 1:s1, gz] += (1 << shift)
+        a["sec_present"][s1, gz] += (hi - (s1 << shift))
 
     def _free_runs(self) -> list[tuple[int, int]]:
         """RAM minus reserved pages, cut at zone boundaries (memblock free ranges)."""
@@ -358,9 +358,6 @@ class Machine:
     def for_each_populated_zone(self) -> Iterator[Zone]:
         for gz in np.flatnonzero(self.S.zone_present > 0).tolist():
             yield Zone(self, gz // MAX_NR_ZONES, gz % MAX_NR_ZONES)
-
-    def nodes_with_memory(self) -> list[int]:
-        return list(self.for_each_node_state(N_MEMORY))
 
     def _check_nid(self, nid: int) -> None:
         if not 0 <= nid < self.config.max_numnodes:
@@ -455,15 +452,12 @@ class Machine:
             self.rebuild_after_layout_change()
 
     # ------------------------------------------------------------------ page states
-    def allocated_heads(self) -> np.ndarray:
-        return np.flatnonzero(self.S.page_flags & PG_head)
-
     def free_mask(self) -> np.ndarray:
         """bool per pfn: free (on a buddy or a pcp list)."""
-        return _expand_blocks(self.S, PG_buddy | PG_pcp)
+        return block_mask(self.S, PG_buddy | PG_pcp)
 
     def allocated_mask(self) -> np.ndarray:
-        return _expand_blocks(self.S, PG_head)
+        return block_mask(self.S, PG_head)
 
     def misplaced_pages(self) -> int:
         """Allocated pages whose node differs from the effective layout's."""
@@ -489,15 +483,20 @@ class Machine:
                                         S.lru_next, S.lru_prev, S.page_mark, S.page_owner))
 
 
-def _expand_blocks(S: _st.KState, flag: int) -> np.ndarray:
+def block_pfns(S: _st.KState, flag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pfn inside a block whose head has ``flag``, with that block's head
+    pfn beside it: (heads repeated per page, pfns)."""
     heads = np.flatnonzero(S.page_flags & flag)
-    mask = np.zeros(S.page_flags.size, dtype=bool)
-    if heads.size == 0:
-        return mask
-    n = (1 << S.page_order[heads].astype(np.int64))
+    n = 1 << S.page_order[heads].astype(np.int64)
     starts = np.repeat(heads, n)
-    offs = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-    mask[starts + offs] = True
+    offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+    return starts, starts + offs
+
+
+def block_mask(S: _st.KState, flag: int) -> np.ndarray:
+    """bool per pfn: inside a block whose head has ``flag``."""
+    mask = np.zeros(S.page_flags.size, dtype=bool)
+    mask[block_pfns(S, flag)[1]] = True
     return mask
 
 

@@ -22,6 +22,7 @@ from .constants import (
     PG_reserved,
 )
 from .errors import ValidationError
+from .machine import block_pfns
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -59,12 +60,7 @@ def _cover(m: Machine) -> np.ndarray:
     """How many blocks (free, pcp, allocated) and reserved pages cover each pfn."""
     S = m.S
     cover = np.zeros(S.page_flags.size, dtype=np.int16)
-    heads = np.flatnonzero(S.page_flags & (PG_buddy | PG_pcp | PG_head))
-    n = 1 << S.page_order[heads].astype(np.int64)
-    if heads.size:
-        starts = np.repeat(heads, n)
-        offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-        np.add.at(cover, starts + offs, 1)
+    np.add.at(cover, block_pfns(S, PG_buddy | PG_pcp | PG_head)[1], 1)
     cover += (S.page_flags & PG_reserved) != 0
     return cover
 
@@ -169,12 +165,7 @@ def validate_layout(m: Machine) -> None:
         p = int(pfns[bad[0]])
         raise ValidationError("layout", f"free pfn {p:#x} is on node {int(S.page_nid[p])}, "
                               f"the layout says {int(want[bad[0]])}")
-    heads = np.flatnonzero(S.page_flags & PG_head)
-    n = 1 << S.page_order[heads].astype(np.int64)
-    if heads.size == 0:
-        return
-    starts = np.repeat(heads, n)
-    pf = starts + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))
+    starts, pf = block_pfns(S, PG_head)
     want = m.effective.lookup_nocount(pf)
     wrong = (want >= 0) & (want != S.page_nid[pf])
     unmarked = wrong & (S.page_mark[starts] == 0)
