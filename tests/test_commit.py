@@ -10,7 +10,8 @@ from dnuma.mm.errors import LayoutError, NotifyVeto
 from dnuma.mm.machine import Machine, MachineConfig, boot
 from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.validate import validate_all
-from dnuma.sim.seed import run_seed
+from dnuma.sim.run import run_scenario
+from dnuma.sim.scenario import load_scenario
 from dnuma.sim.workload import Churn
 from tests.helpers import assert_same, snapshot
 
@@ -169,18 +170,12 @@ def test_marks_clear_when_the_layout_returns(busy):
     assert m.marked_pages() == 0 == m.misplaced_pages()
 
 
-def test_seed_scenario_invariants_hold_at_every_step():
-    m, steps = run_seed(seed=1, churn_ops=5000, check=validate_all)
+def test_demo_scenario_invariants_hold_at_every_step():
+    res = run_scenario(load_scenario("demo"), check=validate_all)
+    m, steps = res.machine, res.steps
     assert [s.name for s in steps] == ["stripe", "push", "boot"]
     assert steps[0].report.nodes_onlined == [2] and steps[1].report.nodes_onlined == [3]
     assert m.total_present_pages == 32768
     free = np.flatnonzero(m.free_mask())
     assert np.array_equal(m.S.page_nid[free], (free >= 16384).astype(np.int16))
     assert sum(s.moved_on_free for s in steps) == m.moved_on_free > 0
-
-
-def test_seed_scenario_repeats_exactly():
-    _m1, s1 = run_seed(seed=5, churn_ops=3000)
-    _m2, s2 = run_seed(seed=5, churn_ops=3000)
-    strip = [{k: v for k, v in s.row().items() if k != "commit_ms"} for s in s1]
-    assert strip == [{k: v for k, v in s.row().items() if k != "commit_ms"} for s in s2]

@@ -1,42 +1,248 @@
-"""The ``dnuma`` command."""
+"""The ``dnuma`` command: demo, run, layout, replay."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .mm.machine import Machine
+    from .report.metrics import Metrics
 
 
 class UsageError(Exception):
     """Bad command-line input: one line on stderr, exit 2."""
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from .mm.validate import validate_all
-    from .sim.seed import format_table, timed_seed
+# ------------------------------------------------------------------ helpers
+@contextmanager
+def progress_bar(total: float, desc: str, quiet: bool) -> Iterator[Callable[[float], None]]:
+    """A progress bar on a terminal (stderr) for work that takes more than a
+    second; nothing when ``quiet`` or when stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from tqdm import tqdm
 
-    check = validate_all if args.check else None
-    if not args.json:
+    with tqdm(total=total, desc=desc, unit="s", delay=1.0, leave=False, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} {unit} "
+                         "[{elapsed}<{remaining}]") as bar:
+        def update(done: float) -> None:
+            bar.update(max(0.0, min(done, total) - bar.n))
+        yield update
+
+
+def _observers(metrics: list[Metrics]) -> Callable[[Machine], list[Metrics]]:
+    from .report.metrics import Metrics
+
+    def make(m: Machine) -> list[Metrics]:
+        metrics.append(Metrics(m))
+        return metrics[-1:]
+    return make
+
+
+def _write_outputs(out: Path, title: str, summary: dict[str, Any], metrics: Metrics,
+                   quiet: bool) -> None:
+    from .report.html import write_report
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create: {exc.strerror}") from None
+    summary_path = out / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    series = metrics.write_series(out)
+    # the report has its own table of layout changes: leave out the summary's
+    report = write_report(out, title, {k: v for k, v in summary.items() if k != "steps"},
+                          metrics)
+    if not quiet:
+        print(f"\nwrote {summary_path}, {series} and {report}")
+
+
+def format_steps(rows: Sequence[dict[str, Any]]) -> str:
+    """The per-step table: one row per layout change."""
+    cols = [("step", "step", 12), ("t", "t s", 6), ("commit_ms", "commit ms", 10),
+            ("marked", "marked", 8), ("free_moved", "free moved", 11), ("split", "split", 6),
+            ("onlined", "onlined", 8), ("offlined", "offlined", 9),
+            ("misplaced_left", "misplaced left", 15), ("moved_on_free", "moved on free", 14)]
+    lines = ["".join(f"{h:>{w}}" for _k, h, w in cols)]
+    for r in rows:
+        cells = []
+        for k, _h, w in cols:
+            v = r[k]
+            if isinstance(v, list):
+                v = ",".join(map(str, v)) or "-"
+            cells.append(f"{v:>{w}}")
+        lines.append("".join(cells))
+    return "\n".join(lines)
+
+
+def _check_fn(enabled: bool) -> Callable[[Machine], None] | None:
+    if not enabled:
+        return None
+    from .mm.validate import validate_all
+
+    return validate_all
+
+
+# ------------------------------------------------------------------ run / demo
+def _run(args: argparse.Namespace, scenario_arg: str) -> int:
+    from .sim.run import run_scenario, warm_up
+    from .sim.scenario import load_scenario
+
+    sc = load_scenario(scenario_arg)
+    if args.seed is not None:
+        from dataclasses import replace
+
+        sc = replace(sc, seed=args.seed)
+    quiet = args.json
+    if not quiet:
+        print(f"dnuma {sc.name}: {sc.description or sc.source}", flush=True)
         print("compiling the kernels (cached after the first run)...", file=sys.stderr,
               flush=True)
-    m, steps, secs = timed_seed(seed=args.seed, check=check)
+    warm_up()
+    metrics: list[Metrics] = []
+    with progress_bar(sc.duration / 1e9, f"{sc.name} (virtual time)", quiet) as prog:
+        res = run_scenario(sc, observe=None if args.no_report else _observers(metrics),
+                           progress=prog, check=_check_fn(args.check))
+    summary = res.summary()
     if args.json:
-        out = {"scenario": "seed", "seed": args.seed, "seconds": round(secs, 3),
-               "steps": [s.row() for s in steps],
-               "moved_pages": m.moved_on_free,
-               "present_pages": m.total_present_pages}
-        json.dump(out, sys.stdout, indent=2)
+        json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print("dnuma seed scenario: 128 MiB, 2 nodes, 8 CPUs, ~50% allocated by churn;\n"
-              "stripe 256-pfn blocks over nodes 0,1,2 -> push to node 3 -> boot layout\n")
-        print(format_table(steps))
-        print(f"\n{m.moved_on_free} pages moved on free in all; {secs:.2f} s"
-              + (" (invariants checked after every step)" if check else ""))
+        print()
+        print(format_steps(summary["steps"]))
+        fin = summary["final"]
+        print(f"\n{sum(t['allocs'] for t in summary['tasks'])} allocations, "
+              f"{fin['moved_on_free']} pages moved on free in all, {fin['misplaced']} "
+              f"misplaced at the end; {res.wall_seconds:.2f} s"
+              + (" (invariants checked after every step)" if args.check else ""))
+    if metrics:
+        _write_outputs(Path(args.out), f"dnuma run {sc.name}", summary, metrics[0], quiet)
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _run(args, "demo")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.list:
+        from .sim.scenario import builtin_scenarios, parse_scenario
+
+        for name, text in builtin_scenarios().items():
+            print(f"{name:14s} {parse_scenario(text, name).description}")
+        return 0
+    if not args.scenario:
+        raise UsageError("run: give a scenario file or a shipped name (see dnuma run --list)")
+    return _run(args, args.scenario)
+
+
+# ------------------------------------------------------------------ layout
+def _layout_machine(args: argparse.Namespace) -> Machine:
+    from .mm.machine import Machine, MachineConfig
+
+    if args.scenario:
+        from .sim.scenario import load_scenario
+
+        return Machine(load_scenario(args.scenario).machine)
+    return Machine(MachineConfig.uniform(nodes=args.boot_nodes, mem=args.mem, cpus=1))
+
+
+def _cmd_layout(args: argparse.Namespace) -> int:
+    from .mm.memlayout import MemLayout
+    from .sim.scenario import parse_id_list
+
+    m = _layout_machine(args)
+    if args.action == "stripe":
+        try:
+            nodes = parse_id_list(args.nodes)
+        except ValueError as exc:
+            raise UsageError(f"--nodes: {exc}") from None
+        lay = MemLayout.stripe(m.ram_ranges(), list(nodes), args.block)
+    elif args.action == "push":
+        lay = MemLayout.push(m.ram_ranges(), args.node)
+    else:
+        lay = m.layout
+    from .mm.dnuma import validate_layout_for
+
+    validate_layout_for(m, lay)
+    if args.format == "script":
+        from .mm.memlayout_debugfs import format_script
+
+        sys.stdout.write(format_script(lay))
+    elif args.format == "toml":
+        print("ranges = { " + ", ".join(f'"{n}" = {nid}' for n, nid in lay.debugfs_names())
+              + " }")
+    else:
+        for name, nid in lay.debugfs_names():
+            print(f"{name} -> {nid}")
+    return 0
+
+
+# ------------------------------------------------------------------ replay
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .sim.events import parse_duration
+    from .sim.replay import parse_event_spec, replay_trace
+
+    events = [parse_event_spec(s) for s in args.event]
+    config = None
+    if args.scenario:
+        from .sim.scenario import load_scenario
+
+        sc = load_scenario(args.scenario)
+        config = sc.machine
+        events = list(sc.events) + events
+    quiet = args.json
+    metrics: list[Metrics] = []
+    t0 = time.perf_counter()
+    with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet) as prog:
+        res = replay_trace(args.trace, config, events, parse_duration(args.sample, "--sample"),
+                           observe=None if args.no_report else _observers(metrics),
+                           progress=prog, check=_check_fn(args.check), nodes=args.nodes)
+    summary = res.summary()
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        ev = res.stats.events
+        print(f"replayed {sum(ev.values())} events over {res.span_s:.3f} s of trace time in "
+              f"{time.perf_counter() - t0:.2f} s: " + ", ".join(f"{v} {k}" for k, v in
+                                                                  ev.items()))
+        print("replayed: " + ", ".join(f"{k} {v}" for k, v in res.counts.items()))
+        print("anomalies: " + ", ".join(f"{k} {v}" for k, v in res.anomalies.items())
+              + f", malformed lines {res.stats.malformed}")
+        if res.steps:
+            print()
+            print(format_steps(summary["steps"]))
+        for s in res.skipped_events:
+            print(f"skipped: {s}")
+    if metrics:
+        _write_outputs(Path(args.out), f"dnuma replay {Path(args.trace).name}", summary,
+                       metrics[0], quiet)
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--out", default="dnuma-out", metavar="DIR",
+                   help="output folder: summary.json, metrics.csv, report.html "
+                        "(default ./dnuma-out)")
+    p.add_argument("--no-report", action="store_true",
+                   help="no metrics or output folder (fastest)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as JSON on stdout instead of the table")
+    p.add_argument("--check", action="store_true",
+                   help="validate every invariant after every layout event and at the end")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,27 +253,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"dnuma {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
-    d = sub.add_parser("demo", help="run the RFC's experiment (the seed scenario) and print "
-                                    "a table per layout step")
-    d.add_argument("--seed", type=int, default=0, help="workload random seed (default 0)")
-    d.add_argument("--json", action="store_true", help="print the summary as JSON")
-    d.add_argument("--check", action="store_true",
-                   help="validate every invariant after every step")
+
+    d = sub.add_parser("demo", help="the RFC's experiment: 128 MiB, 2 nodes, 8 CPUs under "
+                                    "churn; stripe, push to a new node, back to boot",
+                       description="Run the shipped 'demo' scenario (see dnuma run --list), "
+                                   "print a table per layout step and write the output "
+                                   "folder.")
+    _add_run_options(d)
     d.set_defaults(func=_cmd_demo)
+
+    r = sub.add_parser("run", help="run a scenario file (TOML) or a shipped scenario",
+                       description="Run a scenario: its machine, tasks and timeline of "
+                                   "layout events in virtual time.")
+    r.add_argument("scenario", nargs="?", help="a .toml file or a shipped name")
+    r.add_argument("--list", action="store_true", help="list the shipped scenarios")
+    _add_run_options(r)
+    r.set_defaults(func=_cmd_run)
+
+    lay = sub.add_parser("layout", help="print the layouts the RFC's test script made",
+                         description="Print a layout as the RFC's debugfs names its range "
+                                     "files (XXXXX-YYYYY -> nid), as a debugfs write script "
+                                     "or as a scenario 'ranges' table.")
+    lay.add_argument("action", choices=["stripe", "push", "show"])
+    lay.add_argument("--nodes", default="0,1", help="stripe: nodes, e.g. 0,1,2 or 0-3")
+    lay.add_argument("--block", type=int, default=256, help="stripe: block size in pfns")
+    lay.add_argument("--node", type=int, default=0, help="push: the node to push to")
+    lay.add_argument("--mem", default="128M", help="machine memory (default 128M)")
+    lay.add_argument("--boot-nodes", type=int, default=2,
+                     help="nodes of the machine at boot (default 2)")
+    lay.add_argument("--scenario", help="take the machine from a scenario instead")
+    lay.add_argument("--format", choices=["names", "script", "toml"], default="names")
+    lay.set_defaults(func=_cmd_layout)
+
+    rp = sub.add_parser("replay", help="replay a real ftrace kmem capture onto a model machine",
+                        description="Replay kmem:mm_page_alloc/mm_page_free/"
+                                    "mm_page_free_batched/mm_page_pcpu_drain from a tracefs "
+                                    "'trace' or 'trace_pipe' text file (plain, .gz, .xz), "
+                                    "with layout events at trace times.")
+    rp.add_argument("trace")
+    rp.add_argument("--event", action="append", default=[], metavar="AT:ACTION[:ARGS]",
+                    help="a layout event at AT seconds after the first trace event: "
+                         "0.5:stripe:0,1:256, 1s:push:1, 2s:boot, 1:ranges:0-7FFF=1 "
+                         "(repeatable)")
+    rp.add_argument("--scenario", help="machine and layout events from a scenario file")
+    rp.add_argument("--nodes", type=int, default=1,
+                    help="nodes of the default machine (covers the trace's pfns; default 1)")
+    rp.add_argument("--sample", default="100ms", help="sampling interval in trace time")
+    _add_run_options(rp)
+    rp.set_defaults(func=_cmd_replay)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version 0
+        return int(exc.code or 0)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args))
-    except BrokenPipeError:  # e.g. `dnuma demo --json | head`
+    except BrokenPipeError:  # e.g. `dnuma run demo --json | head`
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        print("dnuma: interrupted", file=sys.stderr)
+        return 130
     except Exception as exc:  # one clear line unless --debug
         from .mm.errors import DnumaError
 

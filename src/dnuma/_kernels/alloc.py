@@ -171,6 +171,19 @@ def next_node_in(prev, mask):
 
 
 @kernel
+def preferred_zone(zl, nid, highest, use_mask, mask):
+    """prepare_alloc_pages' preferred zone: the first zone of node ``nid``'s
+    zonelist at or below ``highest`` (and in ``mask`` if used); -1 if none."""
+    for i in range(zl.shape[1]):
+        gz = zl[nid, i]
+        if gz < 0:
+            break
+        if gz % NZ <= highest and (not use_mask or mask[gz // NZ]):
+            return gz
+    return -1
+
+
+@kernel
 def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     """__alloc_pages under a memory policy (alloc_pages_mpol / policy_nodemask).
 
@@ -201,15 +214,7 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     highest = gfp_zone(gfp)
     mt = gfp_migratetype(gfp)
     zl = S.zonelist_nofb if thisnode else S.zonelist
-    # the preferred zone: first usable zone of the zonelist (prepare_alloc_pages)
-    pref_gz = -1
-    for i in range(zl.shape[1]):
-        gz = zl[pref, i]
-        if gz < 0:
-            break
-        if gz % NZ <= highest and (not use_mask or mask[gz // NZ]):
-            pref_gz = gz
-            break
+    pref_gz = preferred_zone(zl, pref, highest, use_mask, mask)
     if pref_gz < 0:
         S.counters[C_ALLOC_FAIL] += 1
         return -1

@@ -349,9 +349,13 @@ def order_to_pindex(mt, order):
 
 @kernel
 def pcp_add(S, cpu, gz, pindex, pfn, order, to_tail):
+    """Put a block on a CPU's pcp list.  Model: the page's owner field holds
+    cpu * NR_PCP_LISTS + pindex while it sits there, so the block can be found
+    and taken off by pfn (replay of a trace's allocation of that pfn)."""
     list_add(S.pcp_head, S.pcp_tail, S.lru_next, S.lru_prev, (cpu, gz, pindex), pfn, to_tail)
     S.page_flags[pfn] |= PG_pcp
     S.page_order[pfn] = order
+    S.page_owner[pfn] = cpu * NR_PCP_LISTS + pindex
 
 
 @kernel

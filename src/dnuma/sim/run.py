@@ -1,0 +1,227 @@
+"""Run a scenario: boot its machine, start its tasks, and walk one event loop
+through the layout events, vmstat ticks and samples in virtual time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..mm.dnuma import CommitReport, validate_layout_for
+from ..mm.errors import DnumaError
+from ..mm.machine import Machine
+from ..mm.memlayout import MemLayout
+from .events import NS, PRIO_END, PRIO_LAYOUT, PRIO_SAMPLE, PRIO_VMSTAT, EventLoop
+from .scenario import LayoutEvent, Scenario, ScenarioError
+from .tasks import TaskSet
+
+VMSTAT_INTERVAL = NS  # sysctl vm.stat_interval: 1 s
+
+
+class Observer(Protocol):
+    """What a run tells its observers (report.Metrics is one)."""
+
+    def sample(self, t: float) -> None: ...
+
+    def layout_event(self, t: float, name: str, report: CommitReport | None) -> None: ...
+
+    def finish(self, t: float | None = None) -> object: ...
+
+
+@dataclass
+class Step:
+    """One layout change and what followed it until the next one (or the end)."""
+
+    name: str
+    t: float  # virtual seconds
+    report: CommitReport
+    misplaced_after: int = 0  # right after the commit
+    misplaced_left: int = 0  # at the next layout event (or the end of the run)
+    marked_left: int = 0
+    moved_on_free: int = 0  # pages redirected on free in between
+    nodes_online: list[int] = field(default_factory=list)
+    _moved0: int = 0
+
+    def row(self) -> dict[str, Any]:
+        r = self.report
+        return {"step": self.name, "t": round(self.t, 6), "seq": r.seq,
+                "commit_ms": round(r.seconds * 1e3, 3), "marked": r.pages_marked,
+                "free_moved": r.free_pages_moved + r.pcp_pages_moved,
+                "split": r.blocks_split, "onlined": r.nodes_onlined,
+                "offlined": r.nodes_offlined, "misplaced_after": self.misplaced_after,
+                "misplaced_left": self.misplaced_left, "still_marked": self.marked_left,
+                "moved_on_free": self.moved_on_free, "online": self.nodes_online}
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    machine: Machine
+    tasks: TaskSet
+    steps: list[Step]
+    wall_seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able; identical for two runs with the same scenario and seed
+        except for the timing fields (``commit_ms``, ``wall_seconds``)."""
+        m = self.machine
+        sc = self.scenario
+        return {
+            "scenario": sc.name, "source": sc.source, "seed": sc.seed,
+            "duration_s": sc.duration / NS, "sample_s": sc.sample / NS,
+            "machine": {"present_pages": m.total_present_pages, "nr_cpus": m.nr_cpus,
+                        "page_size": 1 << m.profile.page_shift,
+                        "nodes_online": list(m.for_each_online_node())},
+            "steps": [s.row() for s in self.steps],
+            "tasks": self.tasks.task_stats(),
+            "final": {"free_pages": m.nr_free_pages(), "misplaced": m.misplaced_pages(),
+                      "marked": m.marked_pages(), "moved_on_free": m.moved_on_free,
+                      "numastat": {n: m.numastat(n) for n in m.for_each_online_node()}},
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+
+
+class StepLog:
+    """The steps of a run: each layout change opens one, the next (or the end
+    of the run) closes it with what is left misplaced and what moved on free."""
+
+    def __init__(self, m: Machine, observers: Sequence[Observer],
+                 check: Callable[[Machine], None] | None) -> None:
+        self.m, self.observers, self.check = m, observers, check
+        self.steps: list[Step] = []
+
+    def close(self) -> None:
+        if self.steps:
+            st, m = self.steps[-1], self.m
+            st.misplaced_left = m.misplaced_pages()
+            st.marked_left = m.marked_pages()
+            st.moved_on_free = m.moved_on_free - st._moved0
+
+    def committed(self, t_ns: int, reports: Sequence[tuple[str, CommitReport]]) -> None:
+        """Record the commits a layout event made at ``t_ns``."""
+        m = self.m
+        for name, rep in reports:
+            self.steps.append(Step(name, t_ns / NS, rep, misplaced_after=m.misplaced_pages(),
+                                   nodes_online=list(m.for_each_online_node()),
+                                   _moved0=m.moved_on_free))
+            for o in self.observers:
+                o.layout_event(t_ns / NS, name, rep)
+        if self.check:
+            self.check(m)
+
+
+def static_layout(m: Machine, ev: LayoutEvent, boot: MemLayout) -> MemLayout | None:
+    """The layout of a stripe/push/ranges/boot event (None for a debugfs script)."""
+    if ev.action == "stripe":
+        nodes, block = ev.args
+        return MemLayout.stripe(m.ram_ranges(), list(nodes), block)
+    if ev.action == "push":
+        return MemLayout.push(m.ram_ranges(), ev.args)
+    if ev.action == "ranges":
+        return MemLayout.from_ranges(ev.args)
+    if ev.action == "boot":
+        return boot
+    return None
+
+
+def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] | None = None,
+                 progress: Callable[[float], None] | None = None,
+                 check: Callable[[Machine], None] | None = None) -> RunResult:
+    """Run ``sc`` to its end.  ``observe(machine)`` returns the observers
+    (e.g. ``lambda m: [Metrics(m)]``), made once the machine has booted;
+    ``progress(t)`` gets virtual seconds as they pass; ``check`` (e.g.
+    validate_all) runs after every layout event and at the end.  Layouts are
+    checked against the machine before anything runs."""
+    wall0 = time.perf_counter()
+    m = Machine(sc.machine)
+    boot = MemLayout.from_ranges(list(m.layout))
+    layouts: dict[int, MemLayout | None] = {}
+    scripts: dict[int, Any] = {}
+    for i, ev in enumerate(sc.events):
+        try:
+            lay = static_layout(m, ev, boot)
+            if lay is not None:
+                validate_layout_for(m, lay)
+            else:
+                from ..mm.memlayout_debugfs import parse_script
+
+                scripts[i] = parse_script(*ev.args)
+        except DnumaError as exc:
+            raise ScenarioError(f"{sc.source}: event[{i}] ({ev.name} at "
+                                f"{ev.at / NS:g} s): {exc}") from None
+        layouts[i] = lay
+    tasks = TaskSet(m, sc.tasks, seed=sc.seed)
+    observers = list(observe(m)) if observe else []
+    log = StepLog(m, observers, check)
+    debugfs: list[Any] = []  # one memlayout debugfs directory for the machine
+
+    def layout_event(i: int, ev: LayoutEvent) -> Callable[[int], None]:
+        def fire(t: int) -> None:
+            log.close()
+            lay = layouts[i]
+            if lay is not None:
+                reports = [(ev.name, m.commit(lay))]
+            else:
+                from ..mm.memlayout_debugfs import MemlayoutDebugfs
+
+                if not debugfs:
+                    debugfs.append(MemlayoutDebugfs(m))
+                reports = [(ev.name if k == 0 else f"{ev.name}#{k + 1}", r)
+                           for k, r in enumerate(debugfs[0].run_script(scripts[i]))]
+            log.committed(t, reports)
+        return fire
+
+    def advance(t: int) -> None:
+        tasks.run_until(t)
+        if progress:
+            progress(t / NS)
+
+    loop = EventLoop(advance)
+    for i, ev in enumerate(sc.events):
+        loop.at(ev.at, PRIO_LAYOUT, layout_event(i, ev))
+    loop.every(VMSTAT_INTERVAL, VMSTAT_INTERVAL, sc.duration, PRIO_VMSTAT,
+               lambda t: m.vmstat_tick())
+    def sample(t: int) -> None:
+        for o in observers:
+            o.sample(t / NS)
+
+    loop.every(0, sc.sample, sc.duration, PRIO_SAMPLE, sample)
+
+    def end(t: int) -> None:
+        log.close()
+        if check:
+            check(m)
+        for o in observers:
+            o.finish(t / NS)
+
+    loop.at(sc.duration, PRIO_END, end)
+    loop.run()
+    return RunResult(sc, m, tasks, log.steps, time.perf_counter() - wall0)
+
+
+_WARM_UP = """
+duration = "1.1s"
+[machine]
+nodes = 2
+cpus = 2
+mem = "16M"
+[[task]]
+rate = 2000
+lifetime = "100ms"
+orders = { 0 = 4, 1 = 1, 4 = 1 }
+gfp = { movable = 1, unmovable = 1 }
+[[event]]
+at = "0.5s"
+stripe = { nodes = [0, 1, 2], block = 100 }
+"""
+
+
+def warm_up() -> float:
+    """Compile (or load from numba's cache) the kernels a run uses, on a tiny
+    scenario, so that no timed commit pays for compilation.  Returns seconds."""
+    from .scenario import parse_scenario
+
+    t0 = time.perf_counter()
+    run_scenario(parse_scenario(_WARM_UP, "<warm-up>"))
+    return time.perf_counter() - t0
