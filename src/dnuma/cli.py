@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from . import __version__
 if TYPE_CHECKING:
     from .mm.machine import Machine
     from .report.metrics import Metrics
+    from .sim.scenario import LayoutEvent
 
 
 class UsageError(Exception):
@@ -24,17 +26,20 @@ class UsageError(Exception):
 
 # ------------------------------------------------------------------ helpers
 @contextmanager
-def progress_bar(total: float, desc: str, quiet: bool) -> Iterator[Callable[[float], None]]:
-    """A progress bar on a terminal (stderr) for work that takes more than a
-    second; nothing when ``quiet`` or when stderr is not a terminal."""
+def progress_bar(total: float, desc: str, quiet: bool,
+                 unit: str = "s") -> Iterator[Callable[[float], None]]:
+    """A progress bar on stderr for work that takes more than a second, fed
+    with the amount done so far (of ``total``, in ``unit``; "" for a
+    fraction); nothing when ``quiet`` or when stderr is not a terminal."""
     if quiet or not sys.stderr.isatty():
         yield lambda done: None
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit="s", delay=1.0, leave=False, file=sys.stderr,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f} {unit} "
-                         "[{elapsed}<{remaining}]") as bar:
+    counts = " {n:.2f}/{total:.2f} {unit}" if unit else ""
+    with tqdm(total=total, desc=desc, unit=unit, delay=1.0, leave=False, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}|" + counts
+                         + " [{elapsed}<{remaining}]") as bar:
         def update(done: float) -> None:
             bar.update(max(0.0, min(done, total) - bar.n))
         yield update
@@ -100,9 +105,10 @@ def _run(args: argparse.Namespace, scenario_arg: str) -> int:
 
     sc = load_scenario(scenario_arg)
     if args.seed is not None:
-        from dataclasses import replace
-
         sc = replace(sc, seed=args.seed)
+    if args.debugfs:
+        sc = replace(sc, events=tuple(sorted([*sc.events, *map(_debugfs_event, args.debugfs)],
+                                             key=lambda e: e.at)))
     quiet = args.json
     if not quiet:
         print(f"dnuma {sc.name}: {sc.description or sc.source}", flush=True)
@@ -128,6 +134,22 @@ def _run(args: argparse.Namespace, scenario_arg: str) -> int:
     if metrics:
         _write_outputs(Path(args.out), f"dnuma run {sc.name}", summary, metrics[0], quiet)
     return 0
+
+
+def _debugfs_event(spec: str) -> LayoutEvent:
+    """``AT:FILE`` -> a layout event running the debugfs write script FILE."""
+    from .sim.events import parse_duration
+    from .sim.scenario import LayoutEvent
+
+    at, sep, path = spec.partition(":")
+    if not sep or not path:
+        raise UsageError(f"--debugfs {spec!r}: expected AT:FILE, e.g. 2s:layout.txt")
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"--debugfs {spec!r}: cannot read {path}: {exc.strerror}") from None
+    return LayoutEvent(parse_duration(at, f"--debugfs {spec!r}: time"), "debugfs",
+                       (text, path), Path(path).stem)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -204,7 +226,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     quiet = args.json
     metrics: list[Metrics] = []
     t0 = time.perf_counter()
-    with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet) as prog:
+    with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet, unit="") as prog:
         res = replay_trace(args.trace, config, events, parse_duration(args.sample, "--sample"),
                            observe=None if args.no_report else _observers(metrics),
                            progress=prog, check=_check_fn(args.check), nodes=args.nodes)
@@ -233,7 +255,6 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--out", default="dnuma-out", metavar="DIR",
                    help="output folder: summary.json, metrics.csv, report.html "
                         "(default ./dnuma-out)")
@@ -243,6 +264,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="print the summary as JSON on stdout instead of the table")
     p.add_argument("--check", action="store_true",
                    help="validate every invariant after every layout event and at the end")
+
+
+def _add_scenario_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--debugfs", action="append", default=[], metavar="AT:FILE",
+                   help="at virtual time AT, write the memlayout debugfs script FILE "
+                        "(lines 'start N', 'end N', 'node N', 'commit', 'clear', or the "
+                        "shell's 'echo N > .../memlayout/FILE'); repeatable")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "print a table per layout step and write the output "
                                    "folder.")
     _add_run_options(d)
+    _add_scenario_options(d)
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("run", help="run a scenario file (TOML) or a shipped scenario",
@@ -268,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("scenario", nargs="?", help="a .toml file or a shipped name")
     r.add_argument("--list", action="store_true", help="list the shipped scenarios")
     _add_run_options(r)
+    _add_scenario_options(r)
     r.set_defaults(func=_cmd_run)
 
     lay = sub.add_parser("layout", help="print the layouts the RFC's test script made",

@@ -1,0 +1,606 @@
+"""Streaming parser of ftrace text captures of the kmem page events.
+
+Reads a tracefs ``trace`` or ``trace_pipe`` text capture (plain, gzip, xz or
+bzip2, told apart by magic bytes) of ``mm_page_alloc``, ``mm_page_free``,
+``mm_page_free_batched`` and ``mm_page_pcpu_drain`` and yields the events as
+flat arrays (:class:`TraceChunk`), one chunk per block of decompressed text.
+The lines are parsed by a compiled kernel (:mod:`dnuma._kernels.ftrace`);
+decompression runs in a reader thread alongside it.
+
+Accepted variants: with or without the ``#`` header (``trace`` vs
+``trace_pipe``), the irq-flags column of 4 or 5 characters or none (older
+kernels, ``trace_options`` ``noirq-info``), the ``(tgid)`` column of
+``record-tgid``, task names holding blanks, dashes or brackets, ``pfn`` in hex
+(>= 5.x) or decimal (older), with or without ``page=``, hashed / raw / NULL /
+``(null)`` pointers, extra fields of older kernels (``cold=``), the pre-3.3
+names ``mm_page_free_direct`` and ``mm_pagevec_free``, sec.usec or sec.nsec
+timestamps, CRLF endings, ``CPU:n [LOST m EVENTS]`` notes and ``#####``
+buffer-start comments.
+
+A failed allocation (the kernel prints ``page=0000000000000000 pfn=0x0`` for
+a NULL page; older kernels ``page=(null)``; a pfn of -1UL or any pfn >= 2**52,
+which no 64-bit physical address has) is an :data:`EV_ALLOC_FAIL` event with
+``pfn`` -1.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import lzma
+import os
+import queue
+import re
+import threading
+import zlib
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any, BinaryIO, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from .._kernels import ftrace as _k
+from .._kernels._jit import _DISABLED
+from ..mm.constants import (
+    __GFP_ATOMIC_MODEL,
+    __GFP_DMA,
+    __GFP_DMA32,
+    __GFP_HIGH,
+    __GFP_HIGHMEM,
+    __GFP_MOVABLE,
+    __GFP_RECLAIMABLE,
+    __GFP_THISNODE,
+)
+from ..mm.errors import DnumaError
+
+EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_ALLOC_FAIL = 0, 1, 2, 3, 4
+# the stats key of each kind: the event's name (a failed alloc is an mm_page_alloc)
+KIND_NAMES = ("mm_page_alloc", "mm_page_free", "mm_page_free_batched", "mm_page_pcpu_drain",
+              "mm_page_alloc")
+assert (EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_ALLOC_FAIL) == (
+    _k.EV_ALLOC, _k.EV_FREE, _k.EV_FREE_BATCHED, _k.EV_PCPU_DRAIN, _k.EV_ALLOC_FAIL)
+
+MAX_EXAMPLES = 10  # malformed lines kept as examples
+_MAX_TEXT = 300  # characters kept of an example line
+_SP_CAP = 4096  # non-event lines per kernel call
+
+
+class TraceError(DnumaError, ValueError):
+    """A trace file that cannot be read: missing, unreadable, corrupt or not
+    text (names the path)."""
+
+
+# --- gfp_flags text -> model gfp bits ---------------------------------------
+
+# The names show_gfp_flags prints (include/trace/events/mmflags.h), as sets of
+# the kernel's ___GFP_*_BIT names (include/linux/gfp_types.h, Linux 6.12, plus
+# the older names).  A printed string is the union of its names.
+_RECLAIM = frozenset({"DIRECT_RECLAIM", "KSWAPD_RECLAIM"})
+_GFP_KERNEL = _RECLAIM | {"IO", "FS"}
+_GFP_USER = _GFP_KERNEL | {"HARDWALL"}
+_GFP_HIGHUSER = _GFP_USER | {"HIGHMEM"}
+_GFP_HIGHUSER_MOVABLE = _GFP_HIGHUSER | {"MOVABLE", "SKIP_KASAN"}
+_GFP_TRANSHUGE_LIGHT = (_GFP_HIGHUSER_MOVABLE | {"COMP", "NOMEMALLOC", "NOWARN"}) - _RECLAIM
+_GFP_BITS = (
+    "DMA", "HIGHMEM", "DMA32", "MOVABLE", "RECLAIMABLE", "HIGH", "IO", "FS", "ZERO",
+    "DIRECT_RECLAIM", "KSWAPD_RECLAIM", "WRITE", "NOWARN", "RETRY_MAYFAIL", "NOFAIL",
+    "NORETRY", "MEMALLOC", "COMP", "NOMEMALLOC", "HARDWALL", "THISNODE", "ACCOUNT",
+    "ZEROTAGS", "SKIP_ZERO", "SKIP_KASAN", "NOLOCKDEP", "NO_OBJ_EXT",
+    # older kernels
+    "ATOMIC", "COLD", "NOTRACK", "NOTRACK_FALSE_POSITIVE", "OTHER_NODE", "NO_KSWAPD",
+    "REPEAT", "NOACCOUNT",
+)
+GFP_NAMES: dict[str, frozenset[str]] = {
+    **{f"__GFP_{b}": frozenset({b}) for b in _GFP_BITS},
+    "__GFP_RECLAIM": _RECLAIM,
+    "__GFP_WAIT": frozenset({"DIRECT_RECLAIM"}),  # <= 4.3
+    "GFP_TRANSHUGE": _GFP_TRANSHUGE_LIGHT | {"DIRECT_RECLAIM"},
+    "GFP_TRANSHUGE_LIGHT": _GFP_TRANSHUGE_LIGHT,
+    "GFP_HIGHUSER_MOVABLE": _GFP_HIGHUSER_MOVABLE,
+    "GFP_HIGHUSER": _GFP_HIGHUSER,
+    "GFP_USER": _GFP_USER,
+    "GFP_KERNEL_ACCOUNT": _GFP_KERNEL | {"ACCOUNT"},
+    "GFP_KERNEL": _GFP_KERNEL,
+    "GFP_NOFS": _RECLAIM | {"IO"},
+    "GFP_ATOMIC": frozenset({"HIGH", "KSWAPD_RECLAIM"}),
+    "GFP_NOIO": _RECLAIM,
+    "GFP_NOWAIT": frozenset({"KSWAPD_RECLAIM", "NOWARN"}),
+    "GFP_DMA": frozenset({"DMA"}),
+    "GFP_DMA32": frozenset({"DMA32"}),
+    # older kernels
+    "GFP_TEMPORARY": _GFP_KERNEL | {"RECLAIMABLE"},  # <= 4.14
+    "GFP_IOFS": frozenset({"IO", "FS"}),  # <= 4.3
+    "GFP_THISNODE": frozenset({"THISNODE", "NOWARN", "NORETRY"}),  # <= 3.x
+    "none": frozenset(),  # gfp 0
+}
+_MODEL_BITS = {
+    "DMA": __GFP_DMA, "HIGHMEM": __GFP_HIGHMEM, "DMA32": __GFP_DMA32,
+    "MOVABLE": __GFP_MOVABLE, "RECLAIMABLE": __GFP_RECLAIMABLE, "HIGH": __GFP_HIGH,
+    "THISNODE": __GFP_THISNODE,
+}
+
+
+@lru_cache(maxsize=4096)
+def gfp_to_model(text: str) -> tuple[int, tuple[str, ...]]:
+    """A printed gfp_flags value (``GFP_KERNEL|__GFP_ZERO``) -> (model gfp bits,
+    names not understood).
+
+    Maps the zone bits, __GFP_MOVABLE, __GFP_RECLAIMABLE, __GFP_HIGH and
+    __GFP_THISNODE; sets __GFP_ATOMIC_MODEL (ALLOC_NON_BLOCK) as
+    gfp_to_alloc_flags() does: no __GFP_DIRECT_RECLAIM and no __GFP_NOMEMALLOC
+    (GFP_ATOMIC, GFP_NOWAIT, ``none``).  Unknown names (and leftover hex bits)
+    add nothing; a string of unknown names only gives 0.
+    """
+    bits: set[str] = set()
+    unknown: list[str] = []
+    known = False
+    for name in text.split("|"):
+        name = name.strip()
+        if not name:
+            continue
+        kb = GFP_NAMES.get(name)
+        if kb is None:
+            unknown.append(name)
+        else:
+            known = True
+            bits |= kb
+    if not known:
+        return 0, tuple(unknown)
+    gfp = 0
+    for b in bits:
+        gfp |= _MODEL_BITS.get(b, 0)
+    if "DIRECT_RECLAIM" not in bits and "NOMEMALLOC" not in bits:
+        gfp |= __GFP_ATOMIC_MODEL
+    return gfp, tuple(unknown)
+
+
+# --- results -----------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class TraceChunk:
+    """Events of one block of the trace, as arrays of one length.
+
+    ``kind`` int8 (EV_*); ``cpu`` int32; ``ts_ns`` int64 (trace clock, ns);
+    ``pfn`` int64 (-1 for EV_ALLOC_FAIL); ``order`` int8; ``migratetype`` int8
+    (-1 for the frees, which print none); ``gfp`` int32 (model gfp bits of the
+    allocations, 0 for the others); ``line`` int64 (1-based line number).
+    """
+
+    kind: npt.NDArray[np.int8]
+    cpu: npt.NDArray[np.int32]
+    ts_ns: npt.NDArray[np.int64]
+    pfn: npt.NDArray[np.int64]
+    order: npt.NDArray[np.int8]
+    migratetype: npt.NDArray[np.int8]
+    gfp: npt.NDArray[np.int32]
+    line: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.kind.shape[0])
+
+    @classmethod
+    def empty(cls, n: int = 0) -> TraceChunk:
+        """A chunk of ``n`` zeroed events."""
+        return cls(np.zeros(n, np.int8), np.zeros(n, np.int32), np.zeros(n, np.int64),
+                   np.zeros(n, np.int64), np.zeros(n, np.int8), np.zeros(n, np.int8),
+                   np.zeros(n, np.int32), np.zeros(n, np.int64))
+
+    @classmethod
+    def concat(cls, chunks: Iterable[TraceChunk]) -> TraceChunk:
+        """One chunk of the events of ``chunks``, in order."""
+        cs = list(chunks)
+        if not cs:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(c, f) for c in cs]) for f in _CHUNK_FIELDS))
+
+
+_CHUNK_FIELDS = ("kind", "cpu", "ts_ns", "pfn", "order", "migratetype", "gfp", "line")
+
+
+@dataclass
+class TraceStats:
+    """Counts of one read of a trace, updated as the chunks are yielded.
+
+    ``events``: events by event name (the four kinds; mm_page_free_direct and
+    mm_pagevec_free of old kernels count as mm_page_free and
+    mm_page_free_batched; failed allocations count as mm_page_alloc and in
+    ``alloc_failed``); ``other``: well-formed lines of other events by name
+    ("(unnamed)" for lines without one, e.g. function tracer); ``gfp_strings``:
+    allocations (failed ones included) by their gfp_flags text;
+    ``unknown_gfp``: allocations by gfp name not understood; ``ts_backwards``:
+    events whose timestamp is below the previous event's;
+    ``first_ts_ns``/``last_ts_ns``: of the first and last event in file order.
+    ``tracer``, ``nr_cpus`` ('#P:N') and ``entries_*`` come from the ``trace``
+    file's header (None without one, as from ``trace_pipe``).
+    """
+
+    path: str = ""
+    bytes: int = 0  # decompressed
+    lines: int = 0
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KIND_NAMES, 0))
+    alloc_failed: int = 0
+    malformed: int = 0
+    malformed_examples: list[tuple[int, str]] = field(default_factory=list)
+    other: dict[str, int] = field(default_factory=dict)
+    comments: int = 0
+    blank: int = 0
+    lost_lines: int = 0  # "CPU:n [LOST m EVENTS]" notes
+    lost_events: int = 0  # the sum of their m
+    gfp_strings: dict[str, int] = field(default_factory=dict)
+    unknown_gfp: dict[str, int] = field(default_factory=dict)
+    ts_backwards: int = 0
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
+    tracer: str | None = None
+    nr_cpus: int | None = None
+    entries_in_buffer: int | None = None
+    entries_written: int | None = None
+
+    @property
+    def total_events(self) -> int:
+        """Events of the four kinds (failed allocations included)."""
+        return sum(self.events.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        d = asdict(self)
+        d["malformed_examples"] = [list(x) for x in self.malformed_examples]
+        d["total_events"] = self.total_events
+        return d
+
+
+# --- opening -----------------------------------------------------------------
+
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+_GZ_MAGIC = b"\x1f\x8b"
+_BZ2_MAGIC = b"BZh"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_TRACE_DAT_MAGIC = b"\x17\x08Dtracing"
+_STREAM_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+
+
+def _looks_binary(head: bytes) -> bool:
+    """More than 10% NUL or control bytes (a stray NUL in text is a malformed
+    line, not a binary file)."""
+    ctrl = sum(1 for c in head if (c < 32 and c not in (9, 10, 12, 13)) or c == 127)
+    return ctrl > len(head) // 10
+
+
+def open_trace(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a trace for binary reading, decompressing gzip, xz or bzip2 (told
+    by their magic bytes).  Raises TraceError (naming the path) if it is
+    missing, unreadable, a corrupt stream or not text."""
+    p = os.fspath(path)
+    try:
+        with open(p, "rb") as raw:
+            magic = raw.read(6)
+    except FileNotFoundError:
+        raise TraceError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise TraceError(f"{p}: is a directory") from None
+    except OSError as exc:
+        raise TraceError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if magic.startswith(_TRACE_DAT_MAGIC[:6]):
+        raise TraceError(f"{p}: not text: a trace-cmd .dat file (convert it with trace-cmd "
+                         "report)")
+    if magic.startswith(_ZSTD_MAGIC):
+        raise TraceError(f"{p}: zstd-compressed; decompress it first (zstd -d)")
+    f: Any
+    try:
+        if magic.startswith(_XZ_MAGIC):
+            kind = "xz"
+            f = lzma.LZMAFile(p)  # noqa: SIM115 - returned open
+        elif magic.startswith(_GZ_MAGIC):
+            kind = "gzip"
+            f = gzip.GzipFile(p)
+        elif magic.startswith(_BZ2_MAGIC):
+            kind = "bzip2"
+            f = bz2.BZ2File(p)
+        else:
+            kind = "text"
+            f = open(p, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise TraceError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    try:
+        head = f.peek(4096)[:4096]
+    except _STREAM_ERRORS as exc:
+        f.close()
+        raise TraceError(f"{p}: not a valid {kind} stream: {exc}") from None
+    if _looks_binary(head):
+        f.close()
+        what = "text" if kind == "text" else f"text inside its {kind} compression"
+        raise TraceError(f"{p}: not {what} (binary data)")
+    return cast(BinaryIO, f)
+
+
+def _blocks(f: BinaryIO, size: int, path: str, prefetch: bool
+            ) -> Generator[bytes, None, None]:
+    """The decompressed content of ``f`` in blocks of ``size`` bytes, read in
+    a thread ahead of the consumer when ``prefetch``."""
+
+    def read() -> bytes:
+        try:
+            return f.read(size)
+        except _STREAM_ERRORS as exc:
+            raise TraceError(f"{path}: read error: {exc}") from None
+
+    if not prefetch:
+        while b := read():
+            yield b
+        return
+    q: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: bytes | BaseException) -> None:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def worker() -> None:
+        try:
+            while not stop.is_set():
+                b = read()
+                put(b)
+                if not b:
+                    return
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+
+    t = threading.Thread(target=worker, name="dnuma-trace-reader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join()
+
+
+# --- parsing -----------------------------------------------------------------
+
+
+class _Intern:
+    """hash -> (value, count) table shared with the kernel (open addressing,
+    at most half full), plus the text of each hash."""
+
+    def __init__(self, cap: int = 256) -> None:
+        self.keys = np.zeros(cap, np.int64)
+        self.vals = np.zeros(cap, np.int32)
+        self.count = np.zeros(cap, np.int64)
+        self.used = np.zeros(cap, np.uint8)
+        self.text: dict[int, str] = {}
+
+    def add(self, h: int, val: int, text: str) -> None:
+        """Intern hash ``h`` (not present) with value ``val``."""
+        if 2 * (len(self.text) + 1) > self.keys.shape[0]:
+            keys, vals, count, used = self.keys, self.vals, self.count, self.used
+            cap = 2 * keys.shape[0]
+            self.keys = np.zeros(cap, np.int64)
+            self.vals = np.zeros(cap, np.int32)
+            self.count = np.zeros(cap, np.int64)
+            self.used = np.zeros(cap, np.uint8)
+            for i in np.flatnonzero(used):
+                self._put(int(keys[i]), int(vals[i]), int(count[i]))
+        self._put(h, val, 0)
+        self.text[h] = text
+
+    def _put(self, h: int, val: int, count: int) -> None:
+        i = int(_k.table_slot(self.keys, self.used, np.int64(h)))
+        self.keys[i] = h
+        self.vals[i] = val
+        self.count[i] = count
+        self.used[i] = 1
+
+    def counts(self) -> dict[str, int]:
+        """text -> count of the strings seen so far, the most frequent first."""
+        out: dict[str, int] = {}
+        for i in np.flatnonzero(self.used):
+            t = self.text[int(self.keys[i])]
+            out[t] = out.get(t, 0) + int(self.count[i])
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+_TRACER_RE = re.compile(r"^#\s*tracer:\s*(\S+)")
+_ENTRIES_RE = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)")
+_NRCPU_RE = re.compile(r"#P:(\d+)")
+_LOST_RE = re.compile(r"^\s*CPU:\s*\d+\s+\[LOST(?:\s+(\d+))?\s+EVENTS\]\s*$")
+_MAX_HEADER_COMMENTS = 1000
+
+
+class _Parser:
+    """Feeds whole lines to the kernel, interns new strings, keeps the stats."""
+
+    def __init__(self, cap: int, stats: TraceStats) -> None:
+        self.stats = stats
+        self.ev_kind = np.zeros(cap, np.int8)
+        self.ev_cpu = np.zeros(cap, np.int32)
+        self.ev_ts = np.zeros(cap, np.int64)
+        self.ev_pfn = np.zeros(cap, np.int64)
+        self.ev_order = np.zeros(cap, np.int8)
+        self.ev_mt = np.zeros(cap, np.int8)
+        self.ev_gfp = np.zeros(cap, np.int32)
+        self.ev_line = np.zeros(cap, np.int64)
+        self.sp_code = np.zeros(_SP_CAP, np.int8)
+        self.sp_line = np.zeros(_SP_CAP, np.int64)
+        self.sp_start = np.zeros(_SP_CAP, np.int64)
+        self.sp_end = np.zeros(_SP_CAP, np.int64)
+        self.gfp = _Intern()
+        self.other = _Intern()
+        self.state = _k.new_state()
+        self.line_no = 0
+        self.n_ev = 0
+        self.gfp_unknown: dict[str, tuple[str, ...]] = {}
+
+    def feed(self, data: bytes, start: int, end: int) -> Iterator[TraceChunk]:
+        """Parse the whole lines ``data[start:end]``; yields a chunk whenever
+        the event arrays fill up."""
+        buf: Any = memoryview(data) if _DISABLED else np.frombuffer(data, np.uint8)
+        pos = start
+        while True:
+            g, o = self.gfp, self.other
+            if _DISABLED:
+                with np.errstate(over="ignore"):
+                    r = self._call(buf, pos, end, g, o)
+            else:
+                r = self._call(buf, pos, end, g, o)
+            status, pos, self.line_no, self.n_ev, n_sp, a, n, h = (int(x) for x in r)
+            if n_sp:
+                self._specials(data, n_sp)
+            if status == _k.ST_DONE:
+                return
+            if status == _k.ST_FULL:
+                if self.n_ev >= self.ev_kind.shape[0]:
+                    chunk = self.flush()
+                    if chunk is not None:
+                        yield chunk
+            elif status == _k.ST_NEW_GFP:
+                text = data[a:a + n].decode("utf-8", "replace")
+                bits, unknown = gfp_to_model(text)
+                self.gfp.add(h, bits, text)
+                if unknown:
+                    self.gfp_unknown[text] = unknown
+            else:
+                name = data[a:a + n].decode("utf-8", "replace") or "(unnamed)"
+                self.other.add(h, 0, name)
+
+    def _call(self, buf: Any, pos: int, end: int, g: _Intern, o: _Intern) -> tuple[int, ...]:
+        return cast(tuple[int, ...], _k.parse_lines(
+            buf, pos, end, self.line_no,
+            self.ev_kind, self.ev_cpu, self.ev_ts, self.ev_pfn, self.ev_order, self.ev_mt,
+            self.ev_gfp, self.ev_line, self.n_ev,
+            self.sp_code, self.sp_line, self.sp_start, self.sp_end, 0,
+            g.keys, g.vals, g.count, g.used, o.keys, o.count, o.used, self.state))
+
+    def _specials(self, data: bytes, n: int) -> None:
+        st = self.stats
+        for i in range(n):
+            code = int(self.sp_code[i])
+            text = data[int(self.sp_start[i]):int(self.sp_end[i])].decode("utf-8", "replace")
+            if code == _k.SP_COMMENT:
+                st.comments += 1
+                if st.comments <= _MAX_HEADER_COMMENTS:
+                    self._header(text)
+                continue
+            if code == _k.SP_LOST:
+                m = _LOST_RE.match(text)
+                if m:
+                    st.lost_lines += 1
+                    st.lost_events += int(m.group(1) or 0)
+                    continue
+            st.malformed += 1
+            if len(st.malformed_examples) < MAX_EXAMPLES:
+                st.malformed_examples.append((int(self.sp_line[i]), text[:_MAX_TEXT]))
+
+    def _header(self, text: str) -> None:
+        h = self.stats
+        if m := _TRACER_RE.match(text):
+            h.tracer = m.group(1)
+        if m := _ENTRIES_RE.search(text):
+            h.entries_in_buffer, h.entries_written = int(m.group(1)), int(m.group(2))
+        if m := _NRCPU_RE.search(text):
+            h.nr_cpus = int(m.group(1))
+
+    def flush(self) -> TraceChunk | None:
+        """The events parsed since the last flush (None if none), stats synced."""
+        n = self.n_ev
+        self.n_ev = 0
+        self.sync()
+        if n == 0:
+            return None
+        c = TraceChunk(self.ev_kind[:n].copy(), self.ev_cpu[:n].copy(),
+                       self.ev_ts[:n].copy(), self.ev_pfn[:n].copy(),
+                       self.ev_order[:n].copy(), self.ev_mt[:n].copy(),
+                       self.ev_gfp[:n].copy(), self.ev_line[:n].copy())
+        st = self.stats
+        for k, cnt in enumerate(np.bincount(c.kind, minlength=len(KIND_NAMES))):
+            st.events[KIND_NAMES[k]] += int(cnt)
+            if k == EV_ALLOC_FAIL:
+                st.alloc_failed += int(cnt)
+        if st.first_ts_ns is None:
+            st.first_ts_ns = int(c.ts_ns[0])
+        st.last_ts_ns = int(c.ts_ns[-1])
+        return c
+
+    def sync(self) -> None:
+        """Copy the kernel-side counters into the stats."""
+        st = self.stats
+        st.lines = self.line_no
+        st.blank = int(self.state[_k.S_BLANK])
+        st.ts_backwards = int(self.state[_k.S_TS_BACKWARDS])
+        st.other = self.other.counts()
+        st.gfp_strings = self.gfp.counts()
+        unknown: dict[str, int] = {}
+        for text, cnt in st.gfp_strings.items():
+            for name in self.gfp_unknown.get(text, ()):
+                unknown[name] = unknown.get(name, 0) + cnt
+        st.unknown_gfp = unknown
+
+
+def read_trace(path: str | os.PathLike[str], chunk_bytes: int = 8 << 20,
+               stats: TraceStats | None = None, *, prefetch: bool = True
+               ) -> Iterator[TraceChunk]:
+    """Stream the kmem events of a trace as TraceChunks (about one per
+    ``chunk_bytes`` of decompressed text).
+
+    The file is checked at once (TraceError if missing, unreadable or not
+    text); it is then read in blocks, decompressed in a reader thread when
+    ``prefetch``.  ``stats`` (if given) is filled as the chunks are yielded and
+    complete once the iterator is exhausted.  Malformed lines and lines of
+    other events are counted there, never raised; a trace without any event
+    yields nothing.
+    """
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+    open_trace(path).close()
+    st = stats if stats is not None else TraceStats()
+    st.path = os.fspath(path)
+    return _read(st, chunk_bytes, prefetch)
+
+
+def _read(st: TraceStats, chunk_bytes: int, prefetch: bool) -> Iterator[TraceChunk]:
+    parser = _Parser(max(64, chunk_bytes // 48), st)
+    carry = b""
+    with (open_trace(st.path) as f,
+          contextlib.closing(_blocks(f, chunk_bytes, st.path, prefetch)) as blocks):
+        for block in blocks:
+            st.bytes += len(block)
+            start = 0
+            if carry:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    carry += block
+                    continue
+                head = carry + block[:nl + 1]
+                yield from parser.feed(head, 0, len(head))
+                start = nl + 1
+            last = block.rfind(b"\n")
+            if last >= start:
+                yield from parser.feed(block, start, last + 1)
+                carry = block[last + 1:]
+            else:
+                carry = block[start:]
+            chunk = parser.flush()
+            if chunk is not None:
+                yield chunk
+    if carry:
+        yield from parser.feed(carry, 0, len(carry))
+    chunk = parser.flush()
+    if chunk is not None:
+        yield chunk
+
+
+def load_trace(path: str | os.PathLike[str], stats: TraceStats | None = None) -> TraceChunk:
+    """All the events of a trace in one chunk (see :func:`read_trace`)."""
+    return TraceChunk.concat(read_trace(path, stats=stats))

@@ -1,0 +1,225 @@
+"""Replay a real kmem trace (``kmem:mm_page_alloc``, ``mm_page_free``,
+``mm_page_free_batched``, ``mm_page_pcpu_drain``) onto a model machine, with
+layout events injected at given trace times.
+
+The model allocates exactly the pfns the trace allocated and frees them
+through its own free path, so what the report shows is where the real
+workload's pages sit under each layout: misplaced pages, pages moved on free,
+local allocations.  A trace starts mid-run: frees of pages it never saw
+allocated, double frees and malformed lines are counted as anomalies.
+``mm_page_free_batched`` follows the ``mm_page_free`` of the same page (both
+fire in free_unref_folios), so it is counted, not replayed;
+``mm_page_pcpu_drain`` is counted (the model drains its pcp lists itself).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._kernels import replay as _kr
+from ..mm.errors import ConfigError
+from ..mm.machine import Machine, MachineConfig
+from ..mm.memlayout import MemLayout
+from .events import NS, parse_duration
+from .ftrace import TraceStats, read_trace
+from .run import Observer, Step, StepLog, static_layout
+from .scenario import LayoutEvent, ScenarioError, parse_id_list, parse_range_map
+
+COUNT_NAMES = ("allocs", "frees", "free_batched", "pcpu_drains", "alloc_fails",
+               "local_allocs", "remote_allocs")
+ANOMALY_NAMES = ("free_unseen", "double_free", "free_mismatch", "alloc_busy", "outside_model",
+                 "unaligned")
+
+
+def parse_event_spec(spec: str) -> LayoutEvent:
+    """``AT:ACTION[:ARGS]`` -> a layout event, AT in trace seconds from the
+    first event: ``0.5:stripe:0,1,2:256``, ``1s:push:3``, ``2s:boot``,
+    ``1.5:ranges:0-7FFF=1,8000-FFFF=0``."""
+    parts = spec.split(":")
+    if len(parts) < 2:
+        raise ConfigError(f"--event {spec!r}: expected AT:ACTION[:ARGS] "
+                          "(e.g. 0.5:stripe:0,1:256, 1s:push:3, 2s:boot)")
+    at = parse_duration(parts[0], f"--event {spec!r}: time")
+    act, args = parts[1], parts[2:]
+    try:
+        if act == "stripe" and len(args) == 2:
+            return LayoutEvent(at, act, (parse_id_list(args[0]), int(args[1])), act)
+        if act == "push" and len(args) == 1:
+            return LayoutEvent(at, act, int(args[0]), act)
+        if act == "boot" and not args:
+            return LayoutEvent(at, act, None, act)
+        if act == "ranges" and len(args) == 1:
+            tbl: dict[str, Any] = {}
+            for item in args[0].split(","):
+                k, _, v = item.partition("=")
+                tbl[k] = int(v)
+            return LayoutEvent(at, act, parse_range_map(tbl, "ranges"), act)
+    except (ValueError, ScenarioError) as exc:
+        raise ConfigError(f"--event {spec!r}: {exc}") from None
+    raise ConfigError(f"--event {spec!r}: expected stripe:NODES:BLOCK, push:NODE, boot or "
+                      "ranges:START-END=NODE,...")
+
+
+@dataclass
+class TraceExtent:
+    """What a first pass over a trace finds: highest pfn touched, CPUs, span."""
+
+    max_pfn: int
+    nr_cpus: int
+    first_ns: int
+    last_ns: int
+    events: int
+
+
+def trace_extent(path: str | Path) -> TraceExtent:
+    max_pfn, cpus, first, last, n = -1, 0, -1, -1, 0
+    stats = TraceStats()
+    for ch in read_trace(path, stats=stats):
+        if ch.pfn.size == 0:
+            continue
+        ok = ch.kind != _kr.EV_ALLOC_FAIL
+        if ok.any():
+            max_pfn = max(max_pfn, int((ch.pfn[ok] + (1 << ch.order[ok].astype(np.int64)) - 1)
+                                       .max()))
+        cpus = max(cpus, int(ch.cpu.max()) + 1)
+        if first < 0:
+            first = int(ch.ts_ns[0])
+        last = int(ch.ts_ns[-1])
+        n += ch.pfn.size
+    if n == 0:
+        raise ConfigError(f"{path}: no kmem page events in the trace")
+    return TraceExtent(max_pfn, max(cpus, stats.nr_cpus or 0), first, last, n)
+
+
+def machine_for_trace(ext: TraceExtent, nodes: int = 1) -> MachineConfig:
+    """A flat machine covering every pfn the trace touches (rounded up to a
+    128 MiB section), ``nodes`` nodes sharing it, the trace's CPU count."""
+    sec = 1 << 15
+    end = (ext.max_pfn // sec + 1) * sec
+    return MachineConfig.uniform(nodes=nodes, mem=end << 12, cpus=max(ext.nr_cpus, nodes))
+
+
+@dataclass
+class ReplayResult:
+    machine: Machine
+    steps: list[Step]
+    counts: dict[str, int]
+    anomalies: dict[str, int]
+    stats: TraceStats
+    span_s: float
+    wall_seconds: float
+    skipped_events: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        m = self.machine
+        return {"trace": self.stats.to_dict(), "span_s": round(self.span_s, 6),
+                "events_per_s": round(sum(self.stats.events.values()) / self.wall_seconds)
+                if self.wall_seconds > 0 else None,
+                "machine": {"present_pages": m.total_present_pages, "nr_cpus": m.nr_cpus,
+                            "nodes_online": list(m.for_each_online_node())},
+                "replayed": self.counts, "anomalies": self.anomalies,
+                "steps": [s.row() for s in self.steps],
+                "skipped_events": self.skipped_events,
+                "final": {"misplaced": m.misplaced_pages(), "marked": m.marked_pages(),
+                          "moved_on_free": m.moved_on_free,
+                          "numastat": {n: m.numastat(n) for n in m.for_each_online_node()}},
+                "wall_seconds": round(self.wall_seconds, 3)}
+
+
+def replay_trace(path: str | Path, config: MachineConfig | None = None,
+                 events: Sequence[LayoutEvent] = (), sample: int = NS // 10,
+                 observe: Callable[[Machine], Sequence[Observer]] | None = None,
+                 progress: Callable[[float], None] | None = None,
+                 check: Callable[[Machine], None] | None = None,
+                 nodes: int = 1) -> ReplayResult:
+    """Replay ``path`` (plain, .gz or .xz; streamed).  Times (event ``at``,
+    ``sample``) are ns from the trace's first event.  ``progress`` gets the
+    fraction of the trace's span done."""
+    wall0 = time.perf_counter()
+    ext = None
+    if config is None or progress is not None:
+        ext = trace_extent(path)
+    if config is None:
+        assert ext is not None
+        config = machine_for_trace(ext, nodes)
+    m = Machine(config)
+    boot = MemLayout.from_ranges(list(m.layout))
+    evs = sorted(events, key=lambda e: e.at)
+    layouts = []
+    for ev in evs:
+        lay = static_layout(m, ev, boot)
+        if lay is None:
+            raise ConfigError(f"replay: event {ev.name!r}: debugfs scripts are not supported "
+                              "in a replay")
+        from ..mm.dnuma import validate_layout_for
+
+        validate_layout_for(m, lay)
+        layouts.append(lay)
+    observers = list(observe(m)) if observe else []
+    seen = np.zeros(m.max_pfn, dtype=np.uint8)
+    counts = np.zeros(_kr.NR_X, dtype=np.int64)
+    no_mask = np.zeros(config.max_numnodes, dtype=np.bool_)
+    log = StepLog(m, observers, check)
+    stats = TraceStats()
+    t_first: int | None = None
+    next_sample = 0
+    k_ev = 0
+    t_rel = 0
+    span = (ext.last_ns - ext.first_ns) if ext else 0
+
+    def fire_until(t: int) -> None:
+        """Fire every layout event and sample due at or before ``t``."""
+        nonlocal next_sample, k_ev
+        while True:
+            t_ev = evs[k_ev].at if k_ev < len(evs) else None
+            if t_ev is not None and t_ev <= t and t_ev <= next_sample:
+                log.close()
+                log.committed(t_ev, [(evs[k_ev].name, m.commit(layouts[k_ev]))])
+                k_ev += 1
+            elif next_sample <= t:
+                m.sync_zones()
+                for o in observers:
+                    o.sample(next_sample / NS)
+                next_sample += sample
+            else:
+                return
+
+    for ch in read_trace(path, stats=stats):
+        n = ch.pfn.size
+        if n == 0:
+            continue
+        if t_first is None:
+            t_first = int(ch.ts_ns[0])
+        ts = ch.ts_ns - t_first
+        i = 0
+        while i < n:
+            t_next = min(next_sample, evs[k_ev].at if k_ev < len(evs) else next_sample)
+            j = int(np.searchsorted(ts, t_next, side="left"))
+            if j > i:
+                _kr.replay(m.S, ch.kind, ch.cpu, ch.pfn, ch.order, ch.gfp, ch.migratetype,
+                           i, j, seen, counts, no_mask)
+            if j < n:
+                fire_until(int(ts[j]))
+            i = j
+        t_rel = int(ts[-1])
+        if progress and span > 0:
+            progress(min(1.0, t_rel / span))
+    m.sync_zones()
+    fire_until(t_rel)
+    log.close()
+    skipped = [f"{e.name} at {e.at / NS:g} s (after the trace's end, {t_rel / NS:g} s)"
+               for e in evs[k_ev:]]
+    for o in observers:
+        o.finish(t_rel / NS)
+    if check:
+        check(m)
+    cl = counts.tolist()
+    return ReplayResult(m, log.steps, dict(zip(COUNT_NAMES, cl[:7], strict=True)),
+                        dict(zip(ANOMALY_NAMES, cl[7:], strict=True)), stats,
+                        t_rel / NS, time.perf_counter() - wall0, skipped)

@@ -1,0 +1,154 @@
+"""Replay of real kmem traces onto the model."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dnuma.cli import main
+from dnuma.mm.constants import PG_head
+from dnuma.mm.errors import DnumaError
+from dnuma.mm.machine import MachineConfig
+from dnuma.mm.validate import validate_all
+from dnuma.sim.events import NS
+from dnuma.sim.replay import parse_event_spec, replay_trace
+
+DATA = Path(__file__).parent / "data"
+EXCERPT = DATA / "kmem-trace-excerpt.txt.xz"
+_LINE = re.compile(r"\[(\d+)\].*?\s(\d+\.\d+): (mm_page_\w+): .*?pfn=0x([0-9a-f]+) order=(\d+)")
+
+
+def line(ts: float, ev: str, pfn: int, order: int = 0, cpu: int = 0) -> str:
+    head = f"           <...>-7569    [{cpu:03d}] .....   {ts:.6f}: {ev}: page=000000008cf296b1 "
+    tail = {"mm_page_alloc": " migratetype=1 gfp_flags=GFP_HIGHUSER_MOVABLE|__GFP_ZERO",
+            "mm_page_pcpu_drain": " migratetype=1"}.get(ev, "")
+    return head + f"pfn={pfn:#x} order={order}" + tail
+
+
+def write_trace(path: Path, lines: list[str]) -> Path:
+    path.write_text("# tracer: nop\n#\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def small_machine(nodes: int = 2) -> MachineConfig:
+    return MachineConfig.uniform(nodes=nodes, mem="32M", cpus=2)
+
+
+def test_anomalies_are_counted_never_fatal(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [
+        line(1.0, "mm_page_alloc", 0x1000),
+        line(1.1, "mm_page_free", 0x1000),
+        line(1.1, "mm_page_free_batched", 0x1000),
+        line(1.2, "mm_page_free", 0x1000),  # double free
+        line(1.3, "mm_page_free", 0x2000),  # allocated before the trace began
+        line(1.4, "mm_page_alloc", 0x1000, cpu=1),
+        line(1.5, "mm_page_alloc", 0x1000),  # the model holds it: a free was missed
+        line(1.6, "mm_page_free", 0x1000, order=1),  # wrong order
+        line(1.7, "mm_page_alloc", 0x100000),  # beyond the 32 MiB model
+        line(1.8, "mm_page_pcpu_drain", 0x3000),
+        "           <...>-7569    [000] .....   1.900000: mm_page_alloc: page=zzz pfn=0xq",
+        line(2.0, "mm_page_alloc", 0x1000, order=2),  # 0x1000 is allocated inside it
+        line(2.1, "mm_page_alloc", 0x1003, order=2),  # not aligned to its order
+    ])
+    res = replay_trace(t, small_machine(), check=validate_all)
+    assert res.counts["allocs"] == 2 and res.counts["frees"] == 1
+    assert res.counts["free_batched"] == 1 and res.counts["pcpu_drains"] == 1
+    assert res.anomalies == {"free_unseen": 1, "double_free": 1, "free_mismatch": 1,
+                             "alloc_busy": 2, "outside_model": 1, "unaligned": 1}
+    assert res.stats.malformed == 1
+    S = res.machine.S
+    assert np.flatnonzero(S.page_flags & PG_head).tolist() == [0x1000]
+
+
+def _expected_live(path: Path) -> dict[int, int]:
+    """A plain-Python replay of the trace: pfn -> order of the blocks it
+    leaves allocated (frees of unknown pages ignored)."""
+    live: dict[int, int] = {}
+    held: set[int] = set()
+    with lzma.open(path, "rt") as f:
+        for ln in f:
+            mt = _LINE.search(ln)
+            if not mt:
+                continue
+            ev, pfn, order = mt.group(3), int(mt.group(4), 16), int(mt.group(5))
+            pages = set(range(pfn, pfn + (1 << order)))
+            if ev == "mm_page_alloc" and not pages & held:
+                live[pfn] = order
+                held |= pages
+            elif ev == "mm_page_free" and live.get(pfn) == order:
+                del live[pfn]
+                held -= pages
+    return live
+
+
+def test_excerpt_leaves_exactly_the_trace_live_pages_allocated():
+    res = replay_trace(EXCERPT, check=validate_all)
+    S = res.machine.S
+    heads = np.flatnonzero(S.page_flags & PG_head)
+    got = dict(zip(heads.tolist(), S.page_order[heads].tolist(), strict=True))
+    assert got == _expected_live(EXCERPT)
+    ev = res.stats.events
+    assert ev["mm_page_alloc"] == (res.counts["allocs"] + res.anomalies["alloc_busy"]
+                                   + res.counts["alloc_fails"])
+    # the default machine covers every pfn of the trace
+    assert res.anomalies["outside_model"] == 0
+    assert res.machine.max_pfn > max(got)
+
+
+def test_layout_events_move_the_traces_pages(tmp_path):
+    from dnuma.report.metrics import Metrics
+
+    metrics: list[Metrics] = []
+
+    def observe(m):
+        metrics.append(Metrics(m))
+        return metrics
+
+    span = replay_trace(EXCERPT).span_s
+    evs = [parse_event_spec(f"{span / 3:.6f}:stripe:0,1:256"),
+           parse_event_spec(f"{2 * span / 3:.6f}:boot")]
+    res = replay_trace(EXCERPT, None, evs, sample=NS // 1000, observe=observe,
+                       check=validate_all, nodes=2)
+    assert [s.name for s in res.steps] == ["stripe", "boot"]
+    st = res.steps[0]
+    assert st.report.pages_marked > 0 and st.report.nodes_onlined == []
+    assert st.moved_on_free > 0  # the trace freed marked pages after the stripe
+    assert res.machine.moved_on_free >= st.moved_on_free
+    cols = metrics[0].columns()
+    # samples in time order (a commit records its before/after at one instant)
+    assert cols["t"].size >= 3 and np.all(np.diff(cols["t"]) >= 0) and cols["t"][-1] > 0
+
+
+def test_same_trace_same_result():
+    a = replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:1")]).summary()
+    b = replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:1")]).summary()
+    for s in (a, b):
+        s.pop("wall_seconds")
+        s.pop("events_per_s")
+        for r in s["steps"]:
+            r.pop("commit_ms")
+    assert a == b
+
+
+@pytest.mark.parametrize("spec", ["stripe", "1s", "1s:stripe:0,1", "x:boot", "1s:push:a",
+                                  "1s:ranges:zz=1", "1s:teleport"])
+def test_bad_event_specs(spec):
+    with pytest.raises(DnumaError, match="--event"):
+        parse_event_spec(spec)
+
+
+def test_cli_replay_json_and_errors(tmp_path, capsys):
+    assert main(["replay", str(EXCERPT), "--nodes", "2", "--event", "0.0005:stripe:0,1:512",
+                 "--json", "--out", str(tmp_path / "out")]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["replayed"]["allocs"] > 0 and s["steps"][0]["step"] == "stripe"
+    assert (tmp_path / "out" / "report.html").exists()
+    assert main(["replay", str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt" in capsys.readouterr().err
+    assert main(["replay", str(EXCERPT), "--event", "soon:boot"]) == 2
+    assert "--event" in capsys.readouterr().err
