@@ -28,15 +28,9 @@ from .consts import (
     PG_pcp,
     PG_reserved,
 )
+from .ftrace import EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN
 from .state import P_MAX_ORDER, P_MAX_PFN, P_PB_ORDER
 from .transplant import needs_move
-
-# event kinds (sim.ftrace)
-EV_ALLOC = 0
-EV_FREE = 1
-EV_FREE_BATCHED = 2
-EV_PCPU_DRAIN = 3
-EV_ALLOC_FAIL = 4
 
 # counts[] indices
 X_ALLOCS = 0

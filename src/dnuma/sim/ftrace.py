@@ -44,6 +44,11 @@ import numpy.typing as npt
 
 from .._kernels import ftrace as _k
 from .._kernels._jit import _DISABLED
+from .._kernels.ftrace import EV_ALLOC as EV_ALLOC  # event kinds: one definition
+from .._kernels.ftrace import EV_ALLOC_FAIL as EV_ALLOC_FAIL
+from .._kernels.ftrace import EV_FREE as EV_FREE
+from .._kernels.ftrace import EV_FREE_BATCHED as EV_FREE_BATCHED
+from .._kernels.ftrace import EV_PCPU_DRAIN as EV_PCPU_DRAIN
 from ..mm.constants import (
     __GFP_ATOMIC_MODEL,
     __GFP_DMA,
@@ -56,7 +61,6 @@ from ..mm.constants import (
 )
 from ..mm.errors import DnumaError
 
-EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_ALLOC_FAIL = 0, 1, 2, 3, 4
 # the stats key of each kind: the event's name (a failed alloc is an mm_page_alloc)
 KIND_NAMES = ("mm_page_alloc", "mm_page_free", "mm_page_free_batched", "mm_page_pcpu_drain",
               "mm_page_alloc")

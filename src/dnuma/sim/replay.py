@@ -27,7 +27,7 @@ from ..mm.errors import ConfigError
 from ..mm.machine import Machine, MachineConfig
 from ..mm.memlayout import MemLayout
 from .events import NS, parse_duration
-from .ftrace import TraceStats, read_trace
+from .ftrace import EV_ALLOC_FAIL, TraceStats, read_trace
 from .run import Observer, Step, StepLog, static_layout
 from .scenario import LayoutEvent, ScenarioError, parse_id_list, parse_range_map
 
@@ -83,7 +83,7 @@ def trace_extent(path: str | Path) -> TraceExtent:
     for ch in read_trace(path, stats=stats):
         if ch.pfn.size == 0:
             continue
-        ok = ch.kind != _kr.EV_ALLOC_FAIL
+        ok = ch.kind != EV_ALLOC_FAIL
         if ok.any():
             max_pfn = max(max_pfn, int((ch.pfn[ok] + (1 << ch.order[ok].astype(np.int64)) - 1)
                                        .max()))
