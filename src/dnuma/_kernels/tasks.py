@@ -60,12 +60,18 @@ def pick(rng, cum):
 
 
 @kernel
+def earlier(t1, s1, t2, s2):
+    """Heap order: by expiry time, ties by slot."""
+    return t1 < t2 or (t1 == t2 and s1 < s2)
+
+
+@kernel
 def heap_push(h_t, h_slot, ctl, t, slot):
     i = ctl[CTL_HEAP]
     ctl[CTL_HEAP] = i + 1
     while i > 0:
         parent = (i - 1) >> 1
-        if h_t[parent] < t or (h_t[parent] == t and h_slot[parent] < slot):
+        if earlier(h_t[parent], h_slot[parent], t, slot):
             break
         h_t[i] = h_t[parent]
         h_slot[i] = h_slot[parent]
@@ -87,10 +93,9 @@ def heap_pop(h_t, h_slot, ctl):
         c = 2 * i + 1
         if c >= n:
             break
-        if c + 1 < n and (h_t[c + 1] < h_t[c] or (h_t[c + 1] == h_t[c]
-                                                 and h_slot[c + 1] < h_slot[c])):
+        if c + 1 < n and earlier(h_t[c + 1], h_slot[c + 1], h_t[c], h_slot[c]):
             c += 1
-        if t < h_t[c] or (t == h_t[c] and slot < h_slot[c]):
+        if earlier(t, slot, h_t[c], h_slot[c]):
             break
         h_t[i] = h_t[c]
         h_slot[i] = h_slot[c]

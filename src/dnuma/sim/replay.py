@@ -140,13 +140,14 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
                  nodes: int = 1) -> ReplayResult:
     """Replay ``path`` (plain, .gz or .xz; streamed).  Times (event ``at``,
     ``sample``) are ns from the trace's first event.  ``progress`` gets the
-    fraction of the trace's span done."""
+    fraction of the trace's span done (only when the machine is sized to
+    the trace, which takes a first pass over it)."""
     wall0 = time.perf_counter()
+    # a first pass only when the machine must be sized to the trace; progress
+    # is then reported against its span (a given machine: no second read)
     ext = None
-    if config is None or progress is not None:
-        ext = trace_extent(path)
     if config is None:
-        assert ext is not None
+        ext = trace_extent(path)
         config = machine_for_trace(ext, nodes)
     m = Machine(config)
     boot = MemLayout.from_ranges(list(m.layout))
