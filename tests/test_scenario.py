@@ -209,3 +209,60 @@ def test_shipped_scenarios_parse():
     for name, text in shipped.items():
         sc = parse_scenario(text, name)
         assert sc.description and sc.events
+
+
+# ------------------------------------------------------------------ machine.from
+FROM = """
+duration = "1s"
+[machine]
+from = "{src}"
+[[task]]
+{task}
+rate = 10
+"""
+
+
+def test_machine_from_resolves_relative_folder(tmp_path):
+    (tmp_path / "snap").mkdir()
+    sc = parse_scenario(FROM.format(src="snap", task=""), "x.toml", tmp_path)
+    assert sc.machine is None and sc.machine_from == str(tmp_path / "snap")
+    assert sc.tasks[0].cpus == ()  # every CPU of the machine, once it is known
+    assert parse_scenario(FROM.format(src="host", task=""), "x.toml").machine_from == "host"
+    with pytest.raises(ScenarioError, match="boot it first"):
+        run_scenario(sc)
+
+
+@pytest.mark.parametrize(("src", "task", "msg"), [
+    ("nowhere", "", "machine.from: .*nowhere: no such folder"),
+    ("host", "per_cpu = true", r"task\[0\].per_cpu: needs cpus"),
+    ("host", "adopt = true\nrate = 0\n[[task]]\nadopt = true", "only one task may adopt"),
+])
+def test_machine_from_errors(tmp_path, src, task, msg):
+    with pytest.raises(ScenarioError, match=msg):
+        parse_scenario(FROM.format(src=src, task=task), "x.toml", tmp_path)
+
+
+def test_machine_from_other_keys_refused():
+    text = FROM.format(src="host", task="").replace('[machine]\n', '[machine]\nnodes = 2\n')
+    with pytest.raises(ScenarioError, match="machine"):
+        parse_scenario(text, "x.toml")
+
+
+def test_adopting_task_frees_boot_allocations():
+    """A task with adopt = true owns what was allocated before the run."""
+    from dnuma.mm.machine import boot
+    from dnuma.sim.tasks import TaskSet, TaskSpec
+
+    m = boot(nodes=2, mem="32M", cpus=2)
+    pfns = [m.alloc_pages(1, cpu=0) for _ in range(300)]
+    ts = TaskSet(m, [TaskSpec("boot", (), rate=0, lifetime=0.1, adopt=True)], seed=3)
+    assert ts.task_stats()[0]["live_pages"] == 600
+    assert ts.live_blocks == 300
+    free0 = m.nr_free_pages()
+    ts.run_until(NS)  # ten mean lifetimes: nearly all freed
+    st = ts.task_stats()[0]
+    assert st["frees"] > 290 and st["live_pages"] == 600 - 2 * st["frees"]
+    assert m.nr_free_pages() == free0 + 2 * st["frees"]
+    still = sum(bool(m.S.page_flags[p] & PG_head) for p in pfns)
+    assert still == 300 - st["frees"] == ts.live_blocks
+    validate_all(m)

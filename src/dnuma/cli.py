@@ -1,4 +1,5 @@
-"""The ``dnuma`` command: demo, run, layout, replay."""
+"""The ``dnuma`` command: demo, run, layout, replay (boot and snapshot live in
+:mod:`dnuma.cli_machine`)."""
 
 from __future__ import annotations
 
@@ -115,10 +116,28 @@ def _run(args: argparse.Namespace, scenario_arg: str) -> int:
         print("compiling the kernels (cached after the first run)...", file=sys.stderr,
               flush=True)
     warm_up()
+    from .cli_machine import scenario_machine
+
+    machine = scenario_machine(sc)
     metrics: list[Metrics] = []
+    sysroot: list[Any] = []
+
+    def observe(m: Machine) -> list[Any]:
+        obs: list[Any] = [] if args.no_report else _observers(metrics)(m)
+        if args.sysroot:
+            from .io.export import SysrootWriter
+
+            sysroot.append(SysrootWriter(m, args.sysroot))
+            obs.append(sysroot[-1])
+        return obs
+
     with progress_bar(sc.duration / 1e9, f"{sc.name} (virtual time)", quiet) as prog:
-        res = run_scenario(sc, observe=None if args.no_report else _observers(metrics),
-                           progress=prog, check=_check_fn(args.check))
+        res = run_scenario(sc, observe=observe, progress=prog, check=_check_fn(args.check),
+                           machine=machine)
+    if args.save_snapshot:
+        from .io.snapshot import save_snapshot
+
+        save_snapshot(res.machine, args.save_snapshot)
     summary = res.summary()
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
@@ -133,6 +152,11 @@ def _run(args: argparse.Namespace, scenario_arg: str) -> int:
               + (" (invariants checked after every step)" if args.check else ""))
     if metrics:
         _write_outputs(Path(args.out), f"dnuma run {sc.name}", summary, metrics[0], quiet)
+    if not quiet:
+        for w in sysroot:
+            print(f"wrote {len(w.trees)} sysfs/procfs trees under {args.sysroot}")
+        if args.save_snapshot:
+            print(f"saved the final state to {args.save_snapshot}")
     return 0
 
 
@@ -173,9 +197,11 @@ def _layout_machine(args: argparse.Namespace) -> Machine:
     from .mm.machine import Machine, MachineConfig
 
     if args.scenario:
+        from .cli_machine import scenario_machine
         from .sim.scenario import load_scenario
 
-        return Machine(load_scenario(args.scenario).machine)
+        sc = load_scenario(args.scenario)
+        return scenario_machine(sc) or Machine(sc.machine)  # type: ignore[arg-type]
     return Machine(MachineConfig.uniform(nodes=args.boot_nodes, mem=args.mem, cpus=1))
 
 
@@ -217,11 +243,14 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
     events = [parse_event_spec(s) for s in args.event]
     config = None
+    machine = None
     if args.scenario:
+        from .cli_machine import scenario_machine
         from .sim.scenario import load_scenario
 
         sc = load_scenario(args.scenario)
         config = sc.machine
+        machine = scenario_machine(sc)
         events = list(sc.events) + events
     quiet = args.json
     metrics: list[Metrics] = []
@@ -229,7 +258,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet, unit="") as prog:
         res = replay_trace(args.trace, config, events, parse_duration(args.sample, "--sample"),
                            observe=None if args.no_report else _observers(metrics),
-                           progress=prog, check=_check_fn(args.check), nodes=args.nodes)
+                           progress=prog, check=_check_fn(args.check), nodes=args.nodes,
+                           machine=machine)
     summary = res.summary()
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
@@ -268,6 +298,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def _add_scenario_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--sysroot", metavar="DIR",
+                   help="after every layout event write DIR/NN-EVENT/ and at the end "
+                        "DIR/final/: the model's /sys/devices/system, /proc and memlayout "
+                        "debugfs files, for lsmem --sysroot, lscpu --sysroot, lstopo -i")
+    p.add_argument("--save-snapshot", metavar="FILE",
+                   help="save the final model state (dnuma snapshot load FILE)")
     p.add_argument("--debugfs", action="append", default=[], metavar="AT:FILE",
                    help="at virtual time AT, write the memlayout debugfs script FILE "
                         "(lines 'start N', 'end N', 'node N', 'commit', 'clear', or the "
@@ -332,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--sample", default="100ms", help="sampling interval in trace time")
     _add_run_options(rp)
     rp.set_defaults(func=_cmd_replay)
+
+    from .cli_machine import add_parsers
+
+    add_parsers(sub)
     return p
 
 

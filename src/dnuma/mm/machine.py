@@ -98,6 +98,23 @@ class MachineConfig:
         return cls(ram=ram, cpu_to_node=c2n, profile=profile, **kw)
 
 
+@dataclass(frozen=True)
+class InitialState:
+    """A real allocation state to boot into (see :mod:`dnuma.io.host`).
+
+    alloc_pfn/alloc_order: head pfn and order of each allocated block;
+    alloc_flags: extra struct page flags of each head (PG_slab, PG_lru);
+    alloc_owner: owner ids (0 when None); pb_mt: a migratetype per pageblock.
+    Pages neither allocated nor reserved nor holes start free.
+    """
+
+    alloc_pfn: np.ndarray
+    alloc_order: np.ndarray
+    alloc_flags: np.ndarray
+    alloc_owner: np.ndarray | None = None
+    pb_mt: np.ndarray | None = None
+
+
 class Machine:
     """A booted model machine.
 
@@ -105,7 +122,14 @@ class Machine:
     operation conserves pages.  Allocation failure is a result (``None``).
     """
 
-    def __init__(self, config: MachineConfig) -> None:
+    def __init__(self, config: MachineConfig, initial: InitialState | None = None) -> None:
+        """Boot ``config``; with ``initial``, start from a real allocation state
+        (allocated blocks and pageblock types, e.g. from /proc/kpageflags)."""
+        self._setup(config)
+        self._boot(initial)
+
+    def _setup(self, config: MachineConfig) -> None:
+        """The Python-side state every machine has, before its arrays exist."""
         self.config = config
         self.profile = config.profile
         self.topo = Topology(config.max_numnodes, config.cpu_to_node, config.distance)
@@ -122,7 +146,44 @@ class Machine:
         self._no_mask = np.zeros(config.max_numnodes, dtype=np.bool_)
         self._no_il = np.full(1, -1, dtype=np.int64)
         self._ram = self._check_ram(config)
-        self._boot()
+
+    # ------------------------------------------------------------------ state
+    #: Python-side scalars a snapshot must carry (besides config and layouts)
+    SCALARS = ("seq", "min_free_kbytes", "user_min_free_kbytes", "zonelist_rebuilds")
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the model state by name (the live arrays, not
+        copies), the installed layout's lookup arrays excepted (derived)."""
+        out = {k: v for k, v in self._arrays.items() if not k.startswith("ml_")}
+        out["distance"] = self.topo.distance
+        return out
+
+    @classmethod
+    def restore(cls, config: MachineConfig, arrays: dict[str, np.ndarray],
+                layout: MemLayout, effective: MemLayout, backlog: list[MemLayout],
+                scalars: dict[str, Any]) -> Machine:
+        """A machine in exactly the state :meth:`state_arrays` and the
+        scalars describe (no boot): the inverse of a snapshot."""
+        m = cls.__new__(cls)
+        m._setup(config)
+        want = {f for f in _st.KState._fields if not f.startswith("ml_")} | {"distance"}
+        missing = sorted(want - set(arrays))
+        if missing:
+            raise ConfigError(f"restore: arrays missing: {', '.join(missing)}")
+        m.topo.cpu_to_node = arrays["cpu_to_node"]
+        m.topo.node_states = arrays["node_states"]
+        m.topo.distance = arrays["distance"]
+        m._arrays = {k: v for k, v in arrays.items() if k != "distance"}
+        for k in cls.SCALARS:
+            setattr(m, k, int(scalars[k]))
+        m.fallback_order = {int(k): list(v)
+                            for k, v in scalars.get("fallback_order", {}).items()}
+        m.uevents = [(str(a), str(p), str(s)) for a, p, s in scalars.get("uevents", [])]
+        m.layout = layout
+        for ml in backlog:
+            m.backlog.feed(ml)
+        m._install_effective(effective)
+        return m
 
     # ------------------------------------------------------------------ boot
     def _check_ram(self, c: MachineConfig) -> list[tuple[int, int, int]]:
@@ -157,7 +218,7 @@ class Machine:
             return ZONE_DMA32
         return ZONE_NORMAL
 
-    def _boot(self) -> None:
+    def _boot(self, initial: InitialState | None = None) -> None:
         p = self.profile
         n_nodes = self.config.max_numnodes
         ncpu = self.topo.nr_cpu_ids
@@ -249,12 +310,73 @@ class Machine:
         self.seq = 0
         self._install_effective(self.effective)
 
-        runs = self._free_runs()
-        _kb.free_pages_memory(self.S, np.array([r[0] for r in runs], dtype=np.int64),
-                              np.array([r[1] for r in runs], dtype=np.int64))
+        self._boot_zone_spans()
+        if initial is None:
+            runs = self._free_runs()
+            starts = np.array([r[0] for r in runs], dtype=np.int64)
+            ends = np.array([r[1] for r in runs], dtype=np.int64)
+        else:
+            starts, ends = self._apply_initial(initial)
+        _kb.free_pages_memory(self.S, starts, ends)
         update_node_states(self)
         init_per_zone_wmark_min(self)
         build_all_zonelists(self)
+
+    def _boot_zone_spans(self) -> None:
+        """zone_spanned_pages_in_node(): a populated zone spans its arch range
+        clamped to its node's span, holes at either end included."""
+        a = self._arrays
+        dma, dma32 = self._zone_limits()
+        arch = ((0, dma), (dma, dma32), (dma32, 1 << 62))
+        for nid in {n for *_r, n in self._ram}:
+            lo = min(s for s, _e, n in self._ram if n == nid)
+            hi = max(e for _s, e, n in self._ram if n == nid)
+            for z, (zl, zh) in enumerate(arch):
+                gz = nid * MAX_NR_ZONES + z
+                if a["zone_present"][gz]:
+                    a["zone_start"][gz] = max(zl, lo)
+                    a["zone_end"][gz] = min(zh, hi)
+                    a["zone_flags"][gz] &= ~_st.ZONE_SPAN_DIRTY
+
+    def _apply_initial(self, init: InitialState) -> tuple[np.ndarray, np.ndarray]:
+        """Mark ``init``'s allocated blocks and pageblock types; return the free
+        runs left (present, not reserved, not allocated), cut at zone and
+        node boundaries, for memblock_free_all."""
+        a = self._arrays
+        flags, order, owner = a["page_flags"], a["page_order"], a["page_owner"]
+        heads = np.asarray(init.alloc_pfn, dtype=np.int64)
+        orders = np.asarray(init.alloc_order, dtype=np.int64)
+        n = np.int64(1) << orders
+        bad = (heads < 0) | (heads + n > flags.size) | ((heads & (n - 1)) != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ConfigError(f"initial state: allocated block {i} at pfn {int(heads[i]):#x} "
+                              f"order {int(orders[i])} is unaligned or outside the machine")
+        size = flags.size
+        cover = np.cumsum(np.bincount(heads, minlength=size + 1)[:size]
+                          - np.bincount(heads + n, minlength=size + 1)[:size])
+        busy = cover > 0
+        taken = busy & ((flags & (PG_hole | PG_reserved)) == 0)
+        if int(cover.max(initial=0)) > 1 or int(taken.sum()) != int(n.sum()):
+            raise ConfigError("initial state: allocated blocks overlap each other, "
+                              "a hole or a reserved page")
+        flags[heads] |= PG_head | np.asarray(init.alloc_flags, dtype=np.uint8)
+        order[heads] = orders
+        owner[heads] = np.asarray(init.alloc_owner, dtype=np.int16) \
+            if init.alloc_owner is not None else 0
+        if init.pb_mt is not None:
+            a["pb_mt"][:] = init.pb_mt
+        free = (flags & (PG_hole | PG_reserved)) == 0
+        free &= ~taken
+        # cut runs where the zone or the node changes, as memblock ranges are
+        cut = np.ones(flags.size, dtype=bool)
+        cut[1:] = (a["page_zone"][1:] != a["page_zone"][:-1]) | \
+                  (a["page_nid"][1:] != a["page_nid"][:-1])
+        f8 = free.view(np.int8)
+        starts = np.flatnonzero(free & (cut | np.concatenate(([True], f8[:-1] == 0))))
+        nxt = np.concatenate((cut[1:], [True]))
+        ends = np.flatnonzero(free & (nxt | np.concatenate((f8[1:] == 0, [True])))) + 1
+        return starts.astype(np.int64), ends.astype(np.int64)
 
     def _split_by_zone(self, s: int, e: int) -> Iterator[tuple[int, int, int]]:
         dma, dma32 = self._zone_limits()

@@ -137,19 +137,23 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
                  observe: Callable[[Machine], Sequence[Observer]] | None = None,
                  progress: Callable[[float], None] | None = None,
                  check: Callable[[Machine], None] | None = None,
-                 nodes: int = 1) -> ReplayResult:
+                 nodes: int = 1, machine: Machine | None = None) -> ReplayResult:
     """Replay ``path`` (plain, .gz or .xz; streamed).  Times (event ``at``,
     ``sample``) are ns from the trace's first event.  ``progress`` gets the
     fraction of the trace's span done (only when the machine is sized to
-    the trace, which takes a first pass over it)."""
+    the trace, which takes a first pass over it).  ``machine``: replay onto
+    this machine as it stands (e.g. one booted from a host) instead."""
     wall0 = time.perf_counter()
     # a first pass only when the machine must be sized to the trace; progress
     # is then reported against its span (a given machine: no second read)
     ext = None
-    if config is None:
-        ext = trace_extent(path)
-        config = machine_for_trace(ext, nodes)
-    m = Machine(config)
+    if machine is not None:
+        m = machine
+    else:
+        if config is None:
+            ext = trace_extent(path)
+            config = machine_for_trace(ext, nodes)
+        m = Machine(config)
     boot = MemLayout.from_ranges(list(m.layout))
     evs = sorted(events, key=lambda e: e.at)
     layouts = []
@@ -165,7 +169,7 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
     observers = list(observe(m)) if observe else []
     seen = np.zeros(m.max_pfn, dtype=np.uint8)
     counts = np.zeros(_kr.NR_X, dtype=np.int64)
-    no_mask = np.zeros(config.max_numnodes, dtype=np.bool_)
+    no_mask = np.zeros(m.config.max_numnodes, dtype=np.bool_)
     log = StepLog(m, observers, check)
     stats = TraceStats()
     t_first: int | None = None

@@ -127,14 +127,21 @@ def static_layout(m: Machine, ev: LayoutEvent, boot: MemLayout) -> MemLayout | N
 
 def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] | None = None,
                  progress: Callable[[float], None] | None = None,
-                 check: Callable[[Machine], None] | None = None) -> RunResult:
+                 check: Callable[[Machine], None] | None = None,
+                 machine: Machine | None = None) -> RunResult:
     """Run ``sc`` to its end.  ``observe(machine)`` returns the observers
     (e.g. ``lambda m: [Metrics(m)]``), made once the machine has booted;
     ``progress(t)`` gets virtual seconds as they pass; ``check`` (e.g.
     validate_all) runs after every layout event and at the end.  Layouts are
     checked against the machine before anything runs."""
     wall0 = time.perf_counter()
-    m = Machine(sc.machine)
+    if machine is not None:
+        m = machine
+    elif sc.machine is not None:
+        m = Machine(sc.machine)
+    else:
+        raise ScenarioError(f"{sc.source}: machine.from = {sc.machine_from!r}: boot it first "
+                            f"(dnuma.io.host.boot_from_host) and pass machine=")
     boot = MemLayout.from_ranges(list(m.layout))
     layouts: dict[int, MemLayout | None] = {}
     scripts: dict[int, Any] = {}
@@ -151,7 +158,10 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
             raise ScenarioError(f"{sc.source}: event[{i}] ({ev.name} at "
                                 f"{ev.at / NS:g} s): {exc}") from None
         layouts[i] = lay
-    tasks = TaskSet(m, sc.tasks, seed=sc.seed)
+    try:
+        tasks = TaskSet(m, sc.tasks, seed=sc.seed)
+    except DnumaError as exc:
+        raise ScenarioError(f"{sc.source}: task: {exc}") from None
     observers = list(observe(m)) if observe else []
     log = StepLog(m, observers, check)
     debugfs: list[Any] = []  # one memlayout debugfs directory for the machine

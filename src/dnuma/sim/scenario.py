@@ -50,13 +50,14 @@ class LayoutEvent:
 class Scenario:
     name: str
     description: str
-    machine: MachineConfig
+    machine: MachineConfig | None  # None: booted from ``machine_from``
     tasks: tuple[TaskSpec, ...]
     events: tuple[LayoutEvent, ...]
     duration: int  # ns
     sample: int  # ns
     seed: int
     source: str = "<scenario>"
+    machine_from: str | None = None  # "host" or a folder of /proc and /sys files
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -195,9 +196,23 @@ def parse_gfp(name: str) -> int:
 
 
 # ------------------------------------------------------------------ machine
-_MACHINE_KEYS = ("nodes", "cpus", "cpus_per_node", "cpu_to_node", "mem", "mem_per_node", "ram",
-                 "distance", "profile", "max_numnodes", "reserved", "min_free_kbytes",
+_MACHINE_KEYS = ("nodes", "cpus", "cpus_per_node", "cpu_to_node", "mem", "mem_per_node",
+                 "ram", "distance", "profile", "max_numnodes", "reserved", "min_free_kbytes",
                  "backlog")
+
+
+def _machine_from(at: _At, base: Path | None) -> str:
+    """``from = "host"`` or a folder (relative to the scenario file)."""
+    at.check_keys(("from",))
+    src = at.get("from", str, what='"host" or a folder of /proc and /sys files')
+    if src == "host":
+        return src
+    p = Path(src)
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    if not p.is_dir():
+        raise at.fail("from", f"{p}: no such folder")
+    return str(p)
 
 
 def _machine(at: _At) -> MachineConfig:
@@ -263,8 +278,8 @@ def _machine(at: _At) -> MachineConfig:
 
 
 # ------------------------------------------------------------------ tasks
-_TASK_KEYS = ("name", "cpus", "per_cpu", "rate", "lifetime", "orders", "gfp", "policy", "nodes",
-              "start", "stop")
+_TASK_KEYS = ("name", "cpus", "per_cpu", "adopt", "rate", "lifetime", "orders", "gfp",
+              "policy", "nodes", "start", "stop")
 
 
 def _weights(at: _At, k: str, key_of: Any, default: Any) -> Any:
@@ -291,7 +306,9 @@ def _order_key(name: str) -> int:
     return int(name)
 
 
-def _tasks(source: str, raw: Any, nr_cpus: int, dur: int) -> tuple[TaskSpec, ...]:
+def _tasks(source: str, raw: Any, nr_cpus: int | None, dur: int) -> tuple[TaskSpec, ...]:
+    """The [[task]] tables; nr_cpus None: the machine is not known yet (cpus
+    default to all, checked when the machine boots)."""
     if raw is None:
         return ()
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
@@ -301,8 +318,8 @@ def _tasks(source: str, raw: Any, nr_cpus: int, dur: int) -> tuple[TaskSpec, ...
         at = _At(source, tbl, f"task[{i}]")
         at.check_keys(_TASK_KEYS)
         name = at.get("name", str, f"task{i}")
-        cpus = at.ints("cpus", tuple(range(nr_cpus)))
-        if not cpus or any(c >= nr_cpus for c in cpus):
+        cpus = at.ints("cpus", tuple(range(nr_cpus)) if nr_cpus is not None else ())
+        if nr_cpus is not None and (not cpus or any(c >= nr_cpus for c in cpus)):
             raise at.fail("cpus", f"CPU ids must be in [0, {nr_cpus})")
         rate = at.get("rate", (int, float), what="allocations a second")
         if rate < 0:
@@ -323,8 +340,11 @@ def _tasks(source: str, raw: Any, nr_cpus: int, dur: int) -> tuple[TaskSpec, ...
                     orders=_weights(at, "orders", _order_key, ((0, 1.0),)),
                     gfps=_weights(at, "gfp", parse_gfp, ((C.GFP_KERNEL, 1.0),)),
                     policy=policy, nodes=nodes, start=start / NS,
-                    stop=None if stop is None else stop / NS)
+                    stop=None if stop is None else stop / NS,
+                    adopt=at.get("adopt", bool, False))
         if at.get("per_cpu", bool, False):
+            if not cpus:
+                raise at.fail("per_cpu", "needs cpus when the machine comes from a host")
             out.extend(TaskSpec(f"{name}/{c}", (c,), **spec) for c in cpus)
         else:
             out.append(TaskSpec(name, cpus, **spec))
@@ -397,19 +417,27 @@ def parse_scenario(text: str, source: str = "<scenario>",
     sample = at.duration("sample", min(dur, NS // 10))
     if sample <= 0:
         raise at.fail("sample", "must be > 0")
-    mach = _machine(_At(source, at.get("machine", dict, {}), "machine"))
-    try:
-        from ..mm.topology import Topology
+    mat = _At(source, at.get("machine", dict, {}), "machine")
+    mach: MachineConfig | None = None
+    mfrom: str | None = None
+    if "from" in mat.tbl:
+        mfrom = _machine_from(mat, base)
+    else:
+        mach = _machine(mat)
+        try:
+            from ..mm.topology import Topology
 
-        Topology(mach.max_numnodes, mach.cpu_to_node, mach.distance)
-    except DnumaError as exc:
-        raise ScenarioError(f"{source}: machine: {exc}") from None
-    tasks = _tasks(source, raw.get("task"), len(mach.cpu_to_node), dur)
+            Topology(mach.max_numnodes, mach.cpu_to_node, mach.distance)
+        except DnumaError as exc:
+            raise ScenarioError(f"{source}: machine: {exc}") from None
+    tasks = _tasks(source, raw.get("task"), len(mach.cpu_to_node) if mach else None, dur)
+    if sum(t.adopt for t in tasks) > 1:
+        raise ScenarioError(f"{source}: task: only one task may adopt the boot allocations")
     events = _events(source, raw.get("event"), base, dur)
     return Scenario(name=at.get("name", str, Path(source).stem),
                     description=at.get("description", str, ""), machine=mach, tasks=tasks,
                     events=events, duration=dur, sample=sample,
-                    seed=at.int_("seed", 0, 0), source=source, raw=raw)
+                    seed=at.int_("seed", 0, 0), source=source, machine_from=mfrom, raw=raw)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -5,13 +5,14 @@ kernel (``_kernels.tasks.run_tasks``) through the allocator's own paths."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._kernels import tasks as _kt
-from ..mm.constants import MPOL_PREFERRED
+from ..mm.constants import MPOL_PREFERRED, PG_head
 from ..mm.errors import ConfigError
 from ..mm.machine import Machine
 from ..mm.page_alloc import MemPolicy
@@ -22,7 +23,9 @@ NS = 1_000_000_000
 @dataclass(frozen=True)
 class TaskSpec:
     """One task.  rate: allocations a second; lifetime: mean seconds a block
-    lives (0: never freed); start/stop: seconds of virtual time."""
+    lives (0: never freed); start/stop: seconds of virtual time; cpus empty:
+    every CPU; adopt: the task owns the blocks allocated before the run (a
+    machine booted from a host) and frees them with its lifetime."""
 
     name: str
     cpus: tuple[int, ...]
@@ -34,6 +37,7 @@ class TaskSpec:
     nodes: tuple[int, ...] = ()
     start: float = 0.0
     stop: float | None = None
+    adopt: bool = False
 
 
 def _cum(pairs: Sequence[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -58,6 +62,8 @@ class TaskSet:
 
     def __post_init__(self) -> None:
         m = self.machine
+        self.specs = [s if s.cpus else dataclasses.replace(s, cpus=tuple(range(m.nr_cpus)))
+                      for s in self.specs]
         n = len(self.specs)
         kmax = max((len(s.orders) for s in self.specs), default=1)
         gmax = max((len(s.gfps) for s in self.specs), default=1)
@@ -85,13 +91,16 @@ class TaskSet:
         self.now = np.zeros(1, dtype=np.int64)
         self._alloc_slots(1024)
         for k, s in enumerate(self.specs):
+            if s.adopt:
+                self._adopt(k, s)
+        for k, s in enumerate(self.specs):
             if s.rate > 0:
                 t0 = int(s.start * NS)
                 self.next_ns[k] = t0 + _kt.rand_exp_ns(self.rng, self.gap_ns[k])
 
     def _load(self, k: int, s: TaskSpec) -> None:
         m = self.machine
-        if not s.cpus or any(not 0 <= c < m.nr_cpus for c in s.cpus):
+        if any(not 0 <= c < m.nr_cpus for c in s.cpus):
             raise ConfigError(f"task {s.name!r}: cpus must be in [0, {m.nr_cpus})")
         mo = m.profile.max_page_order
         if any(not 0 <= o <= mo for o, _ in s.orders):
@@ -115,6 +124,31 @@ class TaskSet:
         self.gfp_cum[k, :gc.size] = gc
         self.cpus[k, :len(s.cpus)] = s.cpus
         self.ncpus[k] = len(s.cpus)
+
+    def _adopt(self, k: int, s: TaskSpec) -> None:
+        """Task ``k`` takes over every block allocated before the run: each
+        gets an exponential lifetime (never freed when lifetime is 0)."""
+        S = self.machine.S
+        heads = np.flatnonzero(S.page_flags & PG_head)
+        orders = S.page_order[heads].astype(np.int64)
+        S.page_owner[heads] = k
+        self.stats[k, _kt.T_LIVE_PAGES] += int((np.int64(1) << orders).sum())
+        if s.lifetime <= 0 or heads.size == 0:
+            return
+        self._alloc_slots(max(1024, 1 << int(heads.size).bit_length()))
+        rng = np.random.default_rng(self.seed)
+        t = (int(s.start * NS) + rng.exponential(self.life_ns[k], heads.size)).astype(np.int64)
+        slots = np.arange(heads.size, dtype=np.int64)
+        order = np.lexsort((slots, t))  # a sorted array is a binary heap
+        self.l_pfn[slots] = heads
+        self.l_order[slots] = orders
+        self.l_task[slots] = k
+        self.h_t[:heads.size] = t[order]
+        self.h_slot[:heads.size] = slots[order]
+        self.ctl[_kt.CTL_HEAP] = heads.size
+        free = np.arange(self.l_pfn.size - 1, heads.size - 1, -1, dtype=np.int64)
+        self.fstack[:free.size] = free
+        self.ctl[_kt.CTL_FREE] = free.size
 
     def _alloc_slots(self, cap: int) -> None:
         """(Re)size the live-block slots to ``cap``, keeping the heap and the

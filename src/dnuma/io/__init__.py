@@ -1,0 +1,1 @@
+"""Kernel text formats in and out: sysfs, procfs and debugfs trees, host import, snapshots."""

@@ -1,0 +1,629 @@
+"""Boot a model from a real machine: the running host's /proc and /sys, or a
+saved folder of the same files (``tests/data/host-snapshot-1``).
+
+Read: nodes, CPUs and distances from ``sys/devices/system/node``, memory
+blocks from ``sys/devices/system/memory``, RAM from ``/proc/iomem``, zones
+from ``/proc/zoneinfo``, free counts from ``/proc/buddyinfo``, pageblock
+types from ``/proc/pagetypeinfo`` and, where readable, every pfn's state from
+``/proc/kpageflags`` (or ``kpageflags.bin[.xz]`` in a folder).  Files are
+looked up as ``ROOT/proc/NAME`` and then ``ROOT/NAME``.
+
+How kpageflags becomes the model's state (fs/proc/page.c stable_page_flags):
+- KPF_BUDDY is set on *every* page of a free buddy block (is_free_buddy_page),
+  so free pages are known exactly; the buddy merges them back into maximal
+  aligned blocks, which is what the kernel's lists hold.
+- KPF_RESERVED, KPF_HWPOISON: reserved (present, not managed).
+- Pages never handed to the allocator (deferred or unaccepted memory) carry no
+  flags; they are the trailing flagless run of a zone, capped at what
+  zoneinfo's ``present - managed`` leaves unexplained.  They become reserved.
+- Every other present page is allocated: compound pages keep their order
+  (head + tails), other pages are order 0; KPF_SLAB / KPF_LRU are kept.
+  Pages on per-cpu lists carry no flags either and so count as allocated.
+- Pageblock migratetypes are assigned to reproduce pagetypeinfo's "Number of
+  blocks type" per zone: blocks with the most unmovable pages become
+  Unmovable, then the most slab-heavy Reclaimable, the rest Movable.
+Without kpageflags the model takes ``present - managed`` reserved pages at
+the top of each zone and allocates ``managed - free`` (buddyinfo) order-0
+pages from the zone's bottom, so per-zone free counts match but not their
+orders or places.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import lzma
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..mm.constants import (
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    X86_64,
+    ZONE_NAMES,
+    PG_lru,
+    PG_slab,
+)
+from ..mm.errors import ConfigError, DnumaError
+from ..mm.machine import InitialState, Machine, MachineConfig
+
+# include/uapi/linux/kernel-page-flags.h (+ KPF_RESERVED from the hacking bits)
+KPF_SLAB = 7
+KPF_LRU = 5
+KPF_BUDDY = 10
+KPF_COMPOUND_HEAD = 15
+KPF_COMPOUND_TAIL = 16
+KPF_HWPOISON = 19
+KPF_NOPAGE = 20
+KPF_RESERVED = 32
+
+SYS_NODE = "sys/devices/system/node"
+SYS_MEMORY = "sys/devices/system/memory"
+SYS_CPU = "sys/devices/system/cpu"
+
+
+class HostImportError(DnumaError, ValueError):
+    """A host tree that cannot be read or booted (names the file and line)."""
+
+
+@dataclass
+class HostZone:
+    """One zone as /proc/zoneinfo (and buddyinfo) show it; counts in pages."""
+
+    nid: int
+    name: str
+    start_pfn: int = 0
+    spanned: int = 0
+    present: int = 0
+    managed: int = 0
+    free: int = 0
+    nr_free: list[int] | None = None  # buddyinfo, per order
+    blocks: dict[str, int] | None = None  # pagetypeinfo pageblocks per type
+
+
+@dataclass
+class HostFacts:
+    """What the host's files say, parsed; pfns are exclusive at the end."""
+
+    source: str
+    ram: list[tuple[int, int]]
+    possible: list[int]
+    online: list[int]
+    cpu_to_node: list[int]
+    distance: dict[int, list[int]]
+    block_size_bytes: int | None
+    block_nodes: dict[int, list[int]]
+    zones: list[HostZone]
+    kpageflags: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ parsers
+def parse_cpulist(text: str, where: str) -> list[int]:
+    """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11] (the kernel's ``%*pbl``)."""
+    out: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        mt = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
+        if not mt:
+            raise HostImportError(f"{where}: cannot parse cpu/node list {text.strip()!r}")
+        lo = int(mt.group(1))
+        hi = int(mt.group(2)) if mt.group(2) else lo
+        out.extend(range(lo, hi + 1))
+    return out
+
+
+def parse_iomem(text: str, where: str, page_shift: int = 12) -> list[tuple[int, int]]:
+    """Top-level ``System RAM`` lines -> [(start_pfn, end_pfn)), whole pages only
+    (memblock trims partial pages at both ends)."""
+    out: list[tuple[int, int]] = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if line.startswith(" ") or ": System RAM" not in line:
+            continue
+        mt = re.match(r"([0-9a-fA-F]+)-([0-9a-fA-F]+) : System RAM", line)
+        if not mt:
+            raise HostImportError(f"{where}:{i}: cannot parse {line!r}")
+        a, b = int(mt.group(1), 16), int(mt.group(2), 16) + 1
+        if b <= a:
+            raise HostImportError(f"{where}:{i}: empty range {line!r}")
+        s, e = -(-a >> page_shift), b >> page_shift
+        if e > s:
+            out.append((s, e))
+    if not out:
+        raise HostImportError(f"{where}: no 'System RAM' ranges (addresses are shown to root only)")
+    if all(s == 0 for s, _ in out) and len(out) > 1:
+        raise HostImportError(f"{where}: all addresses are zero (read it as root)")
+    return sorted(out)
+
+
+_ZONE_HDR = re.compile(r"^Node (\d+), zone\s+(\S+)")
+
+
+def parse_zoneinfo(text: str, where: str) -> list[HostZone]:
+    """/proc/zoneinfo -> zones (pages free, spanned, present, managed, start_pfn)."""
+    zones: list[HostZone] = []
+    keys = {"pages free": "free", "spanned": "spanned", "present": "present",
+            "managed": "managed", "start_pfn:": "start_pfn"}
+    for i, line in enumerate(text.splitlines(), 1):
+        mt = _ZONE_HDR.match(line)
+        if mt:
+            zones.append(HostZone(int(mt.group(1)), mt.group(2)))
+            continue
+        s = line.strip()
+        for k, attr in keys.items():
+            if s.startswith(k + " ") or s.startswith(k + "\t"):
+                if not zones:
+                    raise HostImportError(f"{where}:{i}: {k!r} before any 'Node N, zone' line")
+                val = s[len(k):].strip()
+                if not val.isdigit():
+                    raise HostImportError(f"{where}:{i}: {k}: expected a number, got {val!r}")
+                setattr(zones[-1], attr, int(val))
+    if not zones:
+        raise HostImportError(f"{where}: no 'Node N, zone NAME' lines")
+    return zones
+
+
+def parse_buddyinfo(text: str, where: str) -> dict[tuple[int, str], list[int]]:
+    """/proc/buddyinfo -> {(nid, zone): nr_free per order}."""
+    out: dict[tuple[int, str], list[int]] = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        mt = _ZONE_HDR.match(line)
+        rest = line[mt.end():].split() if mt else []
+        if not mt or not rest or not all(x.isdigit() for x in rest):
+            raise HostImportError(f"{where}:{i}: cannot parse {line!r}")
+        out[(int(mt.group(1)), mt.group(2))] = [int(x) for x in rest]
+    return out
+
+
+def parse_pagetypeinfo_blocks(text: str, where: str) -> dict[tuple[int, str], dict[str, int]]:
+    """The "Number of blocks type" table of /proc/pagetypeinfo ->
+    {(nid, zone): {type name: pageblocks}}."""
+    lines = text.splitlines()
+    try:
+        h = next(i for i, ln in enumerate(lines) if ln.startswith("Number of blocks type"))
+    except StopIteration:
+        raise HostImportError(f"{where}: no 'Number of blocks type' table") from None
+    names = lines[h][len("Number of blocks type"):].split()
+    out: dict[tuple[int, str], dict[str, int]] = {}
+    for i in range(h + 1, len(lines)):
+        mt = _ZONE_HDR.match(lines[i])
+        if not mt:
+            break
+        vals = lines[i][mt.end():].split()
+        if len(vals) != len(names) or not all(v.isdigit() for v in vals):
+            raise HostImportError(f"{where}:{i + 1}: expected {len(names)} counts")
+        out[(int(mt.group(1)), mt.group(2))] = dict(zip(names, map(int, vals), strict=True))
+    return out
+
+
+# ------------------------------------------------------------------ reading a tree
+def _find(root: Path, name: str) -> Path | None:
+    for p in (root / "proc" / name, root / name):
+        if p.exists():
+            return p
+    return None
+
+
+def _read(root: Path, name: str, required: bool = True) -> tuple[str, str] | None:
+    p = _find(root, name)
+    if p is None:
+        if required:
+            raise HostImportError(f"{root}: no proc/{name} or {name}")
+        return None
+    try:
+        return p.read_text(), str(p)
+    except OSError as exc:
+        raise HostImportError(f"{p}: {exc.strerror}") from None
+
+
+def read_kpageflags(root: Path, nr_pfns: int) -> tuple[np.ndarray | None, str]:
+    """One u64 per pfn for [0, nr_pfns), from proc/kpageflags or
+    kpageflags.bin[.xz]; (None, why) where there is none readable."""
+    for p in (root / "proc" / "kpageflags", root / "kpageflags"):
+        if p.exists():
+            try:
+                with open(p, "rb") as f:
+                    raw = f.read(nr_pfns * 8)
+            except OSError as exc:
+                return None, f"{p}: {exc.strerror}"
+            return _u64(raw, nr_pfns, str(p)), str(p)
+    for name, opener in (("kpageflags.bin.xz", lzma.open), ("kpageflags.bin", open)):
+        p = root / name
+        if p.exists():
+            try:
+                with opener(p, "rb") as f:
+                    raw = f.read(nr_pfns * 8)
+            except (OSError, lzma.LZMAError) as exc:
+                raise HostImportError(f"{p}: {exc}") from None
+            return _u64(raw, nr_pfns, str(p)), str(p)
+    return None, "no proc/kpageflags or kpageflags.bin[.xz]"
+
+
+def _u64(raw: bytes, nr_pfns: int, where: str) -> np.ndarray:
+    if len(raw) % 8:
+        raise HostImportError(f"{where}: {len(raw)} bytes is not a whole number of u64")
+    a = np.frombuffer(raw, dtype="<u8")
+    if a.size < nr_pfns:  # pfns past the end: no struct page
+        a = np.concatenate((a, np.full(nr_pfns - a.size, 1 << KPF_NOPAGE, dtype=np.uint64)))
+    return a
+
+
+def _node_dirs(root: Path) -> list[int]:
+    d = root / SYS_NODE
+    if not d.is_dir():
+        return []
+    return sorted(int(p.name[4:]) for p in d.iterdir()
+                  if p.name.startswith("node") and p.name[4:].isdigit())
+
+
+def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> HostFacts:
+    """Parse a host tree (``/`` for the running machine, or a saved folder)."""
+    r = Path(root)
+    if not r.is_dir():
+        raise HostImportError(f"{r}: not a directory")
+    notes: list[str] = []
+    text, where = _read(r, "iomem")  # type: ignore[misc]
+    ram = parse_iomem(text, where)
+    text, where = _read(r, "zoneinfo")  # type: ignore[misc]
+    zones = parse_zoneinfo(text, where)
+    bi = _read(r, "buddyinfo", required=False)
+    if bi is not None:
+        free = parse_buddyinfo(*bi)
+        for z in zones:
+            z.nr_free = free.get((z.nid, z.name))
+    pt = _read(r, "pagetypeinfo", required=False)
+    if pt is not None:
+        blocks = parse_pagetypeinfo_blocks(*pt)
+        for z in zones:
+            z.blocks = blocks.get((z.nid, z.name))
+
+    nodes = _node_dirs(r)
+    def _list(name: str, default: list[int]) -> list[int]:
+        p = r / SYS_NODE / name
+        return parse_cpulist(p.read_text(), str(p)) if p.exists() else default
+
+    if not nodes:
+        nodes = sorted({z.nid for z in zones})
+        notes.append(f"no {SYS_NODE}: nodes taken from zoneinfo")
+    possible = _list("possible", nodes)
+    online = _list("online", nodes)
+    cpu_possible_p = r / SYS_CPU / "possible"
+    ncpu = (max(parse_cpulist(cpu_possible_p.read_text(), str(cpu_possible_p))) + 1
+            if cpu_possible_p.exists() else 1)
+    cpu_to_node = [0] * ncpu
+    distance: dict[int, list[int]] = {}
+    for n in nodes:
+        nd = r / SYS_NODE / f"node{n}"
+        cl = nd / "cpulist"
+        for c in parse_cpulist(cl.read_text(), str(cl)) if cl.exists() else []:
+            if c >= ncpu:
+                cpu_to_node.extend([0] * (c + 1 - ncpu))
+                ncpu = c + 1
+            cpu_to_node[c] = n
+        dp = nd / "distance"
+        if dp.exists():
+            vals = dp.read_text().split()
+            if not all(v.isdigit() for v in vals):
+                raise HostImportError(f"{dp}: expected numbers, got {dp.read_text().strip()!r}")
+            distance[n] = [int(v) for v in vals]
+
+    bsb: int | None = None
+    block_nodes: dict[int, list[int]] = {}
+    md = r / SYS_MEMORY
+    if (md / "block_size_bytes").exists():
+        t = (md / "block_size_bytes").read_text().strip()
+        try:
+            bsb = int(t, 16)
+        except ValueError:
+            raise HostImportError(f"{md / 'block_size_bytes'}: not hex: {t!r}") from None
+        for b in md.iterdir():
+            if b.name.startswith("memory") and b.name[6:].isdigit():
+                block_nodes[int(b.name[6:])] = sorted(
+                    int(e.name[4:]) for e in b.iterdir()
+                    if e.name.startswith("node") and e.name[4:].isdigit())
+    facts = HostFacts(str(r), ram, possible, online, cpu_to_node, distance, bsb,
+                      block_nodes, zones, notes=notes)
+    if kpageflags:
+        end = max(e for _s, e in ram)
+        facts.kpageflags, why = read_kpageflags(r, end)
+        if facts.kpageflags is None:
+            notes.append(f"kpageflags not used ({why}): free counts from buddyinfo")
+    else:
+        notes.append("kpageflags not used (asked not to): free counts from buddyinfo")
+    return facts
+
+
+# ------------------------------------------------------------------ the machine
+def _ram_by_node(f: HostFacts) -> list[tuple[int, int, int]]:
+    """RAM ranges cut into nodes by each node's zone spans (zoneinfo), else by
+    the memory blocks' node links, else node 0."""
+    spans: dict[int, list[int]] = {}
+    for z in f.zones:
+        if z.spanned:
+            lo, hi = spans.setdefault(z.nid, [z.start_pfn, z.start_pfn + z.spanned])
+            spans[z.nid] = [min(lo, z.start_pfn), max(hi, z.start_pfn + z.spanned)]
+    cuts = sorted({p for lo, hi in spans.values() for p in (lo, hi)})
+    out: list[tuple[int, int, int]] = []
+    for s, e in f.ram:
+        pts = [s, *(c for c in cuts if s < c < e), e]
+        for lo, hi in itertools.pairwise(pts):
+            owners = [n for n, (a, b) in spans.items() if a <= lo and hi <= b]
+            if len(owners) == 1:
+                nid = owners[0]
+            elif f.block_nodes and f.block_size_bytes:
+                blk = (lo << 12) // f.block_size_bytes
+                nid = (f.block_nodes.get(blk) or [0])[0]
+            else:
+                nid = owners[0] if owners else 0
+            out.append((lo, hi, nid))
+    return out
+
+
+def _distance_matrix(f: HostFacts, nids: list[int]) -> tuple[tuple[int, ...], ...] | None:
+    """nodeK/distance lists are positional over the online nodes."""
+    if not f.distance:
+        return None
+    k = max(nids) + 1
+    m = [[10 if a == b else 20 for b in range(k)] for a in range(k)]
+    cols = f.online if f.online else sorted(f.distance)
+    for a, row in f.distance.items():
+        if a >= k or len(row) != len(cols):
+            continue
+        for b, d in zip(cols, row, strict=True):
+            if b < k:
+                m[a][b] = d
+    return tuple(tuple(r) for r in m)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[start, end) of the runs of True in ``mask``."""
+    d = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def _ranges(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
+    s, e = _runs(mask)
+    return tuple(zip(s.tolist(), e.tolist(), strict=True))
+
+
+def _bit(a: np.ndarray, b: int) -> np.ndarray:
+    return ((a >> np.uint64(b)) & np.uint64(1)).astype(bool)
+
+
+def _model_zone_idx(pfns: np.ndarray) -> np.ndarray:
+    dma, dma32 = X86_64.dma_limit_bytes >> 12, X86_64.dma32_limit_bytes >> 12
+    return np.where(pfns < dma, 0, np.where(pfns < dma32, 1, 2))
+
+
+def _aligned_blocks(s: int, e: int, max_order: int) -> list[tuple[int, int]]:
+    """[s, e) as maximal naturally aligned blocks: (pfn, order)."""
+    out = []
+    while s < e:
+        o = min(max_order, (s & -s).bit_length() - 1 if s else max_order)
+        while s + (1 << o) > e:
+            o -= 1
+        out.append((s, o))
+        s += 1 << o
+    return out
+
+
+@dataclass
+class _State:
+    reserved: np.ndarray  # bool per pfn
+    init: InitialState
+    notes: list[str]
+
+
+def _state_from_kpageflags(f: HostFacts, present: np.ndarray, zidx: np.ndarray,
+                           nid: np.ndarray, max_order: int, pb_order: int) -> _State:
+    kpf = f.kpageflags
+    assert kpf is not None
+    notes: list[str] = []
+    flagless = kpf == 0
+    reserved = present & (_bit(kpf, KPF_RESERVED) | _bit(kpf, KPF_HWPOISON))
+    buddy = present & _bit(kpf, KPF_BUDDY) & ~reserved
+    # pages never handed to the allocator: each zone's trailing flagless run,
+    # capped at present - managed - reserved (zoneinfo)
+    for z in f.zones:
+        if not z.present or z.name not in ZONE_NAMES:
+            continue
+        zi = ZONE_NAMES.index(z.name)
+        lo, hi = z.start_pfn, z.start_pfn + z.spanned
+        sel = present[lo:hi] & (zidx[lo:hi] == zi) & (nid[lo:hi] == z.nid)
+        need = z.present - z.managed - int((reserved[lo:hi] & sel).sum())
+        if need <= 0:
+            continue
+        idx = np.flatnonzero(sel)
+        not_flagless = np.flatnonzero(~flagless[lo:hi][idx])
+        trail = idx.size - (int(not_flagless[-1]) + 1 if not_flagless.size else 0)
+        take = min(trail, need)
+        reserved[lo + idx[idx.size - take:]] = True
+        if take:
+            notes.append(f"node {z.nid} {z.name}: {take} trailing pages with no flags "
+                         f"taken as not yet handed to the allocator (deferred/unaccepted)")
+        if take < need:
+            notes.append(f"node {z.nid} {z.name}: {need - take} pages of present - managed "
+                         f"not found as reserved or trailing flagless pages (drift)")
+    alloc = present & ~reserved & ~buddy
+    # allocated blocks: compound head + tails keep their order, the rest order 0
+    head = alloc & _bit(kpf, KPF_COMPOUND_HEAD)
+    tail = alloc & _bit(kpf, KPF_COMPOUND_TAIL) & ~head
+    nontail = np.flatnonzero(~tail)
+    heads = np.flatnonzero(head)
+    nxt = nontail[np.searchsorted(nontail, heads, side="right")] \
+        if heads.size else heads
+    length = nxt - heads
+    pfn_l: list[np.ndarray] = []
+    ord_l: list[np.ndarray] = []
+    pow2 = (length & (length - 1)) == 0
+    order = np.log2(np.maximum(length, 1)).astype(np.int64)
+    ok = pow2 & ((heads & (length - 1)) == 0) & (order <= max_order)
+    pfn_l.append(heads[ok])
+    ord_l.append(order[ok])
+    odd = 0
+    for h, n in zip(heads[~ok].tolist(), length[~ok].tolist(), strict=True):
+        blocks = _aligned_blocks(h, h + n, max_order)
+        pfn_l.append(np.array([b[0] for b in blocks], dtype=np.int64))
+        ord_l.append(np.array([b[1] for b in blocks], dtype=np.int64))
+        odd += 1
+    if odd:
+        notes.append(f"{odd} compound pages larger than MAX_PAGE_ORDER or unaligned, "
+                     f"split into aligned blocks")
+    covered = np.zeros(present.size, dtype=bool)
+    if heads.size:
+        d = np.bincount(heads, minlength=present.size + 1)[:present.size] \
+            - np.bincount(nxt, minlength=present.size + 1)[:present.size]
+        covered = np.cumsum(d) > 0
+    singles = np.flatnonzero(alloc & ~covered)
+    pfn_l.append(singles)
+    ord_l.append(np.zeros(singles.size, dtype=np.int64))
+    pfns = np.concatenate(pfn_l).astype(np.int64)
+    orders = np.concatenate(ord_l).astype(np.int64)
+    fl = np.where(_bit(kpf[pfns], KPF_SLAB), PG_slab, 0) | \
+        np.where(_bit(kpf[pfns], KPF_LRU), PG_lru, 0)
+    pb_mt = _pageblock_types(f, kpf, alloc, present, zidx, nid, pb_order)
+    init = InitialState(pfns, orders, fl.astype(np.uint8), None, pb_mt)
+    return _State(reserved, init, notes)
+
+
+def _pageblock_types(f: HostFacts, kpf: np.ndarray, alloc: np.ndarray, present: np.ndarray,
+                     zidx: np.ndarray, nid: np.ndarray, pb_order: int) -> np.ndarray:
+    """A migratetype per pageblock reproducing pagetypeinfo's block counts."""
+    npb = present.size >> pb_order
+    unmov = (alloc & ~_bit(kpf, KPF_LRU))[:npb << pb_order].reshape(npb, -1).sum(1)
+    slab = (alloc & _bit(kpf, KPF_SLAB))[:npb << pb_order].reshape(npb, -1).sum(1)
+    pb_mt = np.full(npb, MIGRATE_MOVABLE, dtype=np.int8)
+    for z in f.zones:
+        if not z.present or z.name not in ZONE_NAMES:
+            continue
+        zi = ZONE_NAMES.index(z.name)
+        # pagetypeinfo_showblockcount_print() steps from zone_start_pfn
+        pfn = np.arange(z.start_pfn, z.start_pfn + z.spanned, 1 << pb_order, dtype=np.int64)
+        pfn = pfn[present[pfn] & (zidx[pfn] == zi) & (nid[pfn] == z.nid)]
+        pbs = pfn >> pb_order
+        if z.blocks:
+            n_u = z.blocks.get("Unmovable", 0)
+            n_r = z.blocks.get("Reclaimable", 0)
+        else:
+            n_u, n_r = int((unmov[pbs] > 0).sum()), 0
+        by_u = pbs[np.argsort(-unmov[pbs], kind="stable")]
+        pb_mt[by_u[:n_u]] = MIGRATE_UNMOVABLE
+        rest = by_u[n_u:]
+        by_r = rest[np.argsort(-slab[rest], kind="stable")]
+        pb_mt[by_r[:n_r]] = MIGRATE_RECLAIMABLE
+    return pb_mt
+
+
+def _state_from_counts(f: HostFacts, present: np.ndarray, zidx: np.ndarray,
+                       nid: np.ndarray) -> _State:
+    """No kpageflags: reserved at each zone's top, allocated at its bottom."""
+    reserved = np.zeros(present.size, dtype=bool)
+    allocs: list[np.ndarray] = []
+    for z in f.zones:
+        if not z.present or z.name not in ZONE_NAMES:
+            continue
+        zi = ZONE_NAMES.index(z.name)
+        lo, hi = z.start_pfn, z.start_pfn + z.spanned
+        idx = lo + np.flatnonzero(present[lo:hi] & (zidx[lo:hi] == zi) & (nid[lo:hi] == z.nid))
+        nres = max(0, min(idx.size, z.present - z.managed))
+        reserved[idx[idx.size - nres:]] = True
+        free = sum(c << o for o, c in enumerate(z.nr_free)) if z.nr_free else z.free
+        nalloc = max(0, min(idx.size - nres, z.managed - free))
+        allocs.append(idx[:nalloc])
+    pfns = np.concatenate(allocs) if allocs else np.zeros(0, dtype=np.int64)
+    init = InitialState(pfns.astype(np.int64), np.zeros(pfns.size, dtype=np.int64),
+                        np.zeros(pfns.size, dtype=np.uint8))
+    return _State(reserved, init, ["allocated pages placed as order 0 at each zone's bottom"])
+
+
+@dataclass
+class ImportResult:
+    """A booted model and how it compares with the host it came from."""
+
+    machine: Machine
+    facts: HostFacts
+    zones: list[dict[str, Any]]
+    notes: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        return {"source": self.facts.source, "zones": self.zones, "notes": self.notes,
+                "kpageflags": self.facts.kpageflags is not None}
+
+
+def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
+                   max_numnodes: int | None = None) -> ImportResult:
+    """Boot a model from a host tree; see the module docstring for the rules."""
+    f = read_host(root, kpageflags=kpageflags)
+    ram = _ram_by_node(f)
+    nids = sorted({n for *_r, n in ram} | set(f.cpu_to_node) | set(f.possible))
+    profile = X86_64
+    if f.block_size_bytes and f.block_size_bytes != profile.memory_block_bytes:
+        profile = dataclasses.replace(profile, memory_block_bytes=f.block_size_bytes)
+    end = max(e for _s, e, _n in ram)
+    sec = profile.pages_per_section
+    npfn = -(-end // sec) * sec
+    present = np.zeros(npfn, dtype=bool)
+    nid = np.zeros(npfn, dtype=np.int16)
+    for s, e, n in ram:
+        present[s:e] = True
+        nid[s:e] = n
+    zidx = _model_zone_idx(np.arange(npfn, dtype=np.int64))
+    notes = list(f.notes)
+    for z in f.zones:
+        if z.present and z.name not in ZONE_NAMES[:3]:
+            raise HostImportError(f"{f.source}: zone {z.name} on node {z.nid} has pages: "
+                                  f"the model has no such zone")
+    if f.kpageflags is not None:
+        kpf = f.kpageflags
+        if kpf.size < npfn:
+            kpf = np.concatenate((kpf, np.full(npfn - kpf.size, 1 << KPF_NOPAGE, np.uint64)))
+        f.kpageflags = kpf[:npfn]
+        st = _state_from_kpageflags(f, present, zidx, nid, profile.max_page_order,
+                                    profile.pageblock_order)
+    else:
+        st = _state_from_counts(f, present, zidx, nid)
+    notes += st.notes
+    cfg = MachineConfig(
+        ram=tuple(ram), cpu_to_node=tuple(f.cpu_to_node), profile=profile,
+        max_numnodes=max_numnodes or max(8, max(nids) + 1),
+        distance=_distance_matrix(f, nids), reserved=_ranges(st.reserved))
+    try:
+        m = Machine(cfg, st.init)
+    except ConfigError as exc:
+        raise HostImportError(f"{f.source}: {exc}") from None
+    return ImportResult(m, f, compare_zones(m, f), notes)
+
+
+def compare_zones(m: Machine, f: HostFacts) -> list[dict[str, Any]]:
+    """Per populated host zone: the host's figures beside the model's."""
+    rows = []
+    for z in f.zones:
+        if not z.present or z.name not in ZONE_NAMES:
+            continue
+        mz = m.zone(z.nid, ZONE_NAMES.index(z.name))
+        row: dict[str, Any] = {"node": z.nid, "zone": z.name}
+        for key, host, model in (
+                ("start_pfn", z.start_pfn, mz.zone_start_pfn),
+                ("spanned", z.spanned, mz.spanned_pages),
+                ("present", z.present, mz.present_pages),
+                ("managed", z.managed, mz.managed_pages),
+                ("free", z.free, mz.nr_free_pages)):
+            row[key] = {"host": host, "model": int(model)}
+        if z.nr_free is not None:
+            row["nr_free"] = {"host": list(z.nr_free), "model": [int(x) for x in mz.nr_free()]}
+        rows.append(row)
+    return rows
+
+
+__all__ = ["HostFacts", "HostImportError", "HostZone", "ImportResult", "boot_from_host",
+           "compare_zones", "parse_buddyinfo", "parse_cpulist", "parse_iomem",
+           "parse_pagetypeinfo_blocks", "parse_zoneinfo", "read_host", "read_kpageflags"]

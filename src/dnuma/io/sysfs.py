@@ -1,0 +1,148 @@
+"""The sysfs trees of ``/sys/devices/system/{node,memory,cpu}``, in the
+kernel's exact formats (drivers/base/node.c, memory.c, cpu.c, topology.c).
+
+Each function adds its directory to a :class:`~dnuma.io.export.Tree` (paths
+relative to the sysroot).  Model facts used: ``m.topo`` (node states,
+cpu_to_node, SLIT), :func:`dnuma.mm.memory_block.memory_blocks` (from
+``sec_present``) and the per-node files of :mod:`dnuma.io.procfs`.
+
+CPU topology (the model has none): one package per node with CPUs
+(``physical_package_id`` = the CPU's node), one core per CPU, one thread per
+core; die = package, cluster = core.  Every CPU is possible, present and
+online.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..mm.constants import N_CPU, N_MEMORY, N_NORMAL_MEMORY, N_ONLINE, N_POSSIBLE, ZONE_NAMES
+from ..mm.memory_block import MemoryBlocks, memory_blocks
+from . import procfs
+from .kformat import bitmap_list_string, bitmap_string, distance_line
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from .export import Tree
+
+NODE_DIR = "sys/devices/system/node"
+MEMORY_DIR = "sys/devices/system/memory"
+CPU_DIR = "sys/devices/system/cpu"
+
+# node_state_attrs[] order (no HIGHMEM on 64-bit); the model has no
+# generic initiators, so has_generic_initiator is always empty
+NODE_STATE_FILES = (("possible", N_POSSIBLE), ("online", N_ONLINE),
+                    ("has_normal_memory", N_NORMAL_MEMORY), ("has_memory", N_MEMORY),
+                    ("has_cpu", N_CPU), ("has_generic_initiator", -1))
+MHP_DEFAULT_ONLINE_TYPE = "offline"  # auto_online_blocks without CONFIG_MHP_DEFAULT_ONLINE_TYPE_*
+
+
+def node_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
+    """``node/``: the node-state masks and a ``nodeK/`` per online node
+    (``register_one_node()``) with cpumap, cpulist, distance, meminfo,
+    numastat, vmstat, ``cpuN`` links to its CPUs and ``memoryB`` links to the
+    memory blocks holding its pages."""
+    topo = m.topo
+    st = topo.node_states
+    blocks = memory_blocks(m) if blocks is None else blocks
+    t.dir(NODE_DIR)
+    for name, state in NODE_STATE_FILES:
+        # print_nodes_state(): "%*pbl\n"
+        bits = st[state] if state >= 0 else ()
+        t.file(f"{NODE_DIR}/{name}", bitmap_list_string(bits) + "\n")
+    online = st[N_ONLINE]
+    ncpu = topo.nr_cpu_ids
+    for nid in np.flatnonzero(online).tolist():
+        d = f"{NODE_DIR}/node{nid}"
+        cpus = topo.cpumask_of_node(nid)  # cpumask_of_node() & cpu_online_mask
+        t.dir(d)
+        t.file(f"{d}/cpumap", bitmap_string(cpus, ncpu) + "\n")  # node_read_cpumap()
+        t.file(f"{d}/cpulist", bitmap_list_string(cpus) + "\n")
+        t.file(f"{d}/distance", distance_line(topo.distance[nid], online))
+        for name, fn in procfs.NODE_FILES.items():
+            t.file(f"{d}/{name}", fn(m, nid))
+        for cpu in cpus:  # register_cpu_under_node()
+            t.link(f"{d}/cpu{cpu}", f"../../cpu/cpu{cpu}")
+        # register_mem_block_under_node_early(): the node side of the links
+        for b in blocks.ids[blocks.nodes[:, nid]].tolist():
+            t.link(f"{d}/memory{b}", f"../../memory/memory{b}")
+
+
+def memory_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
+    """``memory/``: ``block_size_bytes`` and a ``memoryB/`` per block with a
+    present section (all online, as boot memory is), each linked to every
+    node owning pages in it."""
+    blocks = memory_blocks(m) if blocks is None else blocks
+    t.dir(MEMORY_DIR)
+    t.file(f"{MEMORY_DIR}/block_size_bytes", f"{blocks.block_size_bytes:x}\n")
+    t.file(f"{MEMORY_DIR}/auto_online_blocks", MHP_DEFAULT_ONLINE_TYPE + "\n", 0o644)
+    online = m.topo.node_states[N_ONLINE]
+    for k, b in enumerate(blocks.ids.tolist()):
+        d = f"{MEMORY_DIR}/memory{b}"
+        z = int(blocks.zone[k])
+        t.dir(d)
+        t.file(f"{d}/phys_index", f"{b:08x}\n")  # phys_index_show()
+        t.file(f"{d}/state", "online\n", 0o644)  # state_show()
+        t.file(f"{d}/online", "1\n", 0o644)  # online_show(): !dev->offline
+        t.file(f"{d}/phys_device", "0\n")
+        t.file(f"{d}/removable", "1\n")  # CONFIG_MEMORY_HOTREMOVE
+        # valid_zones_show(), online block: mem->zone's name, else "none"
+        t.file(f"{d}/valid_zones", (ZONE_NAMES[z] if z >= 0 else "none") + "\n")
+        # register_mem_block_under_node_early(): every node owning a pfn here
+        for nid in np.flatnonzero(blocks.nodes[k] & online).tolist():
+            t.link(f"{d}/node{nid}", f"../../node/node{nid}")
+
+
+def cpu_tree(m: Machine, t: Tree) -> None:
+    """``cpu/``: the possible/present/online masks and a ``cpuN/`` per CPU
+    with its ``nodeK`` link and ``topology/`` (drivers/base/topology.c)."""
+    topo = m.topo
+    ncpu = topo.nr_cpu_ids
+    c2n = topo.cpu_to_node.tolist()
+    allcpu = bitmap_list_string(range(ncpu)) + "\n"
+    t.dir(CPU_DIR)
+    for name in ("possible", "present", "online"):
+        t.file(f"{CPU_DIR}/{name}", allcpu)
+    t.file(f"{CPU_DIR}/offline", "\n")  # print_cpus_offline(): none
+    online = topo.node_states[N_ONLINE]
+    pkg: dict[int, list[int]] = {}
+    for cpu, nid in enumerate(c2n):
+        pkg.setdefault(nid, []).append(cpu)
+    for cpu, nid in enumerate(c2n):
+        d = f"{CPU_DIR}/cpu{cpu}"
+        t.dir(d)
+        if cpu:  # 6.12 x86: cpu0 is not hotpluggable, so it has no "online"
+            t.file(f"{d}/online", "1\n", 0o644)
+        if online[nid]:  # register_cpu_under_node()
+            t.link(f"{d}/node{nid}", f"../../node/node{nid}")
+        own = bitmap_string((cpu,), ncpu) + "\n"
+        own_l = f"{cpu}\n"
+        sib = bitmap_string(pkg[nid], ncpu) + "\n"
+        sib_l = bitmap_list_string(pkg[nid]) + "\n"
+        td = f"{d}/topology"
+        t.dir(td)
+        for name, text in (
+            ("physical_package_id", f"{nid}\n"), ("die_id", "0\n"), ("cluster_id", f"{cpu}\n"),
+            ("core_id", f"{pkg[nid].index(cpu)}\n"),
+            ("core_cpus", own), ("core_cpus_list", own_l),
+            ("thread_siblings", own), ("thread_siblings_list", own_l),
+            ("core_siblings", sib), ("core_siblings_list", sib_l),
+            ("cluster_cpus", own), ("cluster_cpus_list", own_l),
+            ("die_cpus", sib), ("die_cpus_list", sib_l),
+            ("package_cpus", sib), ("package_cpus_list", sib_l),
+        ):
+            t.file(f"{td}/{name}", text)
+
+
+def sysfs_tree(m: Machine, t: Tree) -> None:
+    """``/sys/devices/system/{node,memory,cpu}`` (block facts computed once)."""
+    blocks = memory_blocks(m)
+    node_tree(m, t, blocks)
+    memory_tree(m, t, blocks)
+    cpu_tree(m, t)
+
+
+__all__ = ["CPU_DIR", "MEMORY_DIR", "NODE_DIR", "cpu_tree", "memory_tree", "node_tree",
+           "sysfs_tree"]

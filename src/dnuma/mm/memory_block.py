@@ -1,0 +1,109 @@
+"""Memory blocks (drivers/base/memory.c): the block size, which blocks exist,
+and, per block, the nodes owning its pages and its zone.
+
+Everything is computed from ``S.sec_present`` (present pages per section and
+global zone), never from the per-pfn arrays, so it costs O(sections x zones).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .constants import MAX_NR_ZONES
+
+if TYPE_CHECKING:
+    from .machine import Machine
+
+MEM_SIZE_FOR_LARGE_BLOCK = 64 << 30  # arch/x86/mm/init_64.c
+MAX_BLOCK_SIZE = 2 << 30
+
+
+def memory_block_size_bytes(m: Machine) -> int:
+    """Bytes per memory block (``memory_block_size_bytes()``).
+
+    x86_64 follows ``probe_memory_block_size()`` for a guest
+    (X86_FEATURE_HYPERVISOR set; dnuma's machines are VMs): boot memory end
+    below 64 GiB -> one section (128 MiB); otherwise the largest power of two
+    <= 2 GiB that divides the boot memory end, at least one section.  Other
+    profiles (ppc64) use their ``memory_block_bytes`` (the LMB size).
+    """
+    p = m.profile
+    min_block = 1 << p.section_size_bits  # MIN_MEMORY_BLOCK_SIZE
+    if p.name != "x86_64":
+        return max(p.memory_block_bytes, min_block)
+    boot_mem_end = m.ram_ranges()[-1][1] << p.page_shift  # max_pfn << PAGE_SHIFT
+    if boot_mem_end < MEM_SIZE_FOR_LARGE_BLOCK:
+        return min_block
+    bz = MAX_BLOCK_SIZE
+    while bz > min_block and boot_mem_end % bz:
+        bz >>= 1
+    return bz
+
+
+@dataclass(frozen=True)
+class MemoryBlocks:
+    """The memory block devices of a machine, from its present pages.
+
+    ids: block ids (``memoryB``) with at least one present section, ascending;
+    nodes: bool [len(ids), max_numnodes], node K owns present pages in block;
+    zone: int8 [len(ids)], the block's zone index (``mem->zone``), -1 when the
+    block holds pages of several zones or several nodes (``none``);
+    present: int64 [len(ids)], present pages in the block.
+    """
+
+    block_size_bytes: int
+    sections_per_block: int
+    ids: np.ndarray
+    nodes: np.ndarray
+    zone: np.ndarray
+    present: np.ndarray
+
+    def nodes_of(self, k: int) -> list[int]:
+        """Nodes linked to the k-th block (``memoryB/nodeK`` entries)."""
+        return np.flatnonzero(self.nodes[k]).tolist()
+
+
+def block_zone_pages(m: Machine) -> tuple[np.ndarray, int, int]:
+    """Present pages per (block, node, zone): int64 [nblocks, max_numnodes,
+    MAX_NR_ZONES] over every block id up to the last section, with the block
+    size in bytes and the sections per block."""
+    p = m.profile
+    bsz = memory_block_size_bytes(m)
+    spb = bsz >> p.section_size_bits  # sections_per_block
+    sp = m.S.sec_present
+    nsec, ngz = sp.shape
+    nblk = -(-nsec // spb)
+    pad = np.zeros((nblk * spb, ngz), dtype=np.int64)
+    pad[:nsec] = sp
+    per = pad.reshape(nblk, spb, ngz).sum(axis=1)
+    return per.reshape(nblk, ngz // MAX_NR_ZONES, MAX_NR_ZONES), bsz, spb
+
+
+def memory_blocks(m: Machine) -> MemoryBlocks:
+    """The memory blocks and their node links and zones.
+
+    Linking follows ``register_mem_block_under_node_early()``: a block is
+    linked under *every* node owning at least one present pfn in it.  The
+    zone follows ``memory_block_add_nid()`` / ``early_node_zone_for_memory_block()``:
+    the single populated zone of the block's only node, NULL (``none``)
+    when a second node links or the node has several zones there.  (The
+    kernel tests zone spans; on x86_64 only block 0 can meet two zone types,
+    DMA and DMA32, and there span and present pages give the same answer.)
+    Blocks with no present section do not exist (holes).
+    """
+    per, bsz, spb = block_zone_pages(m)
+    nz_pages = per.sum(axis=2)  # [nblk, nnodes]
+    present = nz_pages.sum(axis=1)
+    ids = np.flatnonzero(present > 0)
+    per = per[ids]
+    flat = per.reshape(ids.size, -1)
+    single = np.count_nonzero(flat, axis=1) == 1
+    zone = np.where(single, flat.argmax(axis=1) % MAX_NR_ZONES, -1).astype(np.int8)
+    return MemoryBlocks(bsz, spb, ids, nz_pages[ids] > 0, zone, present[ids])
+
+
+__all__ = ["MAX_BLOCK_SIZE", "MEM_SIZE_FOR_LARGE_BLOCK", "MemoryBlocks", "block_zone_pages",
+           "memory_block_size_bytes", "memory_blocks"]

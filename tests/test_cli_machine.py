@@ -1,0 +1,90 @@
+"""dnuma boot, dnuma snapshot, and --sysroot / --save-snapshot on runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from dnuma.cli import main
+from dnuma.io.snapshot import load_snapshot
+from dnuma.mm.validate import validate_all
+
+SNAP = Path(__file__).parent / "data" / "host-snapshot-1"
+
+
+def test_run_sysroot_tree_per_event_and_final(tmp_path, capsys):
+    root = tmp_path / "sys"
+    snap = tmp_path / "end.dnuma"
+    assert main(["demo", "--json", "--no-report", "--sysroot", str(root),
+                 "--save-snapshot", str(snap)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert sorted(p.name for p in root.iterdir()) == ["01-stripe", "02-push", "03-boot", "final"]
+    node = root / "01-stripe" / "sys/devices/system/node"
+    assert (node / "online").read_text() == "0-2\n"  # the stripe brought node 2 online
+    assert (root / "02-push" / "sys/devices/system/node/node3/meminfo").exists()
+    # the final tree and the saved state agree with the run's own summary
+    m = load_snapshot(snap)
+    validate_all(m)
+    assert m.nr_free_pages() == summary["final"]["free_pages"]
+    assert m.moved_on_free == summary["final"]["moved_on_free"]
+    free_kb = sum(int(ln.split()[3]) for n in m.for_each_online_node()
+                  for ln in (root / "final/sys/devices/system/node" / f"node{n}" / "meminfo")
+                  .read_text().splitlines() if "MemFree:" in ln)
+    assert free_kb == 4 * int(m.S.zone_free.sum())
+
+
+def test_snapshot_save_info_load(tmp_path, capsys):
+    f = tmp_path / "demo.dnuma"
+    assert main(["snapshot", "save", str(f), "--scenario", "demo", "--json"]) == 0
+    saved = json.loads(capsys.readouterr().out)
+    assert saved["bytes"] == f.stat().st_size
+    assert main(["snapshot", "info", str(f)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["pfns"] == 32768 and info["nodes"] == [0, 1]
+    out = tmp_path / "tree"
+    assert main(["snapshot", "load", str(f), "--check", "--json", "--sysroot", str(out)]) == 0
+    loaded = json.loads(capsys.readouterr().out)
+    assert loaded["machine"] == saved["machine"]
+    assert (out / "proc/buddyinfo").read_text().startswith("Node 0, zone")
+
+
+def test_snapshot_errors_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.dnuma"
+    bad.write_bytes(b"not a snapshot at all")
+    assert main(["snapshot", "load", str(bad)]) == 2
+    assert "not a dnuma snapshot" in capsys.readouterr().err
+    assert main(["snapshot", "save", str(tmp_path / "x.dnuma")]) == 2
+    assert "give --from-host" in capsys.readouterr().err
+    assert not (tmp_path / "x.dnuma").exists()
+
+
+def test_boot_from_folder_save_and_export(tmp_path, capsys):
+    f = tmp_path / "host.dnuma"
+    tree = tmp_path / "tree"
+    assert main(["boot", "--from", str(SNAP), "--save", str(f), "--sysroot", str(tree)]) == 0
+    out = capsys.readouterr().out
+    assert "free blocks by order" in out and f"wrote snapshot {f}" in out
+    m = load_snapshot(f)
+    assert m.zone(0, 2).managed_pages == 589824
+    # the exported node size is the host's: its meminfo MemTotal is managed pages
+    real = (SNAP / "sys/devices/system/node/node0/meminfo").read_text().splitlines()[0]
+    ours = (tree / "sys/devices/system/node/node0/meminfo").read_text().splitlines()[0]
+    assert ours.split()[3] == real.split()[3]
+
+
+@pytest.mark.skipif(shutil.which("lsmem") is None, reason="lsmem (util-linux) not installed")
+def test_lsmem_reads_the_imported_machine(tmp_path):
+    """The real snapshot's 24 GiB in 128 MiB blocks, back through lsmem."""
+    tree = tmp_path / "tree"
+    assert main(["boot", "--from", str(SNAP), "--sysroot", str(tree), "--json"]) == 0
+    out = json.loads(subprocess.run(["lsmem", "--sysroot", str(tree), "-J", "-b", "-o",
+                                     "RANGE,SIZE,STATE,BLOCK,NODE"], capture_output=True,
+                                    text=True, check=True).stdout)
+    total = sum(int(r["size"]) for r in out["memory"])
+    blocks = sorted(p.name for p in (SNAP / "sys/devices/system/memory").iterdir()
+                    if p.name.startswith("memory"))
+    assert total == len(blocks) * 128 << 20

@@ -1,0 +1,240 @@
+"""Booting a model from a real machine: the saved 24 GiB Linux 6.18 snapshot
+in tests/data/host-snapshot-1 (and the running host where readable)."""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dnuma.cli import main
+from dnuma.io.host import (
+    KPF_BUDDY,
+    KPF_COMPOUND_HEAD,
+    KPF_COMPOUND_TAIL,
+    HostImportError,
+    boot_from_host,
+    parse_buddyinfo,
+    parse_iomem,
+    parse_pagetypeinfo_blocks,
+    parse_zoneinfo,
+)
+from dnuma.mm.constants import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, PG_head
+from dnuma.mm.validate import validate_all
+
+SNAP = Path(__file__).parent / "data" / "host-snapshot-1"
+
+
+@pytest.fixture(scope="module")
+def snap():
+    return boot_from_host(SNAP)
+
+
+@pytest.fixture(scope="module")
+def kpf() -> np.ndarray:
+    with lzma.open(SNAP / "kpageflags.bin.xz") as f:
+        return np.frombuffer(f.read(), dtype="<u8")
+
+
+def _zone(res, name):
+    return next(r for r in res.zones if r["zone"] == name)
+
+
+def test_zones_match_zoneinfo(snap):
+    host = {z.name: z for z in parse_zoneinfo((SNAP / "zoneinfo").read_text(), "zoneinfo")}
+    m = snap.machine
+    for zi, name in enumerate(("DMA", "DMA32", "Normal")):
+        z, mz = host[name], m.zone(0, zi)
+        assert (mz.zone_start_pfn, mz.spanned_pages, mz.present_pages, mz.managed_pages) == \
+            (z.start_pfn, z.spanned, z.present, z.managed), name
+    # DMA32 spans the hole below 4 GiB, as the kernel's zone ranges do
+    assert m.zone(0, 1).spanned_pages > m.zone(0, 1).present_pages
+    assert [n for n in m.for_each_online_node()] == [0]
+    assert m.nr_cpus == 2
+    validate_all(m)
+
+
+def test_free_pages_per_order(snap, kpf):
+    """DMA and DMA32 were quiet while the files were read: every order
+    matches buddyinfo.  Normal drifted (the machine was running): the model
+    holds exactly the free pages kpageflags shows, within 10% of buddyinfo."""
+    bi = parse_buddyinfo((SNAP / "buddyinfo").read_text(), "buddyinfo")
+    for name in ("DMA", "DMA32"):
+        assert _zone(snap, name)["nr_free"]["model"] == bi[(0, name)]
+    m = snap.machine
+    normal = m.zone(0, 2)
+    lo, hi = normal.zone_start_pfn, normal.zone_start_pfn + normal.spanned_pages
+    buddy = int(((kpf[lo:hi] >> KPF_BUDDY) & 1).sum())
+    assert normal.nr_free_pages == buddy
+    host_free = sum(c << o for o, c in enumerate(bi[(0, "Normal")]))
+    assert abs(normal.nr_free_pages - host_free) < 0.10 * normal.managed_pages
+    # the free blocks are the maximal aligned pieces of each free run
+    nr = normal.nr_free()
+    assert sum(c << o for o, c in enumerate(nr)) == buddy
+
+
+def test_allocated_state(snap, kpf):
+    m = snap.machine
+    S = m.S
+    heads = np.flatnonzero(S.page_flags & PG_head)
+    # compound pages keep their order: every order-9 allocated block is a THP head
+    big = heads[S.page_order[heads] >= 9]
+    assert big.size > 0
+    assert np.all((kpf[big] >> KPF_COMPOUND_HEAD) & 1)
+    assert np.all((kpf[big + 1] >> KPF_COMPOUND_TAIL) & 1)
+    # conservation: free + allocated + reserved = present
+    alloc = int((np.int64(1) << S.page_order[heads].astype(np.int64)).sum())
+    resv = m.total_present_pages - int(S.zone_managed.sum())
+    assert m.nr_free_pages() + alloc + resv == m.total_present_pages
+
+
+def test_pageblock_types_match_pagetypeinfo(snap):
+    blocks = parse_pagetypeinfo_blocks((SNAP / "pagetypeinfo").read_text(), "pagetypeinfo")
+    m = snap.machine
+    pbo = m.profile.pageblock_order
+    for zi, name in enumerate(("DMA", "DMA32", "Normal")):
+        z = m.zone(0, zi)
+        # the kernel steps from zone_start_pfn (1 for DMA here), not from 0
+        pfn = np.arange(z.zone_start_pfn, z.zone_start_pfn + z.spanned_pages, 1 << pbo)
+        pfn = pfn[((m.S.page_flags[pfn] & 64) == 0) & (m.S.page_zone[pfn] == zi)]
+        # the kernel does not count the blocks whose struct pages are not
+        # initialised yet (deferred): Normal's trailing unmanaged pages
+        if name == "Normal":
+            pfn = pfn[pfn < z.zone_start_pfn + z.spanned_pages
+                      - (z.present_pages - z.managed_pages)]
+        inz = pfn >> pbo
+        mt = m.S.pb_mt[inz]
+        want = blocks[(0, name)]
+        assert int((mt == MIGRATE_UNMOVABLE).sum()) == want["Unmovable"], name
+        assert int((mt == MIGRATE_RECLAIMABLE).sum()) == want["Reclaimable"], name
+        assert int((mt == MIGRATE_MOVABLE).sum()) == want["Movable"], name
+
+
+def test_without_kpageflags_matches_free_counts():
+    res = boot_from_host(SNAP, kpageflags=False)
+    bi = parse_buddyinfo((SNAP / "buddyinfo").read_text(), "buddyinfo")
+    for zi, name in enumerate(("DMA", "DMA32", "Normal")):
+        z = res.machine.zone(0, zi)
+        assert z.nr_free_pages == sum(c << o for o, c in enumerate(bi[(0, name)]))
+    assert any("buddyinfo" in n for n in res.notes)
+    validate_all(res.machine)
+
+
+def test_dnuma_experiment_on_real_state(tmp_path):
+    """Split the real machine into 4 nodes by stripe; the boot allocations are
+    freed over time (an adopting task) and the machine converges."""
+    sc = tmp_path / "split.toml"
+    sc.write_text(f"""
+duration = "3s"
+sample = "500ms"
+[machine]
+from = "{SNAP}"
+[[task]]
+name = "boot-pages"
+adopt = true
+rate = 0
+lifetime = "500ms"
+[[task]]
+rate = 2000
+lifetime = "200ms"
+[[event]]
+at = "0.5s"
+stripe = {{ nodes = [0, 1, 2, 3], block = 512 }}
+""")
+    from dnuma.cli_machine import scenario_machine
+    from dnuma.sim.run import run_scenario
+    from dnuma.sim.scenario import load_scenario
+
+    s = load_scenario(sc)
+    m = scenario_machine(s)
+    res = run_scenario(s, machine=m, check=validate_all)
+    step = res.steps[0]
+    assert step.report.pages_marked > 10_000
+    assert sorted(step.report.nodes_onlined) == [1, 2, 3]
+    assert step.moved_on_free > 0.9 * step.report.pages_marked
+    assert step.misplaced_left < 0.1 * step.report.pages_marked
+    adopted = res.tasks.task_stats()[0]
+    assert adopted["frees"] > 0
+
+
+def test_cli_boot_json(capsys):
+    assert main(["boot", "--from", str(SNAP), "--json", "--check"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kpageflags"] is True
+    dma32 = next(z for z in out["zones"] if z["zone"] == "DMA32")
+    assert dma32["free"]["host"] == dma32["free"]["model"]
+    assert out["machine"]["cpus"] == 2
+
+
+def test_cli_boot_table(capsys):
+    assert main(["boot", "--from", str(SNAP), "--no-kpageflags"]) == 0
+    out = capsys.readouterr().out
+    assert "Normal" in out and "note: kpageflags not used" in out
+
+
+def _copy(tmp_path: Path) -> Path:
+    d = tmp_path / "snap"
+    shutil.copytree(SNAP, d, symlinks=True)
+    return d
+
+
+@pytest.mark.parametrize("name,text,msg", [
+    ("iomem", "00000000-00000fff : Reserved\n", "no 'System RAM'"),
+    ("iomem", "zz-1 : System RAM\n", "iomem:1: cannot parse"),
+    ("zoneinfo", "Node 0, zone DMA\n  pages free     x1\n", "zoneinfo:2: pages free"),
+    ("buddyinfo", "Node 0, zone DMA 1 2 x\n", "buddyinfo:1: cannot parse"),
+])
+def test_bad_files(tmp_path, name, text, msg):
+    d = _copy(tmp_path)
+    (d / name).chmod(0o644)
+    (d / name).write_text(text)
+    with pytest.raises(HostImportError, match=msg):
+        boot_from_host(d)
+    assert main(["boot", "--from", str(d)]) == 2
+
+
+def test_missing_and_truncated(tmp_path, capsys):
+    d = _copy(tmp_path)
+    (d / "zoneinfo").unlink()
+    with pytest.raises(HostImportError, match="no proc/zoneinfo or zoneinfo"):
+        boot_from_host(d)
+    d2 = tmp_path / "t"
+    shutil.copytree(SNAP, d2)
+    with lzma.open(d2 / "kpageflags.bin.xz") as f:
+        raw = f.read()
+    (d2 / "kpageflags.bin.xz").chmod(0o644)
+    with lzma.open(d2 / "kpageflags.bin.xz", "wb") as g:
+        g.write(raw[:1001])
+    with pytest.raises(HostImportError, match="not a whole number of u64"):
+        boot_from_host(d2)
+    assert main(["boot", "--from", str(tmp_path / "nope")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_parsers():
+    assert parse_iomem("00001000-0009fbff : System RAM\n00100000-bfffffff : System RAM\n"
+                       "  01000000-022090c7 : Kernel code\n", "x") == [(1, 0x9f),
+                                                                       (0x100, 0xc0000)]
+    z = parse_zoneinfo((SNAP / "zoneinfo").read_text(), "zoneinfo")
+    assert [(x.name, x.start_pfn) for x in z if x.present] == [
+        ("DMA", 1), ("DMA32", 4096), ("Normal", 1048576)]
+
+
+@pytest.mark.skipif(not os.access("/proc/kpageflags", os.R_OK),
+                    reason="/proc/kpageflags is readable by root only")
+def test_live_host():
+    """The running machine: zones exact, free pages within the drift of a
+    machine that keeps running between the reads."""
+    res = boot_from_host("/")
+    validate_all(res.machine)
+    for r in res.zones:
+        for k in ("start_pfn", "spanned", "present"):
+            assert r[k]["host"] == r[k]["model"], (r["zone"], k)
+        assert abs(r["managed"]["host"] - r["managed"]["model"]) <= \
+            0.02 * r["managed"]["host"] + 1024
+        assert abs(r["free"]["host"] - r["free"]["model"]) <= 0.10 * r["managed"]["host"] + 1024
