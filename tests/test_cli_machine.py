@@ -88,3 +88,15 @@ def test_lsmem_reads_the_imported_machine(tmp_path):
     blocks = sorted(p.name for p in (SNAP / "sys/devices/system/memory").iterdir()
                     if p.name.startswith("memory"))
     assert total == len(blocks) * 128 << 20
+
+
+@pytest.mark.parametrize("argv", [
+    ["snapshot", "save", "X", "--scenario", "demo", "--sysroot", "D"],
+    ["snapshot", "info", "X", "--from-host"],
+    ["snapshot", "load", "X", "--scenario", "demo"],
+])
+def test_snapshot_refuses_options_it_would_ignore(tmp_path, capsys, argv):
+    argv = [str(tmp_path / a) if a in ("X", "D") else a for a in argv]
+    assert main(argv) == 2
+    assert "not used here" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

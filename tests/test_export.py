@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dnuma.io.debugfs import DEBUGFS_DIR
-from dnuma.io.export import SysrootWriter, build_tree, safe_name, write_sysroot
+from dnuma.io.export import SysrootError, SysrootWriter, build_tree, safe_name, write_sysroot
 from dnuma.io.kformat import bitmap_list_string, bitmap_string, distance_line
 from dnuma.io.sysfs import CPU_DIR, MEMORY_DIR, NODE_DIR
 from dnuma.mm.constants import MAX_NR_ZONES, PPC64, X86_64, PG_hole
@@ -80,8 +80,8 @@ def test_distance_line_keeps_the_offline_node0_leading_space():
 
 
 # ---------------------------------------------------------------- block size
-def fake(end_bytes: int, profile=X86_64) -> SimpleNamespace:
-    return SimpleNamespace(profile=profile,
+def fake(end_bytes: int, profile=X86_64, block: int | None = None) -> SimpleNamespace:
+    return SimpleNamespace(profile=profile, config=SimpleNamespace(memory_block_bytes=block),
                            ram_ranges=lambda: [(0, end_bytes >> profile.page_shift)])
 
 
@@ -97,6 +97,11 @@ def test_memory_block_size_follows_probe_memory_block_size(end, size):
 
 def test_ppc64_memory_block_is_the_lmb():
     assert memory_block_size_bytes(fake(1 << 40, PPC64)) == 256 << 20
+
+
+def test_explicit_block_size_wins():
+    """set_memory_block_size_order(): e.g. a machine imported from a host."""
+    assert memory_block_size_bytes(fake(1 << 40, block=1 << 30)) == 1 << 30
 
 
 # ---------------------------------------------------------------- memory blocks
@@ -266,11 +271,11 @@ def test_reexport_replaces_the_tree_and_leaves_no_stale_files(tmp_path):
 def test_write_sysroot_refuses_a_directory_that_is_not_a_sysroot(tmp_path):
     (tmp_path / "keep.txt").write_text("mine")
     m = boot(nodes=1, mem="16M", cpus=1)
-    with pytest.raises(FileExistsError, match=r"keep\.txt"):
+    with pytest.raises(SysrootError, match=r"keep\.txt"):
         write_sysroot(m, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
     (tmp_path / "file").write_text("")
-    with pytest.raises(FileExistsError, match="not a sysroot"):
+    with pytest.raises(SysrootError, match="not a sysroot"):
         write_sysroot(m, tmp_path / "file")
     empty = tmp_path / "empty"
     empty.mkdir()

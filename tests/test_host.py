@@ -17,6 +17,7 @@ from dnuma.io.host import (
     KPF_BUDDY,
     KPF_COMPOUND_HEAD,
     KPF_COMPOUND_TAIL,
+    KPF_NOPAGE,
     HostImportError,
     boot_from_host,
     parse_buddyinfo,
@@ -24,7 +25,14 @@ from dnuma.io.host import (
     parse_pagetypeinfo_blocks,
     parse_zoneinfo,
 )
-from dnuma.mm.constants import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, PG_head
+from dnuma.mm.constants import (
+    MIGRATE_MOVABLE,
+    MIGRATE_RECLAIMABLE,
+    MIGRATE_UNMOVABLE,
+    PG_head,
+    PG_hole,
+    PG_reserved,
+)
 from dnuma.mm.validate import validate_all
 
 SNAP = Path(__file__).parent / "data" / "host-snapshot-1"
@@ -89,8 +97,9 @@ def test_allocated_state(snap, kpf):
     assert np.all((kpf[big + 1] >> KPF_COMPOUND_TAIL) & 1)
     # conservation: free + allocated + reserved = present
     alloc = int((np.int64(1) << S.page_order[heads].astype(np.int64)).sum())
-    resv = m.total_present_pages - int(S.zone_managed.sum())
+    resv = int(np.count_nonzero(S.page_flags & PG_reserved))
     assert m.nr_free_pages() + alloc + resv == m.total_present_pages
+    assert m.total_present_pages - resv == int(S.zone_managed.sum())
 
 
 def test_pageblock_types_match_pagetypeinfo(snap):
@@ -101,7 +110,7 @@ def test_pageblock_types_match_pagetypeinfo(snap):
         z = m.zone(0, zi)
         # the kernel steps from zone_start_pfn (1 for DMA here), not from 0
         pfn = np.arange(z.zone_start_pfn, z.zone_start_pfn + z.spanned_pages, 1 << pbo)
-        pfn = pfn[((m.S.page_flags[pfn] & 64) == 0) & (m.S.page_zone[pfn] == zi)]
+        pfn = pfn[((m.S.page_flags[pfn] & PG_hole) == 0) & (m.S.page_zone[pfn] == zi)]
         # the kernel does not count the blocks whose struct pages are not
         # initialised yet (deferred): Normal's trailing unmanaged pages
         if name == "Normal":
@@ -238,3 +247,91 @@ def test_live_host():
         assert abs(r["managed"]["host"] - r["managed"]["model"]) <= \
             0.02 * r["managed"]["host"] + 1024
         assert abs(r["free"]["host"] - r["free"]["model"]) <= 0.10 * r["managed"]["host"] + 1024
+
+
+# ------------------------------------------------------------------ synthetic hosts
+BUDDY = 1 << KPF_BUDDY
+
+
+def make_host(d: Path, kpf: np.ndarray | None = None, nodes: int = 1,
+              distance: list[str] | None = None, cpus: str = "0-3",
+              block_size: str = "8000000") -> Path:
+    """A 128 MiB host folder: RAM at pfns [1, 0x8000), node k owning the k-th
+    share of it; every page free unless ``kpf`` says otherwise."""
+    end = 0x8000
+    (d / "sys/devices/system/cpu").mkdir(parents=True)
+    (d / "sys/devices/system/cpu/possible").write_text(cpus + "\n")
+    (d / "iomem").write_text(f"00001000-{end * 4096 - 1:08x} : System RAM\n")
+    per = end // nodes
+    zi = []
+    for n in range(nodes):
+        lo, hi = max(1, n * per), (n + 1) * per
+        nd = d / f"sys/devices/system/node/node{n}"
+        nd.mkdir(parents=True)
+        (nd / "cpulist").write_text(f"{2 * n}-{2 * n + 1}\n")
+        (nd / "distance").write_text((distance or [" ".join(
+            "10" if a == n else "20" for a in range(nodes))])[n] + "\n")
+        for name, zlo, zhi in (("DMA", 0, 4096), ("DMA32", 4096, 1 << 20)):
+            a, b = max(lo, zlo), min(hi, zhi)
+            if a < b:
+                zi.append(f"Node {n}, zone {name:>8}\n  pages free     {b - a}\n"
+                          f"        spanned  {b - a}\n        present  {b - a}\n"
+                          f"        managed  {b - a}\n  start_pfn:           {a}\n")
+    (d / "sys/devices/system/node/online").write_text(f"0-{nodes - 1}\n")
+    (d / "sys/devices/system/node/possible").write_text(f"0-{nodes - 1}\n")
+    (d / "zoneinfo").write_text("".join(zi))
+    md = d / "sys/devices/system/memory"
+    md.mkdir(parents=True)
+    (md / "block_size_bytes").write_text(block_size + "\n")
+    (md / "memory0").mkdir()
+    (md / "memory0/node0").write_text("")
+    if kpf is None:
+        kpf = np.full(end, BUDDY, dtype="<u8")
+        kpf[0] = 1 << 32  # reserved pfn 0 (not RAM anyway)
+    (d / "kpageflags.bin").write_bytes(kpf.astype("<u8").tobytes())
+    return d
+
+
+def test_synthetic_two_nodes_with_distances(tmp_path):
+    d = make_host(tmp_path, nodes=2, distance=["10 21", "21 10"])
+    res = boot_from_host(d)
+    m = res.machine
+    validate_all(m)
+    assert list(m.for_each_online_node()) == [0, 1]
+    assert m.topo.node_distance(0, 1) == 21 and m.topo.node_distance(1, 0) == 21
+    assert m.topo.cpumask_of_node(1) == [2, 3]
+    assert m.NODE_DATA(1).node_present_pages == 0x4000
+    assert m.NODE_DATA(0).node_present_pages == 0x4000 - 1
+    assert m.nr_free_pages() == 0x7fff  # every page free, as kpageflags says
+
+
+def test_compound_page_at_the_end_of_ram(tmp_path):
+    kpf = np.full(0x8000, BUDDY, dtype="<u8")
+    kpf[0x7ff8] = 1 << KPF_COMPOUND_HEAD
+    kpf[0x7ff9:] = 1 << KPF_COMPOUND_TAIL
+    m = boot_from_host(make_host(tmp_path, kpf)).machine
+    assert m.S.page_flags[0x7ff8] & PG_head and m.S.page_order[0x7ff8] == 3
+    assert m.nr_free_pages() == 0x7fff - 8
+    validate_all(m)
+
+
+def test_nopage_pfns_are_holes(tmp_path):
+    kpf = np.full(0x8000, BUDDY, dtype="<u8")
+    kpf[0x4000:0x4800] = 1 << KPF_NOPAGE
+    res = boot_from_host(make_host(tmp_path, kpf))
+    assert res.machine.total_present_pages == 0x7fff - 0x800
+    assert np.all(res.machine.S.page_flags[0x4000:0x4800] & PG_hole)
+    assert any("KPF_NOPAGE" in n for n in res.notes)
+    validate_all(res.machine)
+
+
+@pytest.mark.parametrize(("kw", "msg"), [
+    ({"kpf": np.full(0x4000, BUDDY, dtype="<u8")}, "covers 0x4000 pfns, but RAM ends"),
+    ({"nodes": 2, "distance": ["10 20 30", "20 10"]}, "3 distances for 2 online nodes"),
+    ({"cpus": ""}, "possible: no CPUs"),
+    ({"cpus": "3-1"}, "runs backwards"),
+    ({"block_size": "3000000"}, "not a power of two"),
+])
+def test_synthetic_bad_input(tmp_path, kw, msg):
+    with pytest.raises(HostImportError, match=msg):
+        boot_from_host(make_host(tmp_path, **kw))

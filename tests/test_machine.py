@@ -258,3 +258,39 @@ def test_vmstat_tick_decays_high_and_drains_idle_remote_pcps(m128):
     assert lz.pcp(0)["count"] > 0  # a local pcp is never expired
     assert lz.pcp(0)["high"] >= lz.pcp(0)["high_min"]
     validate_all(m)
+
+
+# ------------------------------------------------------------------ initial state
+def _initial(heads, orders, **kw):
+    from dnuma.mm.machine import InitialState
+
+    return InitialState(np.array(heads), np.array(orders),
+                        np.zeros(len(heads), dtype=np.uint8), **kw)
+
+
+def test_boot_into_an_initial_state():
+    from dnuma.mm.machine import Machine, MachineConfig
+
+    cfg = MachineConfig.uniform(2, "32M", 2)
+    m = Machine(cfg, _initial([0x100, 0x1000, 0x1800], [3, 9, 0]))
+    assert m.allocated_mask().sum() == 8 + 512 + 1
+    assert m.nr_free_pages() == m.total_present_pages - 521
+    m.free_pages(0x1000, 9)
+    validate_all(m)
+
+
+@pytest.mark.parametrize(("heads", "orders", "kw", "msg"), [
+    ([0x100], [11], {}, "above MAX_PAGE_ORDER"),
+    ([0x101], [1], {}, "unaligned"),
+    ([0x100, 0x104], [3, 0], {}, "overlap"),
+    ([0x100], [3, 1], {}, "same length"),
+    ([0x3c00], [10], {}, "spans two zones or nodes"),
+    ([0x100], [0], {"pb_mt": np.zeros(3, dtype=np.int8)}, "one migratetype for each"),
+])
+def test_bad_initial_state(heads, orders, kw, msg):
+    from dnuma.mm.machine import Machine, MachineConfig
+
+    # 30 MiB over 2 nodes: node 1 starts at pfn 0x3e00, inside the order-10 block at 0x3c00
+    cfg = MachineConfig(ram=((0, 0x3e00, 0), (0x3e00, 0x7800, 1)), cpu_to_node=(0, 1))
+    with pytest.raises(ConfigError, match=msg):
+        Machine(cfg, _initial(heads, orders, **kw))

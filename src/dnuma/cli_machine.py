@@ -119,15 +119,23 @@ def machine_facts(m: Machine) -> dict[str, Any]:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from .cli import UsageError
     from .io.snapshot import load_snapshot, read_snapshot_meta, save_snapshot
+
+    allowed = {"save": {"from_host", "source", "no_kpageflags", "scenario", "json"},
+               "load": {"sysroot", "check", "json"}, "info": set()}[args.action]
+    given = {k for k in ("from_host", "source", "no_kpageflags", "scenario", "sysroot",
+                         "check", "json") if getattr(args, k)}
+    if given - allowed:
+        flags = ", ".join("--" + k.replace("_", "-").replace("source", "from")
+                          for k in sorted(given - allowed))
+        raise UsageError(f"snapshot {args.action}: {flags} not used here")
 
     if args.action == "info":
         json.dump(read_snapshot_meta(args.file), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if args.action == "save":
-        from .cli import UsageError
-
         t0 = time.perf_counter()
         if args.from_host or args.source:
             m = _import(args).machine

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..mm.errors import DnumaError
 from . import procfs
 from .debugfs import debugfs_tree
 from .sysfs import sysfs_tree
@@ -98,6 +99,10 @@ def build_tree(m: Machine, debugfs: MemlayoutDebugfs | None = None) -> Tree:
     return t
 
 
+class SysrootError(DnumaError):
+    """A sysroot that cannot be written (names the folder and why)."""
+
+
 def _foreign(root: Path) -> list[str] | None:
     """What in ``root`` a sysroot would not hold: None when ``root`` is absent,
     empty or holds only ``sys`` and ``proc``; ``[root]`` for a non-directory."""
@@ -110,10 +115,6 @@ def _foreign(root: Path) -> list[str] | None:
     return extra or None
 
 
-def _replaceable(root: Path) -> bool:
-    return _foreign(root) is None
-
-
 def write_sysroot(m: Machine, root: str | Path,
                   debugfs: MemlayoutDebugfs | None = None) -> Path:
     """Write the sysroot of ``m`` into ``root`` and return ``root``.
@@ -121,23 +122,30 @@ def write_sysroot(m: Machine, root: str | Path,
     ``root`` is created with its parents; an existing tree there is replaced
     as a whole: the new one is written beside it and swapped in by two
     renames, so a reader sees a complete tree, old or new (or, between the
-    renames, none).  Raises FileExistsError, touching nothing, if ``root``
-    is not a directory or holds anything but ``sys`` and ``proc``.
+    renames, none).  Raises SysrootError, touching nothing, if ``root``
+    is not a directory, holds anything but ``sys`` and ``proc``, or cannot
+    be written.
     ``debugfs``: the machine's memlayout directory (for its user files).
     """
     root = Path(root)
     extra = _foreign(root)
     if extra is not None:
-        raise FileExistsError(f"{root}: not a sysroot (holds {', '.join(extra[:5])}); "
-                              "refusing to replace it")
+        raise SysrootError(f"{root}: not a sysroot (holds {', '.join(extra[:5])}); "
+                           "refusing to replace it")
     tree = build_tree(m, debugfs)
-    root.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{os.getpid()}-{id(tree):x}"
     tmp = root.parent / f".{root.name}.new-{tag}"
-    tmp.mkdir()
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise SysrootError(f"{root}: cannot create: {exc.strerror}") from None
     try:
         tree.write(tmp)
         _swap_in(tmp, root, root.parent / f".{root.name}.old-{tag}")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SysrootError(f"{root}: cannot write the tree: {exc.strerror}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -151,12 +159,14 @@ def _swap_in(tmp: Path, root: Path, old: Path) -> None:
         return
     try:
         os.rename(root, old)
-    except OSError:  # root is a mount point or busy: replace its contents
+    except OSError:  # root is a mount point or busy: swap its entries one by one
+        old.mkdir()
         for name in os.listdir(root):
-            _remove(root / name)
+            os.rename(root / name, old / name)
         for name in os.listdir(tmp):
             os.rename(tmp / name, root / name)
         tmp.rmdir()
+        shutil.rmtree(old)
         return
     os.rename(tmp, root)
     shutil.rmtree(old)
@@ -214,7 +224,7 @@ class SysrootWriter:
         for name in os.listdir(self.root):
             p = self.root / name
             if (_TREE_NAME.match(name) and p.is_dir() and not p.is_symlink()
-                    and _replaceable(p)):
+                    and _foreign(p) is None):
                 shutil.rmtree(p)
 
     def sample(self, t: float) -> None:

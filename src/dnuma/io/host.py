@@ -30,7 +30,6 @@ orders or places.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import lzma
 import os
@@ -51,7 +50,9 @@ from ..mm.constants import (
     PG_slab,
 )
 from ..mm.errors import ConfigError, DnumaError
-from ..mm.machine import InitialState, Machine, MachineConfig
+from ..mm.machine import InitialState, Machine, MachineConfig, block_cover
+from ..mm.nodemask import bitmap_parselist
+from .sysfs import CPU_DIR, MEMORY_DIR, NODE_DIR
 
 # include/uapi/linux/kernel-page-flags.h (+ KPF_RESERVED from the hacking bits)
 KPF_SLAB = 7
@@ -63,9 +64,6 @@ KPF_HWPOISON = 19
 KPF_NOPAGE = 20
 KPF_RESERVED = 32
 
-SYS_NODE = "sys/devices/system/node"
-SYS_MEMORY = "sys/devices/system/memory"
-SYS_CPU = "sys/devices/system/cpu"
 
 
 class HostImportError(DnumaError, ValueError):
@@ -107,17 +105,10 @@ class HostFacts:
 # ------------------------------------------------------------------ parsers
 def parse_cpulist(text: str, where: str) -> list[int]:
     """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11] (the kernel's ``%*pbl``)."""
-    out: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        mt = re.fullmatch(r"(\d+)(?:-(\d+))?", part.strip())
-        if not mt:
-            raise HostImportError(f"{where}: cannot parse cpu/node list {text.strip()!r}")
-        lo = int(mt.group(1))
-        hi = int(mt.group(2)) if mt.group(2) else lo
-        out.extend(range(lo, hi + 1))
-    return out
+    try:
+        return bitmap_parselist(text)
+    except ValueError as exc:
+        raise HostImportError(f"{where}: {exc}") from None
 
 
 def parse_iomem(text: str, where: str, page_shift: int = 12) -> list[tuple[int, int]]:
@@ -219,8 +210,20 @@ def _read(root: Path, name: str, required: bool = True) -> tuple[str, str] | Non
         if required:
             raise HostImportError(f"{root}: no proc/{name} or {name}")
         return None
+    return _text(p), str(p)
+
+
+def _text(p: Path) -> str:
+    """A file's text, or a HostImportError naming it."""
     try:
-        return p.read_text(), str(p)
+        return p.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HostImportError(f"{p}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _listdir(p: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(p))
     except OSError as exc:
         raise HostImportError(f"{p}: {exc.strerror}") from None
 
@@ -251,18 +254,17 @@ def read_kpageflags(root: Path, nr_pfns: int) -> tuple[np.ndarray | None, str]:
 def _u64(raw: bytes, nr_pfns: int, where: str) -> np.ndarray:
     if len(raw) % 8:
         raise HostImportError(f"{where}: {len(raw)} bytes is not a whole number of u64")
-    a = np.frombuffer(raw, dtype="<u8")
-    if a.size < nr_pfns:  # pfns past the end: no struct page
-        a = np.concatenate((a, np.full(nr_pfns - a.size, 1 << KPF_NOPAGE, dtype=np.uint64)))
-    return a
+    if len(raw) < nr_pfns * 8:
+        raise HostImportError(f"{where}: covers {len(raw) // 8:#x} pfns, but RAM ends at pfn "
+                              f"{nr_pfns:#x} (truncated?)")
+    return np.frombuffer(raw, dtype="<u8")
 
 
 def _node_dirs(root: Path) -> list[int]:
-    d = root / SYS_NODE
+    d = root / NODE_DIR
     if not d.is_dir():
         return []
-    return sorted(int(p.name[4:]) for p in d.iterdir()
-                  if p.name.startswith("node") and p.name[4:].isdigit())
+    return sorted(int(n[4:]) for n in _listdir(d) if n.startswith("node") and n[4:].isdigit())
 
 
 def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> HostFacts:
@@ -288,48 +290,56 @@ def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> Ho
 
     nodes = _node_dirs(r)
     def _list(name: str, default: list[int]) -> list[int]:
-        p = r / SYS_NODE / name
-        return parse_cpulist(p.read_text(), str(p)) if p.exists() else default
+        p = r / NODE_DIR / name
+        return parse_cpulist(_text(p), str(p)) if p.exists() else default
 
     if not nodes:
         nodes = sorted({z.nid for z in zones})
-        notes.append(f"no {SYS_NODE}: nodes taken from zoneinfo")
+        notes.append(f"no {NODE_DIR}: nodes taken from zoneinfo")
     possible = _list("possible", nodes)
     online = _list("online", nodes)
-    cpu_possible_p = r / SYS_CPU / "possible"
-    ncpu = (max(parse_cpulist(cpu_possible_p.read_text(), str(cpu_possible_p))) + 1
-            if cpu_possible_p.exists() else 1)
+    cpu_possible_p = r / CPU_DIR / "possible"
+    cpus = parse_cpulist(_text(cpu_possible_p), str(cpu_possible_p)) \
+        if cpu_possible_p.exists() else [0]
+    if not cpus:
+        raise HostImportError(f"{cpu_possible_p}: no CPUs")
+    ncpu = max(cpus) + 1
     cpu_to_node = [0] * ncpu
     distance: dict[int, list[int]] = {}
     for n in nodes:
-        nd = r / SYS_NODE / f"node{n}"
+        nd = r / NODE_DIR / f"node{n}"
         cl = nd / "cpulist"
-        for c in parse_cpulist(cl.read_text(), str(cl)) if cl.exists() else []:
+        for c in parse_cpulist(_text(cl), str(cl)) if cl.exists() else []:
             if c >= ncpu:
                 cpu_to_node.extend([0] * (c + 1 - ncpu))
                 ncpu = c + 1
             cpu_to_node[c] = n
         dp = nd / "distance"
         if dp.exists():
-            vals = dp.read_text().split()
-            if not all(v.isdigit() for v in vals):
-                raise HostImportError(f"{dp}: expected numbers, got {dp.read_text().strip()!r}")
+            vals = _text(dp).split()
+            if not vals or not all(v.isdigit() for v in vals):
+                raise HostImportError(f"{dp}: expected numbers, got {_text(dp).strip()!r}")
+            if len(vals) != len(online):
+                raise HostImportError(f"{dp}: {len(vals)} distances for {len(online)} online "
+                                      f"nodes (one per online node, in order)")
             distance[n] = [int(v) for v in vals]
 
     bsb: int | None = None
     block_nodes: dict[int, list[int]] = {}
-    md = r / SYS_MEMORY
+    md = r / MEMORY_DIR
     if (md / "block_size_bytes").exists():
-        t = (md / "block_size_bytes").read_text().strip()
+        t = _text(md / "block_size_bytes").strip()
         try:
             bsb = int(t, 16)
         except ValueError:
             raise HostImportError(f"{md / 'block_size_bytes'}: not hex: {t!r}") from None
-        for b in md.iterdir():
-            if b.name.startswith("memory") and b.name[6:].isdigit():
-                block_nodes[int(b.name[6:])] = sorted(
-                    int(e.name[4:]) for e in b.iterdir()
-                    if e.name.startswith("node") and e.name[4:].isdigit())
+        if bsb <= 0 or bsb & (bsb - 1) or bsb < 1 << X86_64.section_size_bits:
+            raise HostImportError(f"{md / 'block_size_bytes'}: {t} is not a power of two of "
+                                  f"at least one section")
+        for b in _listdir(md):
+            if b.startswith("memory") and b[6:].isdigit():
+                block_nodes[int(b[6:])] = sorted(int(e[4:]) for e in _listdir(md / b)
+                                                 if e.startswith("node") and e[4:].isdigit())
     facts = HostFacts(str(r), ram, possible, online, cpu_to_node, distance, bsb,
                       block_nodes, zones, notes=notes)
     if kpageflags:
@@ -388,6 +398,17 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[start, end) of the runs of True in ``mask``."""
     d = np.diff(mask.view(np.int8), prepend=np.int8(0), append=np.int8(0))
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def _runs_by_node(present: np.ndarray, nid: np.ndarray) -> list[tuple[int, int, int]]:
+    """(start, end, nid) runs of present pfns, cut where the node changes."""
+    cut = np.zeros(present.size, dtype=bool)
+    cut[1:] = nid[1:] != nid[:-1]
+    out: list[tuple[int, int, int]] = []
+    for s, e in zip(*_runs(present), strict=True):
+        pts = [int(s), *(int(c) for c in np.flatnonzero(cut[s + 1:e]) + s + 1), int(e)]
+        out.extend((a, b, int(nid[a])) for a, b in itertools.pairwise(pts))
+    return out
 
 
 def _ranges(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
@@ -457,7 +478,7 @@ def _state_from_kpageflags(f: HostFacts, present: np.ndarray, zidx: np.ndarray,
     # allocated blocks: compound head + tails keep their order, the rest order 0
     head = alloc & _bit(kpf, KPF_COMPOUND_HEAD)
     tail = alloc & _bit(kpf, KPF_COMPOUND_TAIL) & ~head
-    nontail = np.flatnonzero(~tail)
+    nontail = np.append(np.flatnonzero(~tail), tail.size)  # the end stops the last run
     heads = np.flatnonzero(head)
     nxt = nontail[np.searchsorted(nontail, heads, side="right")] \
         if heads.size else heads
@@ -478,11 +499,7 @@ def _state_from_kpageflags(f: HostFacts, present: np.ndarray, zidx: np.ndarray,
     if odd:
         notes.append(f"{odd} compound pages larger than MAX_PAGE_ORDER or unaligned, "
                      f"split into aligned blocks")
-    covered = np.zeros(present.size, dtype=bool)
-    if heads.size:
-        d = np.bincount(heads, minlength=present.size + 1)[:present.size] \
-            - np.bincount(nxt, minlength=present.size + 1)[:present.size]
-        covered = np.cumsum(d) > 0
+    covered = block_cover(heads, length, present.size) > 0
     singles = np.flatnonzero(alloc & ~covered)
     pfn_l.append(singles)
     ord_l.append(np.zeros(singles.size, dtype=np.int64))
@@ -566,8 +583,6 @@ def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
     ram = _ram_by_node(f)
     nids = sorted({n for *_r, n in ram} | set(f.cpu_to_node) | set(f.possible))
     profile = X86_64
-    if f.block_size_bytes and f.block_size_bytes != profile.memory_block_bytes:
-        profile = dataclasses.replace(profile, memory_block_bytes=f.block_size_bytes)
     end = max(e for _s, e, _n in ram)
     sec = profile.pages_per_section
     npfn = -(-end // sec) * sec
@@ -583,19 +598,29 @@ def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
             raise HostImportError(f"{f.source}: zone {z.name} on node {z.nid} has pages: "
                                   f"the model has no such zone")
     if f.kpageflags is not None:
-        kpf = f.kpageflags
-        if kpf.size < npfn:
+        kpf = f.kpageflags[:npfn]
+        if kpf.size < npfn:  # RAM ends inside the last section: the rest is no RAM
             kpf = np.concatenate((kpf, np.full(npfn - kpf.size, 1 << KPF_NOPAGE, np.uint64)))
-        f.kpageflags = kpf[:npfn]
+        f.kpageflags = kpf
+        nopage = present & _bit(kpf, KPF_NOPAGE)
+        if nopage.any():  # no struct page (pfn_to_online_page() is NULL): a hole
+            notes.append(f"{int(nopage.sum())} pfns of System RAM have no online struct page "
+                         f"(KPF_NOPAGE): holes in the model")
+            present &= ~nopage
+            ram = _runs_by_node(present, nid)
         st = _state_from_kpageflags(f, present, zidx, nid, profile.max_page_order,
                                     profile.pageblock_order)
     else:
         st = _state_from_counts(f, present, zidx, nid)
     notes += st.notes
+    if set(f.possible) != set(range(max(nids) + 1)):
+        notes.append(f"the host's possible nodes {f.possible} widened to 0-{max(nids)} and "
+                     f"up to max_numnodes for new nodes")
     cfg = MachineConfig(
         ram=tuple(ram), cpu_to_node=tuple(f.cpu_to_node), profile=profile,
         max_numnodes=max_numnodes or max(8, max(nids) + 1),
-        distance=_distance_matrix(f, nids), reserved=_ranges(st.reserved))
+        distance=_distance_matrix(f, nids), reserved=_ranges(st.reserved),
+        memory_block_bytes=f.block_size_bytes)
     try:
         m = Machine(cfg, st.init)
     except ConfigError as exc:

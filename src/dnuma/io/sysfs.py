@@ -36,7 +36,8 @@ CPU_DIR = "sys/devices/system/cpu"
 NODE_STATE_FILES = (("possible", N_POSSIBLE), ("online", N_ONLINE),
                     ("has_normal_memory", N_NORMAL_MEMORY), ("has_memory", N_MEMORY),
                     ("has_cpu", N_CPU), ("has_generic_initiator", -1))
-MHP_DEFAULT_ONLINE_TYPE = "offline"  # auto_online_blocks without CONFIG_MHP_DEFAULT_ONLINE_TYPE_*
+# auto_online_blocks: Debian's 6.12 config sets CONFIG_MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO
+MHP_DEFAULT_ONLINE_TYPE = "online"
 
 
 def node_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:

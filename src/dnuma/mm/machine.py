@@ -69,7 +69,9 @@ class MachineConfig:
 
     ram: ``(start_pfn, end_pfn_exclusive, nid)`` memblock ranges (holes between);
     cpu_to_node: the node of each CPU; reserved: ``(start_pfn, end_pfn)`` ranges
-    never given to the buddy allocator; min_free_kbytes: the sysctl, if set.
+    never given to the buddy allocator; min_free_kbytes: the sysctl, if set;
+    memory_block_bytes: an explicit memory block size (a power of two, at
+    least a section), else the architecture's probe decides.
     """
 
     ram: tuple[tuple[int, int, int], ...]
@@ -80,6 +82,7 @@ class MachineConfig:
     reserved: tuple[tuple[int, int], ...] = ()
     min_free_kbytes: int | None = None
     backlog: int = 0
+    memory_block_bytes: int | None = None  # set_memory_block_size_order(); None: probe
 
     @classmethod
     def uniform(cls, nodes: int = 2, mem: str | int = "128M", cpus: int = 8,
@@ -203,6 +206,10 @@ class Machine:
         for s, e in c.reserved:
             if e <= s:
                 raise ConfigError(f"reserved range [{s:#x}, {e:#x}) is empty")
+        mb = c.memory_block_bytes
+        if mb is not None and (mb & (mb - 1) or mb < 1 << c.profile.section_size_bits):
+            raise ConfigError(f"memory_block_bytes: {mb:#x} is not a power of two of at "
+                              f"least one section ({1 << c.profile.section_size_bits:#x})")
         return rows
 
     def _zone_limits(self) -> tuple[int, int]:
@@ -346,21 +353,38 @@ class Machine:
         flags, order, owner = a["page_flags"], a["page_order"], a["page_owner"]
         heads = np.asarray(init.alloc_pfn, dtype=np.int64)
         orders = np.asarray(init.alloc_order, dtype=np.int64)
-        n = np.int64(1) << orders
-        bad = (heads < 0) | (heads + n > flags.size) | ((heads & (n - 1)) != 0)
+        extra = np.asarray(init.alloc_flags, dtype=np.uint8)
+        if not heads.shape == orders.shape == extra.shape or heads.ndim != 1 or (
+                init.alloc_owner is not None and np.shape(init.alloc_owner) != heads.shape):
+            raise ConfigError("initial state: alloc_pfn, alloc_order, alloc_flags (and "
+                              "alloc_owner) must be 1-d arrays of the same length")
+        npb = a["pb_mt"].size
+        if init.pb_mt is not None and np.shape(init.pb_mt) != (npb,):
+            raise ConfigError(f"initial state: pb_mt must have one migratetype for each of "
+                              f"the {npb} pageblocks, got shape {np.shape(init.pb_mt)}")
+        size = flags.size
+        bad = (orders < 0) | (orders > self.profile.max_page_order)
+        n = np.int64(1) << np.clip(orders, 0, 62)
+        bad |= (heads < 0) | (heads + n > size) | ((heads & (n - 1)) != 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ConfigError(f"initial state: allocated block {i} at pfn {int(heads[i]):#x} "
-                              f"order {int(orders[i])} is unaligned or outside the machine")
-        size = flags.size
-        cover = np.cumsum(np.bincount(heads, minlength=size + 1)[:size]
-                          - np.bincount(heads + n, minlength=size + 1)[:size])
+                              f"order {int(orders[i])} is unaligned, outside the machine or "
+                              f"above MAX_PAGE_ORDER {self.profile.max_page_order}")
+        cover = block_cover(heads, n, size)
         busy = cover > 0
         taken = busy & ((flags & (PG_hole | PG_reserved)) == 0)
         if int(cover.max(initial=0)) > 1 or int(taken.sum()) != int(n.sum()):
             raise ConfigError("initial state: allocated blocks overlap each other, "
                               "a hole or a reserved page")
-        flags[heads] |= PG_head | np.asarray(init.alloc_flags, dtype=np.uint8)
+        last = heads + n - 1
+        nid, zone = a["page_nid"], a["page_zone"]
+        split = np.flatnonzero((nid[heads] != nid[last]) | (zone[heads] != zone[last]))
+        if split.size:
+            i = int(split[0])
+            raise ConfigError(f"initial state: allocated block {i} at pfn {int(heads[i]):#x} "
+                              f"order {int(orders[i])} spans two zones or nodes")
+        flags[heads] |= PG_head | extra
         order[heads] = orders
         owner[heads] = np.asarray(init.alloc_owner, dtype=np.int16) \
             if init.alloc_owner is not None else 0
@@ -603,6 +627,14 @@ class Machine:
         S = self.S
         return sum(a.itemsize for a in (S.page_nid, S.page_zone, S.page_flags, S.page_order,
                                         S.lru_next, S.lru_prev, S.page_mark, S.page_owner))
+
+
+def block_cover(heads: np.ndarray, nr_pages: np.ndarray, size: int) -> np.ndarray:
+    """How many of the blocks [heads, heads + nr_pages) cover each pfn of
+    [0, size): a difference array summed up (int64 per pfn)."""
+    d = np.bincount(heads, minlength=size + 1)[:size + 1] \
+        - np.bincount(heads + nr_pages, minlength=size + 1)[:size + 1]
+    return np.cumsum(d[:size])
 
 
 def block_pfns(S: _st.KState, flag: int) -> tuple[np.ndarray, np.ndarray]:

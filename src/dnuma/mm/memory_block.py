@@ -27,11 +27,14 @@ def memory_block_size_bytes(m: Machine) -> int:
     x86_64 follows ``probe_memory_block_size()`` for a guest
     (X86_FEATURE_HYPERVISOR set; dnuma's machines are VMs): boot memory end
     below 64 GiB -> one section (128 MiB); otherwise the largest power of two
-    <= 2 GiB that divides the boot memory end, at least one section.  Other
+    <= 2 GiB that divides the boot memory end, at least one section.  An
+    explicit size in the config wins (a machine imported from a host).  Other
     profiles (ppc64) use their ``memory_block_bytes`` (the LMB size).
     """
     p = m.profile
     min_block = 1 << p.section_size_bits  # MIN_MEMORY_BLOCK_SIZE
+    if m.config.memory_block_bytes is not None:  # set_memory_block_size_order()
+        return m.config.memory_block_bytes
     if p.name != "x86_64":
         return max(p.memory_block_bytes, min_block)
     boot_mem_end = m.ram_ranges()[-1][1] << p.page_shift  # max_pfn << PAGE_SHIFT

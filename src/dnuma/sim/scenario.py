@@ -21,6 +21,7 @@ from typing import Any
 from ..mm import constants as C
 from ..mm.errors import ConfigError, DnumaError
 from ..mm.machine import MachineConfig, parse_size
+from ..mm.nodemask import bitmap_parselist
 from .events import NS, parse_duration
 from .tasks import TaskSpec
 
@@ -139,15 +140,7 @@ def parse_id_list(v: object) -> tuple[int, ...]:
         return (v,)
     out: list[int] = []
     if isinstance(v, str):
-        for part in v.split(","):
-            part = part.strip()
-            lo, sep, hi = part.partition("-")
-            if not lo.isdigit() or (sep and not hi.isdigit()):
-                raise ValueError(f"cannot parse {v!r} (expected e.g. '0-3,8')")
-            a, b = int(lo), int(hi) if sep else int(lo)
-            if b < a:
-                raise ValueError(f"{part!r}: range end below its start")
-            out.extend(range(a, b + 1))
+        out = bitmap_parselist(v)
     elif isinstance(v, list):
         for x in v:
             if not isinstance(x, int) or isinstance(x, bool):
