@@ -135,6 +135,27 @@ def test_same_trace_same_result():
     assert a == b
 
 
+def test_one_parse_or_two_give_the_same_replay(monkeypatch):
+    """A machine sized to the trace: the trace is parsed once and kept, or,
+    past BUFFER_EVENTS, read a second time; the replay is the same."""
+    import dnuma.sim.replay as rp
+
+    def run():
+        s = replay_trace(EXCERPT, None, [parse_event_spec("0.001:stripe:0,1:256")],
+                         nodes=2).summary()
+        for k in ("wall_seconds", "events_per_s"):
+            s.pop(k)
+        for r in s["steps"]:
+            r.pop("commit_ms")
+        return s
+
+    once = run()
+    monkeypatch.setattr(rp, "BUFFER_EVENTS", 100)
+    twice = run()
+    assert once == twice
+    assert once["trace"]["total_events"] > 100 and once["replayed"]["allocs"] > 0
+
+
 @pytest.mark.parametrize("spec", ["stripe", "1s", "1s:stripe:0,1", "x:boot", "1s:push:a",
                                   "1s:ranges:zz=1", "1s:teleport"])
 def test_bad_event_specs(spec):

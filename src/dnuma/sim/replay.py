@@ -15,7 +15,7 @@ fire in free_unref_folios), so it is counted, not replayed;
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from ..mm.errors import ConfigError
 from ..mm.machine import Machine, MachineConfig
 from ..mm.memlayout import MemLayout
 from .events import NS, parse_duration
-from .ftrace import EV_ALLOC_FAIL, TraceStats, read_trace
+from .ftrace import EV_ALLOC_FAIL, TraceChunk, TraceStats, read_trace
 from .run import Observer, Step, StepLog, static_layout
 from .scenario import LayoutEvent, ScenarioError, parse_id_list, parse_range_map
 
@@ -77,24 +77,59 @@ class TraceExtent:
     events: int
 
 
-def trace_extent(path: str | Path) -> TraceExtent:
-    max_pfn, cpus, first, last, n = -1, 0, -1, -1, 0
-    stats = TraceStats()
-    for ch in read_trace(path, stats=stats):
+class _ExtentScan:
+    """Accumulates a TraceExtent chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.max_pfn, self.cpus, self.first, self.last, self.n = -1, 0, -1, -1, 0
+
+    def add(self, ch: TraceChunk) -> None:
         if ch.pfn.size == 0:
-            continue
+            return
         ok = ch.kind != EV_ALLOC_FAIL
         if ok.any():
-            max_pfn = max(max_pfn, int((ch.pfn[ok] + (1 << ch.order[ok].astype(np.int64)) - 1)
-                                       .max()))
-        cpus = max(cpus, int(ch.cpu.max()) + 1)
-        if first < 0:
-            first = int(ch.ts_ns[0])
-        last = int(ch.ts_ns[-1])
-        n += ch.pfn.size
-    if n == 0:
-        raise ConfigError(f"{path}: no kmem page events in the trace")
-    return TraceExtent(max_pfn, max(cpus, stats.nr_cpus or 0), first, last, n)
+            top = ch.pfn[ok] + (np.int64(1) << ch.order[ok].astype(np.int64)) - 1
+            self.max_pfn = max(self.max_pfn, int(top.max()))
+        self.cpus = max(self.cpus, int(ch.cpu.max()) + 1)
+        if self.first < 0:
+            self.first = int(ch.ts_ns[0])
+        self.last = int(ch.ts_ns[-1])
+        self.n += ch.pfn.size
+
+    def extent(self, path: str | Path, stats: TraceStats) -> TraceExtent:
+        if self.n == 0:
+            raise ConfigError(f"{path}: no kmem page events in the trace")
+        return TraceExtent(self.max_pfn, max(self.cpus, stats.nr_cpus or 0), self.first,
+                           self.last, self.n)
+
+
+def trace_extent(path: str | Path) -> TraceExtent:
+    """A first pass over the trace: what machine it needs."""
+    scan = _ExtentScan()
+    stats = TraceStats()
+    for ch in read_trace(path, stats=stats):
+        scan.add(ch)
+    return scan.extent(path, stats)
+
+
+#: a trace of up to this many events is parsed once and kept in memory
+#: (~34 bytes an event) while the machine is sized; a longer one is read twice
+BUFFER_EVENTS = 32 << 20
+
+
+def _buffered(path: str | Path, stats: TraceStats
+              ) -> tuple[TraceExtent, list[TraceChunk] | None]:
+    """Parse the trace once for its extent, keeping the chunks when there are
+    at most BUFFER_EVENTS events (else None: read it again)."""
+    scan = _ExtentScan()
+    kept: list[TraceChunk] | None = []
+    for ch in read_trace(path, stats=stats):
+        scan.add(ch)
+        if kept is not None:
+            kept.append(ch)
+            if scan.n > BUFFER_EVENTS:
+                kept = None
+    return scan.extent(path, stats), kept
 
 
 def machine_for_trace(ext: TraceExtent, nodes: int = 1) -> MachineConfig:
@@ -141,19 +176,26 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
     """Replay ``path`` (plain, .gz or .xz; streamed).  Times (event ``at``,
     ``sample``) are ns from the trace's first event.  ``progress`` gets the
     fraction of the trace's span done (only when the machine is sized to
-    the trace, which takes a first pass over it).  ``machine``: replay onto
+    the trace: that parses it first, keeping it in memory up to
+    BUFFER_EVENTS events).  ``machine``: replay onto
     this machine as it stands (e.g. one booted from a host) instead."""
     wall0 = time.perf_counter()
-    # a first pass only when the machine must be sized to the trace; progress
-    # is then reported against its span (a given machine: no second read)
+    # sizing the machine to the trace takes a parse of it first: its chunks are
+    # kept for the replay (a long trace is read again); progress is reported
+    # against the trace's span when it is known
     ext = None
+    stats = TraceStats()
+    chunks: Iterable[TraceChunk] | None = None
     if machine is not None:
         m = machine
     else:
         if config is None:
-            ext = trace_extent(path)
+            ext, chunks = _buffered(path, stats)
             config = machine_for_trace(ext, nodes)
         m = Machine(config)
+    if chunks is None:
+        stats = TraceStats()
+        chunks = read_trace(path, stats=stats)
     boot = MemLayout.from_ranges(list(m.layout))
     evs = sorted(events, key=lambda e: e.at)
     layouts = []
@@ -171,7 +213,6 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
     counts = np.zeros(_kr.NR_X, dtype=np.int64)
     no_mask = np.zeros(m.config.max_numnodes, dtype=np.bool_)
     log = StepLog(m, observers, check)
-    stats = TraceStats()
     t_first: int | None = None
     next_sample = 0
     k_ev = 0
@@ -195,7 +236,7 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
             else:
                 return
 
-    for ch in read_trace(path, stats=stats):
+    for ch in chunks:
         n = ch.pfn.size
         if n == 0:
             continue
