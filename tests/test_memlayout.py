@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dnuma.mm.errors import LayoutError
 from dnuma.mm.memlayout import LayoutBacklog, MemLayout
@@ -89,3 +91,31 @@ def test_backlog_sizes():
     assert [next(iter(x))[2] for x in b] == [3, 4]
     with pytest.raises(LayoutError):
         LayoutBacklog(-2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 3000), st.integers(0, 700), st.integers(0, 3)),
+                min_size=1, max_size=40),
+       st.lists(st.integers(-5, 60_000), min_size=1, max_size=400), st.booleans())
+def test_vectorised_lookup_counts_like_the_rfcs_cache(gaps, pfns, runs):
+    """lookup() against the RFC's loop: check the cached range first, search
+    on a miss, cache what was found (layouts with holes, uncovered pfns)."""
+    ranges, pos = [], 0
+    for gap, length, nid in gaps:
+        ranges.append((pos + gap, pos + gap + length, nid))
+        pos += gap + length + 1
+    ml = MemLayout.from_ranges(ranges)
+    q = np.array(sorted(pfns) if runs else pfns, dtype=np.int64)
+    want, hits, misses, last = [], 0, 0, -1
+    for p in q.tolist():
+        if last >= 0 and ranges[last][0] <= p <= ranges[last][1]:
+            hits += 1
+            want.append(ranges[last][2])
+            continue
+        misses += 1
+        i = next((k for k, (s, e, _n) in enumerate(ranges) if s <= p <= e), -1)
+        if i >= 0:
+            last = i
+        want.append(ranges[i][2] if i >= 0 else -1)
+    assert ml.lookup(q).tolist() == want
+    assert (ml.stats.hits, ml.stats.misses) == (hits, misses)

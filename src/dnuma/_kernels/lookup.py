@@ -64,24 +64,23 @@ def lookup_many(tbl, starts, ends, nids, pfns, out, cache):
     """Fill ``out`` with the nid of each pfn (-1 if uncovered).
 
     ``cache[0]`` is the range index of the last hit (the RFC's ``ml->cache``);
-    returns (hits, misses) counted as the RFC's debugfs counts them.
+    returns (hits, misses) counted as the RFC's debugfs counts them.  A pfn
+    inside the cached range is a hit; ranges are disjoint, so that is the
+    range the search finds, and the search need not wait for the cache: the
+    loop carries no memory dependency and random lookups overlap.
     """
     hits = 0
     misses = 0
     last = cache[0]
     for k in range(pfns.shape[0]):
-        pfn = pfns[k]
-        if last >= 0 and starts[last] <= pfn and pfn <= ends[last]:
+        i = find_range(tbl, starts, ends, pfns[k])
+        if last >= 0 and i == last:
             hits += 1
-            out[k] = nids[last]
-            continue
-        misses += 1
-        i = find_range(tbl, starts, ends, pfn)
-        if i >= 0:
-            out[k] = nids[i]
-            last = i
         else:
-            out[k] = -1
+            misses += 1
+            if i >= 0:
+                last = i
+        out[k] = nids[i] if i >= 0 else -1
     cache[0] = last
     return hits, misses
 
