@@ -1,5 +1,5 @@
 """The ``dnuma`` command: demo, run, layout, replay (boot and snapshot live in
-:mod:`dnuma.cli_machine`)."""
+:mod:`dnuma.cli_machine`, bench in :mod:`dnuma.cli_bench`)."""
 
 from __future__ import annotations
 
@@ -369,9 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(rp)
     rp.set_defaults(func=_cmd_replay)
 
+    from .cli_bench import add_parsers as add_bench
     from .cli_machine import add_parsers
 
     add_parsers(sub)
+    add_bench(sub)
     return p
 
 

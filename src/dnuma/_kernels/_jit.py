@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numba
 
@@ -55,3 +55,52 @@ def kernel_alloc(fn: F) -> F:
     if _DISABLED:
         return fn
     return numba.njit(**_ALLOC_FLAGS)(fn)
+
+
+# A call that LLVM does not inline passes the KState bundle by value: every
+# field of its ~45 arrays (data, shape, strides, ...) is pushed on the stack,
+# ~350 words (measured 150-250 ns a call on the churn benchmark).  Kernels on
+# the per-operation alloc/free path are therefore inlined at numba IR level;
+# only rare slow paths (bulk frees, fallback steals, drains) stay real calls.
+
+
+def kernel_inline(fn: F) -> F:
+    """Like :func:`kernel`, inlined into its callers at numba IR level (for
+    the per-operation alloc/free path; see the note above)."""
+    if _DISABLED:
+        return fn
+    return numba.njit(inline="always", **_FLAGS)(fn)
+
+
+def _prefetch_py(arr: Any, idx: Any) -> None:
+    """Plain-Python stand-in for :func:`prefetch` (DNUMA_NO_JIT)."""
+
+
+if _DISABLED:
+    prefetch: Callable[[Any, Any], None] = _prefetch_py
+else:
+    from llvmlite import ir
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _prefetch(typingctx: Any, arr: Any, idx: Any) -> Any:
+        """A cache-line prefetch hint for ``arr[idx]`` (no effect on results)."""
+        sig = types.void(arr, idx)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            aryty = signature.args[0]
+            ary = context.make_array(aryty)(context, builder, args[0])
+            ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]],
+                                           wraparound=False)
+            i8p = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+            # read prefetch, high temporal locality, data cache
+            builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    prefetch = cast(Callable[[Any, Any], None], _prefetch)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, kernel_inline
 from .buddy import (
     ALLOC_MIN_RESERVE,
     ALLOC_NON_BLOCK,
@@ -120,7 +120,7 @@ def zone_statistics(S, pref_gz, gz, local_nid):
         S.numa_stat[gz, NUMA_OTHER] += 1
 
 
-@kernel
+@kernel_inline
 def rmqueue(S, pref_gz, gz, order, mt, cpu):
     """rmqueue: pcp for order <= PAGE_ALLOC_COSTLY_ORDER, else the buddy lists."""
     if order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -132,7 +132,7 @@ def rmqueue(S, pref_gz, gz, order, mt, cpu):
     return p
 
 
-@kernel
+@kernel_inline
 def get_page_from_freelist(S, zl, nid_row, highest, use_mask, mask, order, alloc_flags,
                            mt, cpu, pref_gz):
     """get_page_from_freelist: walk the zonelist, high-wmark probe, wmark check."""
@@ -183,7 +183,7 @@ def preferred_zone(zl, nid, highest, use_mask, mask):
     return -1
 
 
-@kernel
+@kernel_inline
 def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     """__alloc_pages under a memory policy (alloc_pages_mpol / policy_nodemask).
 
@@ -326,7 +326,7 @@ def free_to_targets(S, h, end, cpu, via_pcp, count_lookups):
     return moved, split
 
 
-@kernel
+@kernel_inline
 def free_pages(S, pfn, order, cpu):
     """__free_pages: returns 0, or ERR_BAD_FREE when ``pfn`` is not the head of
     an allocated block of that order.

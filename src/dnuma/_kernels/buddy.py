@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
+from ._jit import kernel, kernel_inline
 from .consts import (
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
@@ -184,7 +184,7 @@ def page_del_and_expand(S, pfn, gz, low, high, mt):
     S.zone_free[gz] -= np.int64(1) << low
 
 
-@kernel
+@kernel_inline
 def rmqueue_smallest(S, gz, order, mt):
     """__rmqueue_smallest: the smallest free block of type ``mt`` that fits."""
     for o in range(order, S.params[P_MAX_ORDER] + 1):
@@ -331,6 +331,13 @@ def rmqueue_mode(S, gz, order, mt, mode):
         p = rmqueue_smallest(S, gz, order, mt)
         if p >= 0:
             return p, mode
+    return rmqueue_fallback(S, gz, order, mt, mode)
+
+
+@kernel
+def rmqueue_fallback(S, gz, order, mt, mode):
+    """The claim and steal steps of :func:`rmqueue_mode`, after
+    __rmqueue_smallest found nothing (or was skipped by the remembered mode)."""
     if mode <= 2:
         p = rmqueue_claim(S, gz, order, mt)
         if p >= 0:
@@ -451,7 +458,7 @@ def nr_pcp_free(S, cpu, gz, batch, high, free_high):
     return clamp(S.pcp_free_count[cpu, gz], batch, high - batch)
 
 
-@kernel
+@kernel_inline
 def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
     """free_unref_page_commit: onto the CPU's list head; bulk-free past ``high``."""
     S.pcp_alloc_factor[cpu, gz] >>= 1
@@ -478,7 +485,7 @@ def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
             S.zone_flags[gz] &= ~ZONE_BELOW_HIGH
 
 
-@kernel
+@kernel_inline
 def free_to_zone(S, pfn, order, cpu):
     """free_unref_page / __free_pages_ok: pcp for order <= 3, else the buddy lists."""
     gz = page_gz(S, pfn)
@@ -517,7 +524,7 @@ def nr_pcp_alloc(S, cpu, gz, order):
     return batch
 
 
-@kernel
+@kernel_inline
 def rmqueue_pcplist(S, cpu, gz, order, mt):
     """rmqueue_pcplist + __rmqueue_pcplist: refill with rmqueue_bulk when empty."""
     S.pcp_free_count[cpu, gz] >>= 1
@@ -528,9 +535,12 @@ def rmqueue_pcplist(S, cpu, gz, order, mt):
         mode = 0
         alloced = 0
         for _ in range(batch):
-            p, mode = rmqueue_mode(S, gz, order, mt, mode)
+            # rmqueue_mode, with its common first step inline
+            p = rmqueue_smallest(S, gz, order, mt) if mode == 0 else -1
             if p < 0:
-                break
+                p, mode = rmqueue_fallback(S, gz, order, mt, mode)
+                if p < 0:
+                    break
             pcp_add(S, cpu, gz, pindex, p, order, True)
             alloced += 1
         S.pcp_count[cpu, gz] += alloced << order

@@ -1,0 +1,14 @@
+"""``dnuma bench``: the performance targets, measured with same-run baselines.
+
+:mod:`~dnuma.bench.harness` times operations (warm-up, repeats, median,
+interleaved baselines) and formats results; :mod:`~dnuma.bench.baselines`
+holds what this machine does natively (a numpy pass, a dense table lookup,
+the host kernel's page population, interpreter start-up);
+:mod:`~dnuma.bench.machines` builds the big machines and rewinds their
+state; :mod:`~dnuma.bench.cases` has one function per benchmark.
+"""
+
+#: the benchmarks in the README's order (kept here, import-free, so that
+#: building the CLI parser stays cheap: ``dnuma --version`` is benchmarked)
+NAMES = ("seed-stripe", "tib-stripe", "boot-tib", "lookup", "churn", "replay", "export",
+         "startup")
