@@ -46,6 +46,10 @@ test: $(STAMP) sysdeps
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+# the README's performance table, measured now (a few minutes, ~9 GB at peak)
+bench: $(STAMP)
+	$(BIN)/dnuma bench
+
 slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 

@@ -1149,7 +1149,7 @@ def differences(r: RefMachine, m: Any, check_counters: bool = True) -> list[str]
     cmp("pb_mt", S.pb_mt.tolist(), r.pb_mt)
     # blocks by kind
     order = S.page_order.tolist()
-    mark = S.page_mark.tolist()
+    mark = m.mark_mask().tolist()
     owner = S.page_owner.tolist()
     def heads(flag: int) -> list[int]:
         return np.flatnonzero(S.page_flags & flag).tolist()

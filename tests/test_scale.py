@@ -22,7 +22,7 @@ def test_tib_machine_boots_and_commits_a_stripe(capsys):
     m = boot(4, "1T", 8)
     t_boot = time.perf_counter() - t0
     assert m.max_pfn == 268_435_456
-    assert m.per_pfn_bytes() == 16
+    assert m.per_pfn_bytes() == 15.125
     bytes_per_pfn = m.nbytes() / m.max_pfn
     assert bytes_per_pfn < 16.5
 

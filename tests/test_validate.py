@@ -85,8 +85,8 @@ def test_free_page_on_the_wrong_node(m):
 
 def test_unmarked_misplaced_allocation(m):
     m.commit(MemLayout.push(m.ram_ranges(), 1))
-    heads = np.flatnonzero(m.S.page_mark)
+    heads = np.flatnonzero(m.mark_mask())
     assert heads.size
-    m.S.page_mark[heads[0]] = 0
+    m.S.page_mark[heads[0] >> 3] &= ~np.uint8(1 << (heads[0] & 7))
     with pytest.raises(ValidationError, match=r"not marked"):
         v.validate_layout(m)

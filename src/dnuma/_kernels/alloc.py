@@ -11,13 +11,15 @@ from .buddy import (
     ALLOC_MIN_RESERVE,
     ALLOC_NON_BLOCK,
     ALLOC_WMARK_MASK,
+    clear_mark,
     drain_all_pages,
-    free_one_page,
+    free_one_page_inline,
     free_to_zone,
     move_present,
     page_gz,
     rmqueue_mode,
     rmqueue_pcplist,
+    test_mark,
     watermark_fast,
 )
 from .consts import (
@@ -243,7 +245,7 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
         S.page_flags[p] |= PG_lru
     S.page_order[p] = order
     S.page_owner[p] = owner
-    S.page_mark[p] = 0
+    clear_mark(S, p)
     if il_target >= 0 and S.page_nid[p] == il_target:
         S.numa_stat[page_gz(S, p), NUMA_INTERLEAVE_HIT] += 1
     return p
@@ -265,7 +267,7 @@ def ml_range_of(S, pfn):
     return i
 
 
-@kernel
+@kernel_inline
 def ml_range_nocache(S, pfn):
     return find_range(S.ml_tbl, S.ml_starts, S.ml_ends, pfn)
 
@@ -282,7 +284,7 @@ def chunk_order(p, run_end, max_order):
     return o
 
 
-@kernel
+@kernel_inline
 def rehome_block(S, pfn, nr, new_nid, managed):
     """Give ``nr`` pages at ``pfn`` (one section) to ``new_nid``, same zone index."""
     old_gz = page_gz(S, pfn)
@@ -297,6 +299,12 @@ def free_to_targets(S, h, end, cpu, via_pcp, count_lookups):
     layout node, re-homing chunks whose node changes.  ``via_pcp``: through
     free_unref_page (a task's free) rather than straight to the buddy lists
     (a transplant).  Returns (pages re-homed, 1 if the block had to be split)."""
+    return free_to_targets_inline(S, h, end, cpu, via_pcp, count_lookups)
+
+
+@kernel_inline
+def free_to_targets_inline(S, h, end, cpu, via_pcp, count_lookups):
+    """:func:`free_to_targets`, inlined into its caller (the commit's walk)."""
     max_order = S.params[P_MAX_ORDER]
     moved = 0
     split = 0
@@ -320,8 +328,8 @@ def free_to_targets(S, h, end, cpu, via_pcp, count_lookups):
             if via_pcp:
                 free_to_zone(S, p, co, cpu)
             else:
-                free_one_page(S, p, co, page_gz(S, p), S.pb_mt[p >> S.params[P_PB_ORDER]],
-                              False)
+                free_one_page_inline(S, p, co, page_gz(S, p),
+                                     S.pb_mt[p >> S.params[P_PB_ORDER]], False)
             p += n
     return moved, split
 
@@ -341,10 +349,10 @@ def free_pages(S, pfn, order, cpu):
         return ERR_BAD_FREE
     S.page_flags[pfn] &= ~(PG_head | PG_lru | PG_slab)
     S.page_owner[pfn] = -1
-    if S.page_mark[pfn] == 0:
+    if not test_mark(S, pfn):
         free_to_zone(S, pfn, order, cpu)
         return 0
-    S.page_mark[pfn] = 0
+    clear_mark(S, pfn)
     moved, _split = free_to_targets(S, pfn, pfn + (np.int64(1) << order), cpu, True, True)
     S.counters[C_MOVED_ON_FREE] += moved
     return 0

@@ -112,6 +112,25 @@ def page_gz(S, pfn):
     return np.int64(S.page_nid[pfn]) * NZ + np.int64(S.page_zone[pfn])
 
 
+# ---------------------------------------------------------------- LookupNode marks
+# ``S.page_mark`` is a bitmap: bit ``pfn & 7`` of byte ``pfn >> 3`` (little bit order,
+# numpy's ``unpackbits(bitorder="little")``).
+@kernel_inline
+def test_mark(S, pfn):
+    """The page carries the RFC's LookupNode mark."""
+    return (S.page_mark[pfn >> 3] >> (pfn & 7)) & 1 != 0
+
+
+@kernel_inline
+def set_mark(S, pfn):
+    S.page_mark[pfn >> 3] |= np.uint8(1 << (pfn & 7))
+
+
+@kernel_inline
+def clear_mark(S, pfn):
+    S.page_mark[pfn >> 3] &= np.uint8(~(1 << (pfn & 7)) & 0xFF)
+
+
 @kernel
 def is_buddy(S, buddy, order, gz):
     """page_is_buddy: free at ``order`` and in the same zone (node and zone idx)."""
@@ -139,6 +158,12 @@ def free_one_page(S, pfn, order, gz, mt, to_tail_flag):
 
     Placement: tail with FPI_TO_TAIL, else tail when buddy_merge_likely().
     """
+    free_one_page_inline(S, pfn, order, gz, mt, to_tail_flag)
+
+
+@kernel_inline
+def free_one_page_inline(S, pfn, order, gz, mt, to_tail_flag):
+    """:func:`free_one_page`, inlined into its caller (the commit's transplant)."""
     max_order = S.params[P_MAX_ORDER]
     pbo = S.params[P_PB_ORDER]
     S.zone_free[gz] += np.int64(1) << order
@@ -587,7 +612,7 @@ def watermark_fast(S, gz, order, mark, highest_zoneidx, alloc_flags):
 
 
 # ---------------------------------------------------------------- section counts
-@kernel
+@kernel_inline
 def move_present(S, pfn, nr, old_gz, new_gz, managed):
     """Move ``nr`` present pages at ``pfn`` (within one section) between zones."""
     sec = pfn >> S.params[P_SECTION_SHIFT]

@@ -17,7 +17,14 @@ from .alloc import (
     rehome_block,
     zone_statistics,
 )
-from .buddy import add_to_free_list, del_from_free_list, page_gz, pcp_del
+from .buddy import (
+    add_to_free_list,
+    clear_mark,
+    del_from_free_list,
+    page_gz,
+    pcp_del,
+    set_mark,
+)
 from .consts import (
     MIGRATE_MOVABLE,
     NR_PCP_LISTS,
@@ -161,7 +168,10 @@ def replay(S, kind, cpu, pfn, order, gfp, mt, start, stop, seen, counts, no_mask
                 S.page_flags[p] |= PG_lru
             S.page_order[p] = o
             S.page_owner[p] = c
-            S.page_mark[p] = 1 if needs_move(S, p, n) else 0
+            if needs_move(S, p, n):
+                set_mark(S, p)
+            else:
+                clear_mark(S, p)
             seen[p] = SEEN_ALLOCATED
             counts[X_ALLOCS] += 1
             local = np.int64(S.cpu_to_node[c])

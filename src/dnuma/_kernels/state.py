@@ -1,10 +1,12 @@
 """The flat arrays the compiled kernels work on, bundled in one namedtuple.
 
-Per-pfn arrays (struct page as a struct of arrays, 16 bytes a pfn):
+Per-pfn arrays (struct page as a struct of arrays, 15 1/8 bytes a pfn):
   page_nid int16, page_zone int8, page_flags uint8, page_order int8,
   lru_next/lru_prev int32 (index-linked free and pcp lists, like page->lru),
-  page_mark uint8 (the RFC's LookupNode mark, its own bitmap),
-  page_owner int16.
+  page_owner int16;
+  page_mark: the RFC's LookupNode mark in its own bitmap, 1 bit a pfn (uint8
+  [ceil(max_pfn / 8)], bit ``pfn & 7`` of byte ``pfn >> 3``; ``buddy.test_mark``,
+  ``set_mark``, ``clear_mark``).
 Zones are indexed globally: ``gz = nid * MAX_NR_ZONES + zone_idx``.
 """
 
@@ -54,7 +56,7 @@ class KState(NamedTuple):
     page_order: np.ndarray
     lru_next: np.ndarray
     lru_prev: np.ndarray
-    page_mark: np.ndarray
+    page_mark: np.ndarray  # bitmap, see above
     page_owner: np.ndarray
     # per pageblock
     pb_mt: np.ndarray

@@ -1,21 +1,38 @@
 """The DNUMA commit's page walk, compiled: mark allocated pages whose node
 changes, transplant free pages (buddy and per-cpu lists) to their new node's
 zone, splitting blocks at range boundaries (mm/dnuma.c of the RFC, done for
-every pfn rather than warned about)."""
+every pfn rather than warned about).
+
+The walk visits each committed range's blocks in pfn order.  Inside a range
+that one effective-layout range covers (every range of a commit: the
+effective layout holds the committed ranges as they are), the target node is
+known, so a block wholly inside the range needs moving iff its node differs;
+and a run of allocated blocks (no free, per-cpu, reserved or hole pfn between)
+is marked a bitmap byte (8 pfns) at a time when its section holds one node's
+pages only (``sec_present``).  Marking is independent of the free-page
+transplant (it reads only allocated pages, whose node a commit never
+changes), so the result is exactly that of visiting every block in turn.
+
+All helpers are inlined into :func:`commit_walk` and :func:`transplant_pcp`:
+a real call would pass the KState bundle by value (see ``_jit``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel
-from .alloc import free_to_targets, ml_range_nocache, rehome_block
+from ._jit import kernel, kernel_inline
+from .alloc import free_to_targets_inline, ml_range_nocache, rehome_block
 from .buddy import (
+    clear_mark,
     del_from_free_list,
     page_gz,
     pcp_del,
+    set_mark,
+    test_mark,
 )
-from .consts import NR_PCP_LISTS, PG_buddy, PG_head, PG_hole, PG_pcp, PG_reserved
-from .state import P_MAX_ORDER, P_PB_ORDER
+from .consts import NR_PCP_LISTS, NZ, PG_buddy, PG_head, PG_hole, PG_pcp, PG_reserved
+from .state import P_MAX_ORDER, P_PB_ORDER, P_SECTION_SHIFT
 
 R_MARKED = 0  # pages newly carrying the LookupNode mark
 R_UNMARKED = 1  # marks cleared because the page's node is right again
@@ -25,8 +42,18 @@ R_SPLIT = 4  # free blocks split at a range boundary
 R_RESERVED = 5  # reserved pages re-homed in place
 NR_R = 8
 
+# pfns a run of allocated blocks stops at
+_SPECIAL = PG_buddy | PG_pcp | PG_reserved | PG_hole
+_BYTES = np.uint64(0x0101010101010101)
+_SPECIAL8 = np.uint64(_SPECIAL * 0x0101010101010101)
+# (flags word >> log2(PG_head)) & _BYTES, times _GATHER, >> 56: the PG_head bit
+# of each of 8 flags bytes, packed into one byte (pfn k -> bit k)
+_GATHER = np.uint64(0x0102040810204080)
+_HEAD_SHIFT = np.uint64(2)  # log2(PG_head)
+_U56 = np.uint64(56)
 
-@kernel
+
+@kernel_inline
 def find_head(S, pfn):
     """Head pfn of the block (free, pcp or allocated) holding ``pfn``, or -1."""
     for o in range(1, S.params[P_MAX_ORDER] + 1):
@@ -37,7 +64,7 @@ def find_head(S, pfn):
     return -1
 
 
-@kernel
+@kernel_inline
 def block_target(S, h, n):
     """(uniform nid or -1 if mixed, range index of h) for the block [h, h+n)."""
     i = ml_range_nocache(S, h)
@@ -46,16 +73,16 @@ def block_target(S, h, n):
     return -1, i
 
 
-@kernel
+@kernel_inline
 def release_block(S, h, o, rep, counter):
     """Free a detached block [h, h + 2**o) into its target zones (split at
     range boundaries), counting re-homed pages in ``rep[counter]``."""
-    moved, split = free_to_targets(S, h, h + (np.int64(1) << o), 0, False, False)
+    moved, split = free_to_targets_inline(S, h, h + (np.int64(1) << o), 0, False, False)
     rep[counter] += moved
     rep[R_SPLIT] += split
 
 
-@kernel
+@kernel_inline
 def needs_move(S, h, n):
     """True if any page of [h, h+n) has a layout nid other than its own."""
     nid = S.page_nid[h]
@@ -73,6 +100,28 @@ def needs_move(S, h, n):
         else:
             p += 1
     return False
+
+
+@kernel_inline
+def mark_block(S, h, n, mv, rep):
+    """Set or clear the LookupNode mark of the allocated block [h, h+n)."""
+    mk = test_mark(S, h)
+    if mv and not mk:
+        set_mark(S, h)
+        rep[R_MARKED] += n
+    elif not mv and mk:
+        clear_mark(S, h)
+        rep[R_UNMARKED] += n
+
+
+@kernel_inline
+def move_free_block(S, h, o, rep):
+    """Take the buddy block [h, h + 2**o) off its free list and free it into
+    its target zones."""
+    gz = page_gz(S, h)
+    del_from_free_list(S, h, gz, o, S.pb_mt[h >> S.params[P_PB_ORDER]])
+    S.zone_free[gz] -= np.int64(1) << o
+    release_block(S, h, o, rep, R_FREE_MOVED)
 
 
 @kernel
@@ -97,49 +146,184 @@ def transplant_pcp(S, rep):
                     p = nxt
 
 
+@kernel_inline
+def walk_step(S, pfn, rep):
+    """One step of the walk at ``pfn`` for any layout: the block there (or
+    the one holding it) marked or transplanted; returns the next pfn."""
+    f = S.page_flags[pfn]
+    if f & PG_hole:
+        return pfn + 1
+    if f & PG_reserved:
+        i = ml_range_nocache(S, pfn)
+        if i >= 0 and S.ml_nids[i] != S.page_nid[pfn]:
+            rehome_block(S, pfn, 1, S.ml_nids[i], False)
+            rep[R_RESERVED] += 1
+        return pfn + 1
+    h = pfn
+    if (f & (PG_buddy | PG_pcp | PG_head)) == 0:
+        h = find_head(S, pfn)
+        if h < 0:
+            return pfn + 1
+        f = S.page_flags[h]
+    o = np.int64(S.page_order[h])
+    n = np.int64(1) << o
+    if f & PG_buddy:
+        if needs_move(S, h, n):
+            move_free_block(S, h, o, rep)
+    elif f & PG_head:
+        mark_block(S, h, n, needs_move(S, h, n), rep)
+    return h + n
+
+
+@kernel_inline
+def section_nid(S, sec):
+    """The node of every present page of section ``sec`` if there is one
+    (``sec_present`` counts pages by zone), else -1."""
+    u = -1
+    for gz in range(S.sec_present.shape[1]):
+        if S.sec_present[sec, gz] != 0:
+            nd = gz // NZ
+            if u < 0:
+                u = nd
+            elif nd != u:
+                return -1
+    return u
+
+
+@kernel_inline
+def next_special(S, lo, hi):
+    """The first pfn in [lo, hi] that is free, per-cpu, reserved or a hole
+    (by its flags), or hi + 1.  The flags array's length is a multiple of 8."""
+    p = lo
+    while p <= hi and (p & 7) != 0:
+        if S.page_flags[p] & _SPECIAL:
+            return p
+        p += 1
+    words = S.page_flags.view(np.uint64)
+    while p + 7 <= hi:
+        if words[p >> 3] & _SPECIAL8:
+            break
+        p += 8
+    while p <= hi:
+        if S.page_flags[p] & _SPECIAL:
+            return p
+        p += 1
+    return hi + 1
+
+
+@kernel_inline
+def byte_span(a, b, k):
+    """The bits of bitmap byte ``k`` (pfns 8k..8k+7) that lie in [a, b]."""
+    lo = max(a - (k << 3), 0)
+    hi = min(b - (k << 3), 7)
+    return ((1 << (hi + 1)) - (1 << lo)) & 0xFF
+
+
+@kernel_inline
+def mark_run(S, a, b, t, u, rep):
+    """Marks of the allocated blocks tiling [a, b] exactly, all inside one
+    committed range whose target is ``t``; ``u`` the node of all their pages
+    (>= 0) or -1 (not known: block by block)."""
+    if u < 0:
+        p = a
+        while p <= b:
+            n = np.int64(1) << S.page_order[p]
+            mark_block(S, p, n, S.page_nid[p] != t, rep)
+            p += n
+        return
+    words = S.page_flags.view(np.uint64)
+    if u == t:
+        # every block stays: clear any mark
+        for k in range(a >> 3, (b >> 3) + 1):
+            old = np.int64(S.page_mark[k]) & byte_span(a, b, k)
+            if old != 0:
+                for j in range(8):
+                    if (old >> j) & 1:
+                        rep[R_UNMARKED] += np.int64(1) << S.page_order[(k << 3) + j]
+                S.page_mark[k] &= np.uint8(~old & 0xFF)
+        return
+    # every block moves: mark every head (the blocks tile [a, b])
+    marked = b - a + 1
+    for k in range(a >> 3, (b >> 3) + 1):
+        em = byte_span(a, b, k)
+        heads = np.int64((((words[k] >> _HEAD_SHIFT) & _BYTES) * _GATHER) >> _U56)
+        old = np.int64(S.page_mark[k])
+        if old & em:
+            for j in range(8):
+                if (old & em) >> j & 1:
+                    marked -= np.int64(1) << S.page_order[(k << 3) + j]
+        S.page_mark[k] = np.uint8((old & ~em) | (heads & em))
+    rep[R_MARKED] += marked
+
+
+@kernel_inline
+def walk_range_known(S, s, e, t, rep, csec, cu):
+    """The walk over [s, e], a range wholly inside one effective-layout range
+    with target node ``t``.  (csec, cu): the last section seen and its
+    :func:`section_nid`, carried from range to range; returned updated."""
+    shift = S.params[P_SECTION_SHIFT]
+    pfn = s
+    while pfn <= e:
+        sec = pfn >> shift
+        if sec != csec:
+            # Looked up on entering the section (ranges ascend: before any of
+            # its free pages moved).  A node found stays right for its
+            # allocated pages: a commit never changes their node.
+            csec = sec
+            cu = section_nid(S, sec)
+        f = S.page_flags[pfn]
+        if f & PG_head:
+            # a run of allocated blocks, up to the next special pfn
+            q = next_special(S, pfn + 1, e)
+            if q <= e:
+                last = q - 1
+                nxt = q
+            else:
+                h = e
+                while (S.page_flags[h] & PG_head) == 0:
+                    h -= 1
+                n = np.int64(1) << S.page_order[h]
+                if h + n - 1 > e:  # the last block sticks out of the range
+                    mark_block(S, h, n, needs_move(S, h, n), rep)
+                    last = h - 1
+                    nxt = h + n
+                else:
+                    last = e
+                    nxt = e + 1
+            if last >= pfn:
+                u = cu if (last >> shift) == sec else -1
+                mark_run(S, pfn, last, t, u, rep)
+            pfn = nxt
+        elif f & PG_buddy:
+            o = np.int64(S.page_order[pfn])
+            n = np.int64(1) << o
+            # a block inside the range moves iff its node is not the target
+            mv = S.page_nid[pfn] != t if pfn + n - 1 <= e else needs_move(S, pfn, n)
+            if mv:
+                move_free_block(S, pfn, o, rep)
+            pfn += n
+        else:
+            pfn = walk_step(S, pfn, rep)
+    return csec, cu
+
+
 @kernel
 def commit_walk(S, starts, ends, rep):
     """Walk the committed ranges: mark/unmark allocated blocks, re-home
     reserved pages, transplant free buddy blocks.  ``S`` already holds the new
     effective layout.  Counts go to ``rep`` (R_* indices)."""
-    pbo = S.params[P_PB_ORDER]
     max_pfn = S.page_flags.shape[0]
+    fast = (max_pfn & 7) == 0
+    csec = -1
+    cu = -1
     for r in range(starts.shape[0]):
         pfn = starts[r]
         e = min(ends[r], max_pfn - 1)
-        while pfn <= e:
-            f = S.page_flags[pfn]
-            if f & PG_hole:
-                pfn += 1
-                continue
-            if f & PG_reserved:
-                i = ml_range_nocache(S, pfn)
-                if i >= 0 and S.ml_nids[i] != S.page_nid[pfn]:
-                    rehome_block(S, pfn, 1, S.ml_nids[i], False)
-                    rep[R_RESERVED] += 1
-                pfn += 1
-                continue
-            h = pfn
-            if (f & (PG_buddy | PG_pcp | PG_head)) == 0:
-                h = find_head(S, pfn)
-                if h < 0:
-                    pfn += 1
-                    continue
-                f = S.page_flags[h]
-            o = np.int64(S.page_order[h])
-            n = np.int64(1) << o
-            if f & PG_buddy:
-                if needs_move(S, h, n):
-                    gz = page_gz(S, h)
-                    del_from_free_list(S, h, gz, o, S.pb_mt[h >> pbo])
-                    S.zone_free[gz] -= n
-                    release_block(S, h, o, rep, R_FREE_MOVED)
-            elif f & PG_head:
-                mv = needs_move(S, h, n)
-                if mv and S.page_mark[h] == 0:
-                    S.page_mark[h] = 1
-                    rep[R_MARKED] += n
-                elif not mv and S.page_mark[h] != 0:
-                    S.page_mark[h] = 0
-                    rep[R_UNMARKED] += n
-            pfn = h + n
+        if pfn > e:
+            continue
+        i = ml_range_nocache(S, pfn)
+        if fast and i >= 0 and S.ml_starts[i] <= pfn and S.ml_ends[i] >= e:
+            csec, cu = walk_range_known(S, pfn, e, np.int64(S.ml_nids[i]), rep, csec, cu)
+        else:
+            while pfn <= e:
+                pfn = walk_step(S, pfn, rep)

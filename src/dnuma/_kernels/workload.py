@@ -46,7 +46,7 @@ def _prefetch_block(S, p):
     prefetch(S.page_flags, p)
     prefetch(S.page_order, p)
     prefetch(S.page_owner, p)
-    prefetch(S.page_mark, p)
+    prefetch(S.page_mark, p >> 3)
     prefetch(S.page_nid, p)
     prefetch(S.page_zone, p)
     prefetch(S.lru_next, p)

@@ -66,7 +66,7 @@ from ..mm.machine import Machine, MachineConfig
 from ..mm.memlayout import MemLayout
 
 MAGIC = b"DNUMASNP"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: page_mark is a bitmap (1 bit per pfn)
 ALIGN = 64  # bytes: alignment of every array in the file
 _HDR = struct.Struct("<8sIIQQQI")  # magic, version, flags, file, meta offset, meta size, meta crc
 _HDR_SIZE = 64  # bytes: the header, padded (the header crc32 sits at _HDR.size)
@@ -393,7 +393,7 @@ def expected_arrays(c: MachineConfig) -> dict[str, tuple[np.dtype[Any], tuple[in
         "params": (i8, (_st.NR_PARAMS,)), "counters": (i8, (_st.NR_COUNTERS,)),
         "page_nid": (i2, (pfns,)), "page_zone": (i1, (pfns,)), "page_flags": (u1, (pfns,)),
         "page_order": (i1, (pfns,)), "lru_next": (i4, (pfns,)), "lru_prev": (i4, (pfns,)),
-        "page_mark": (u1, (pfns,)), "page_owner": (i2, (pfns,)),
+        "page_mark": (u1, (-(-pfns // 8),)), "page_owner": (i2, (pfns,)),
         "pb_mt": (i1, (pfns >> p.pageblock_order,)), "sec_present": (i4, (pfns // sec, gz)),
         "cpu_to_node": (i4, (ncpu,)), "node_states": (np.dtype(np.bool_), (NR_NODE_STATES, nn)),
         "zonelist": (i4, (nn, gz + 1)), "zonelist_nofb": (i4, (nn, MAX_NR_ZONES + 1)),

@@ -121,7 +121,7 @@ class InitialState:
 class Machine:
     """A booted model machine.
 
-    Per-pfn state lives in numpy arrays (``self.S``, 16 bytes a pfn); every
+    Per-pfn state lives in numpy arrays (``self.S``, 15 1/8 bytes a pfn); every
     operation conserves pages.  Allocation failure is a result (``None``).
     """
 
@@ -268,7 +268,7 @@ class Machine:
             page_order=np.zeros(max_pfn, dtype=np.int8),
             lru_next=np.zeros(max_pfn, dtype=np.int32),
             lru_prev=np.zeros(max_pfn, dtype=np.int32),
-            page_mark=np.zeros(max_pfn, dtype=np.uint8),
+            page_mark=np.zeros(-(-max_pfn // 8), dtype=np.uint8),  # a bitmap
             page_owner=np.zeros(max_pfn, dtype=np.int16),
             pb_mt=np.full(max_pfn >> p.pageblock_order, MIGRATE_MOVABLE, dtype=np.int8),
             sec_present=np.zeros((nsec, ngz), dtype=np.int32),
@@ -614,19 +614,23 @@ class Machine:
         want = self.effective.lookup_nocount(pfns)
         return int(np.count_nonzero((want >= 0) & (want != self.S.page_nid[pfns])))
 
+    def mark_mask(self) -> np.ndarray:
+        """bool per pfn: carries the LookupNode mark (only allocated block heads do)."""
+        return mark_mask(self.S)
+
     def marked_pages(self) -> int:
-        heads = np.flatnonzero(self.S.page_mark)
+        heads = np.flatnonzero(self.mark_mask())
         return int((1 << self.S.page_order[heads].astype(np.int64)).sum())
 
     def nbytes(self) -> int:
         """Bytes of model state held in arrays."""
         return int(sum(v.nbytes for v in self._arrays.values()))
 
-    def per_pfn_bytes(self) -> int:
-        """Bytes per pfn of the per-pfn arrays alone."""
+    def per_pfn_bytes(self) -> float:
+        """Bytes per pfn of the per-pfn arrays alone (the mark bitmap's 1/8 included)."""
         S = self.S
         return sum(a.itemsize for a in (S.page_nid, S.page_zone, S.page_flags, S.page_order,
-                                        S.lru_next, S.lru_prev, S.page_mark, S.page_owner))
+                                        S.lru_next, S.lru_prev, S.page_owner)) + 1 / 8
 
 
 def block_cover(heads: np.ndarray, nr_pages: np.ndarray, size: int) -> np.ndarray:
@@ -645,6 +649,12 @@ def block_pfns(S: _st.KState, flag: int) -> tuple[np.ndarray, np.ndarray]:
     starts = np.repeat(heads, n)
     offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
     return starts, starts + offs
+
+
+def mark_mask(S: _st.KState) -> np.ndarray:
+    """bool per pfn from the ``page_mark`` bitmap (bit ``pfn & 7`` of byte ``pfn >> 3``)."""
+    bits = np.unpackbits(S.page_mark, count=S.page_flags.size, bitorder="little")
+    return bits.view(np.bool_)
 
 
 def block_mask(S: _st.KState, flag: int) -> np.ndarray:

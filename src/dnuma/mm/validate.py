@@ -168,14 +168,15 @@ def validate_layout(m: Machine) -> None:
     starts, pf = block_pfns(S, PG_head)
     want = m.effective.lookup_nocount(pf)
     wrong = (want >= 0) & (want != S.page_nid[pf])
-    unmarked = wrong & (S.page_mark[starts] == 0)
+    marks = m.mark_mask()
+    unmarked = wrong & ~marks[starts]
     bad = np.flatnonzero(unmarked)
     if bad.size:
         p = int(pf[bad[0]])
         raise ValidationError("layout", f"allocated pfn {p:#x} (block {int(starts[bad[0]]):#x}) "
                               f"is on node {int(S.page_nid[p])}, the layout says "
                               f"{int(want[bad[0]])}, and it is not marked")
-    stray = np.flatnonzero(S.page_mark & ~((S.page_flags & PG_head) != 0))
+    stray = np.flatnonzero(marks & ((S.page_flags & PG_head) == 0))
     if stray.size:
         raise ValidationError("layout", f"pfn {int(stray[0]):#x} carries a mark but is not "
                               f"an allocated block head")

@@ -189,7 +189,7 @@ class Metrics:
             bad = (want >= 0) & (want != have)
             out[:, ix("misplaced")] = np.bincount(have[bad], minlength=nn)[:nn]
             out[:, ix("incoming")] = np.bincount(want[bad], minlength=nn)[:nn]
-        marked = np.flatnonzero(S.page_mark)
+        marked = np.flatnonzero(m.mark_mask())
         if marked.size:
             msz = np.left_shift(1, S.page_order[marked].astype(np.int64))
             out[:, ix("marked")] = np.bincount(S.page_nid[marked].astype(np.int64),
