@@ -12,6 +12,10 @@ is marked a bitmap byte (8 pfns) at a time when its section holds one node's
 pages only (``sec_present``).  Marking is independent of the free-page
 transplant (it reads only allocated pages, whose node a commit never
 changes), so the result is exactly that of visiting every block in turn.
+A committed range that is 8-aligned and inside one such section has all its
+marks set (or cleared) in one pass over its flags first, then only its free,
+per-cpu, reserved and hole pfns are visited (:func:`walk_range_bulk`).  Free
+blocks ahead of the walk get prefetch hints (:func:`prefetch_ahead`).
 
 All helpers are inlined into :func:`commit_walk` and :func:`transplant_pcp`:
 a real call would pass the KState bundle by value (see ``_jit``).
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import kernel, kernel_inline
+from ._jit import kernel, kernel_inline, prefetch
 from .alloc import free_to_targets_inline, ml_range_nocache, rehome_block
 from .buddy import (
     clear_mark,
@@ -122,6 +126,20 @@ def move_free_block(S, h, o, rep):
     del_from_free_list(S, h, gz, o, S.pb_mt[h >> S.params[P_PB_ORDER]])
     S.zone_free[gz] -= np.int64(1) << o
     release_block(S, h, o, rep, R_FREE_MOVED)
+
+
+@kernel_inline
+def free_block_step(S, pfn, e, t, rep):
+    """The free block at ``pfn`` in a range [.., e] whose target node is
+    ``t``: move it if its node differs (a block wider than the range is
+    looked up).  Returns the pfn after the block."""
+    o = np.int64(S.page_order[pfn])
+    n = np.int64(1) << o
+    # a block inside the range moves iff its node is not the target
+    mv = S.page_nid[pfn] != t if pfn + n - 1 <= e else needs_move(S, pfn, n)
+    if mv:
+        move_free_block(S, pfn, o, rep)
+    return pfn + n
 
 
 @kernel
@@ -256,12 +274,180 @@ def mark_run(S, a, b, t, u, rep):
     rep[R_MARKED] += marked
 
 
+_FLAG8 = np.uint64((_SPECIAL | PG_head) * 0x0101010101010101)
+
+
 @kernel_inline
-def walk_range_known(S, s, e, t, rep, csec, cu):
+def last_flagged(S, s, e):
+    """The last pfn in [s, e] that is an allocated head or special (by its
+    flags), or -1; s and e + 1 are multiples of 8."""
+    words = S.page_flags.view(np.uint64)
+    k = e >> 3
+    while k >= (s >> 3):
+        if words[k] & _FLAG8:
+            p = (k << 3) + 7
+            while (S.page_flags[p] & (_SPECIAL | PG_head)) == 0:
+                p -= 1
+            return p
+        k -= 1
+    return -1
+
+
+@kernel_inline
+def walk_range_bulk(S, s, e, t, u, rep, pf, pf2):
+    """The walk over [s, e] (8-aligned, in one section whose pages are all
+    on node ``u``, inside one committed range with target ``t``): the marks
+    of every allocated block with its head inside are set (u != t) or
+    cleared (u == t) in one pass over the flags, then only free, per-cpu,
+    reserved and hole pfns are visited.  Returns False (nothing changed) if
+    a mark lies on a pfn that is not an allocated head (the per-run walk
+    handles that), and the :func:`prefetch_ahead` cursors."""
+    k0 = s >> 3
+    k1 = e >> 3
+    words = S.page_flags.view(np.uint64)
+    anyold = 0
+    for k in range(k0, k1 + 1):
+        anyold |= np.int64(S.page_mark[k])
+    if anyold != 0:
+        for k in range(k0, k1 + 1):
+            heads = np.int64((((words[k] >> _HEAD_SHIFT) & _BYTES) * _GATHER) >> _U56)
+            if np.int64(S.page_mark[k]) & ~heads & 0xFF:
+                return False, pf, pf2
+    # an allocated block with its head inside that sticks out past e
+    x = last_flagged(S, s, e)
+    xn = np.int64(0)
+    if x >= 0 and (S.page_flags[x] & PG_head):
+        xn = np.int64(1) << S.page_order[x]
+        if x + xn - 1 <= e:
+            x = -1
+    else:
+        x = -1
+    xk = x >> 3 if x >= 0 else -1
+    xbit = np.int64(1) << (x & 7) if x >= 0 else np.int64(0)
+    adj = np.int64(0)
+    if u != t:
+        for k in range(k0, k1 + 1):
+            heads = np.int64((((words[k] >> _HEAD_SHIFT) & _BYTES) * _GATHER) >> _U56)
+            if k == xk:
+                heads &= ~xbit
+            old = np.int64(S.page_mark[k])
+            if old & heads:
+                for j in range(8):
+                    if (old & heads) >> j & 1:
+                        adj += np.int64(1) << S.page_order[(k << 3) + j]
+            S.page_mark[k] = np.uint8(old | heads)
+    elif anyold != 0:
+        for k in range(k0, k1 + 1):
+            old = np.int64(S.page_mark[k])
+            if old != 0:
+                heads = np.int64((((words[k] >> _HEAD_SHIFT) & _BYTES) * _GATHER) >> _U56)
+                if k == xk:
+                    heads &= ~xbit
+                clr = old & heads
+                if clr:
+                    for j in range(8):
+                        if (clr >> j) & 1:
+                            adj += np.int64(1) << S.page_order[(k << 3) + j]
+                    S.page_mark[k] = np.uint8(old & ~clr)
+    if x >= 0:
+        mark_block(S, x, xn, needs_move(S, x, xn), rep)
+    # the free, per-cpu, reserved and hole pfns, in order
+    run = np.int64(0)
+    pfn = s
+    while pfn <= e:
+        f = S.page_flags[pfn]
+        if f & PG_head:
+            q = next_special(S, pfn + 1, e)
+            if q <= e:
+                run += q - pfn
+                pfn = q
+            elif x >= pfn:
+                run += x - pfn
+                pfn = x + xn
+            else:
+                run += e + 1 - pfn
+                pfn = e + 1
+        elif f & PG_buddy:
+            pf, pf2 = prefetch_ahead(S, pf, pf2, pfn)
+            pfn = free_block_step(S, pfn, e, t, rep)
+        else:
+            pfn = walk_step(S, pfn, rep)
+    if u != t:
+        rep[R_MARKED] += run - adj
+    else:
+        rep[R_UNMARKED] += adj
+    return True, pf, pf2
+
+
+_BUDDY8 = np.uint64(PG_buddy * 0x0101010101010101)
+# how far ahead of the walk (in pfns) free blocks' pages and free-list links
+# are prefetched, and their list neighbours' links
+_PF_AHEAD = 8192
+_PF_NBRS = 4096
+
+
+@kernel_inline
+def prefetch_ahead(S, pf, pf2, pfn):
+    """Prefetch hints (no effect on results) for the free blocks ahead of the
+    walk at ``pfn``: their order, node, zone and list links up to
+    ``_PF_AHEAD`` pfns ahead (cursor ``pf``), then their list neighbours'
+    links and their buddies' order, node and zone up to ``_PF_NBRS`` ahead
+    (cursor ``pf2``; the walk unlinks and merges them).
+    Returns the cursors moved on."""
+    words = S.page_flags.view(np.uint64)
+    nw = words.shape[0]
+    k = max(pf, pfn) >> 3
+    kend = min((pfn + _PF_AHEAD) >> 3, nw)
+    while k < kend:
+        w = words[k]
+        if w & _BUDDY8:
+            for j in range(8):
+                if (w >> np.uint64(8 * j)) & np.uint64(PG_buddy):
+                    p = (k << 3) + j
+                    prefetch(S.page_order, p)
+                    prefetch(S.page_nid, p)
+                    prefetch(S.page_zone, p)
+                    prefetch(S.lru_next, p)
+        k += 1
+    pf = k << 3
+    k = max(pf2, pfn) >> 3
+    kend = min((pfn + _PF_NBRS) >> 3, nw)
+    while k < kend:
+        w = words[k]
+        if w & _BUDDY8:
+            for j in range(8):
+                if (w >> np.uint64(8 * j)) & np.uint64(PG_buddy):
+                    p = (k << 3) + j
+                    nx = S.lru_next[p]
+                    pv = S.lru_prev[p]
+                    if nx >= 0:
+                        prefetch(S.lru_prev, nx)
+                    if pv >= 0:
+                        prefetch(S.lru_next, pv)
+                    b = p ^ (np.int64(1) << S.page_order[p])
+                    if b < words.shape[0] << 3:
+                        prefetch(S.page_order, b)
+                        prefetch(S.page_nid, b)
+                        prefetch(S.page_zone, b)
+        k += 1
+    return pf, k << 3
+
+
+@kernel_inline
+def walk_range_known(S, s, e, t, rep, csec, cu, pf, pf2):
     """The walk over [s, e], a range wholly inside one effective-layout range
     with target node ``t``.  (csec, cu): the last section seen and its
-    :func:`section_nid`, carried from range to range; returned updated."""
+    :func:`section_nid`, carried from range to range, and (pf, pf2), the
+    :func:`prefetch_ahead` cursors; returned updated."""
     shift = S.params[P_SECTION_SHIFT]
+    sec = s >> shift
+    if sec != csec:
+        csec = sec
+        cu = section_nid(S, sec)
+    if cu >= 0 and (e >> shift) == sec and (s & 7) == 0 and (e & 7) == 7:
+        done, pf, pf2 = walk_range_bulk(S, s, e, t, cu, rep, pf, pf2)
+        if done:
+            return csec, cu, pf, pf2
     pfn = s
     while pfn <= e:
         sec = pfn >> shift
@@ -295,16 +481,10 @@ def walk_range_known(S, s, e, t, rep, csec, cu):
                 mark_run(S, pfn, last, t, u, rep)
             pfn = nxt
         elif f & PG_buddy:
-            o = np.int64(S.page_order[pfn])
-            n = np.int64(1) << o
-            # a block inside the range moves iff its node is not the target
-            mv = S.page_nid[pfn] != t if pfn + n - 1 <= e else needs_move(S, pfn, n)
-            if mv:
-                move_free_block(S, pfn, o, rep)
-            pfn += n
+            pfn = free_block_step(S, pfn, e, t, rep)
         else:
             pfn = walk_step(S, pfn, rep)
-    return csec, cu
+    return csec, cu, pf, pf2
 
 
 @kernel
@@ -316,14 +496,19 @@ def commit_walk(S, starts, ends, rep):
     fast = (max_pfn & 7) == 0
     csec = -1
     cu = -1
+    pf = 0
+    pf2 = 0
     for r in range(starts.shape[0]):
         pfn = starts[r]
         e = min(ends[r], max_pfn - 1)
         if pfn > e:
             continue
+        if fast:
+            pf, pf2 = prefetch_ahead(S, pf, pf2, pfn)
         i = ml_range_nocache(S, pfn)
         if fast and i >= 0 and S.ml_starts[i] <= pfn and S.ml_ends[i] >= e:
-            csec, cu = walk_range_known(S, pfn, e, np.int64(S.ml_nids[i]), rep, csec, cu)
+            csec, cu, pf, pf2 = walk_range_known(S, pfn, e, np.int64(S.ml_nids[i]), rep,
+                                                 csec, cu, pf, pf2)
         else:
             while pfn <= e:
                 pfn = walk_step(S, pfn, rep)
