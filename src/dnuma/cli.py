@@ -201,7 +201,7 @@ def _layout_machine(args: argparse.Namespace) -> Machine:
         from .sim.scenario import load_scenario
 
         sc = load_scenario(args.scenario)
-        return scenario_machine(sc) or Machine(sc.machine)  # type: ignore[arg-type]
+        return scenario_machine(sc)
     return Machine(MachineConfig.uniform(nodes=args.boot_nodes, mem=args.mem, cpus=1))
 
 

@@ -30,10 +30,14 @@ def machine_from(source: str, kpageflags: bool = True) -> tuple[Machine, list[st
     return res.machine, [f"booted from {res.facts.source}", *res.notes]
 
 
-def scenario_machine(sc: Scenario) -> Machine | None:
-    """The machine a scenario with ``machine.from`` runs on (None: its own)."""
+def scenario_machine(sc: Scenario) -> Machine:
+    """The machine a scenario runs on: booted from its own description, or
+    from ``machine.from`` (a host, a folder, a snapshot)."""
     if sc.machine_from is None:
-        return None
+        from .mm.machine import Machine
+
+        assert sc.machine is not None
+        return Machine(sc.machine)
     return machine_from(sc.machine_from)[0]
 
 
@@ -143,7 +147,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
             from .sim.scenario import load_scenario
 
             sc = load_scenario(args.scenario)
-            m = scenario_machine(sc) or _boot_config(sc)
+            m = scenario_machine(sc)
         else:
             raise UsageError("snapshot save: give --from-host, --from DIR or --scenario S")
         path = save_snapshot(m, args.file)
@@ -176,13 +180,6 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
               f"free {n['free']}")
     _after_boot(m, args, False)
     return 0
-
-
-def _boot_config(sc: Scenario) -> Machine:
-    from .mm.machine import Machine
-
-    assert sc.machine is not None
-    return Machine(sc.machine)
 
 
 def _add_source(p: argparse.ArgumentParser) -> None:

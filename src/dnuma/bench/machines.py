@@ -77,9 +77,7 @@ class Rewind:
         self.pristine = {k: v.copy() for k, v in self.work.items()}
         self.layout, self.effective = m.layout, m.effective
         self.backlog = list(m.backlog)
-        self.scalars: dict[str, Any] = {k: getattr(m, k) for k in Machine.SCALARS}
-        self.scalars["fallback_order"] = {k: list(v) for k, v in m.fallback_order.items()}
-        self.scalars["uevents"] = list(m.uevents)
+        self.scalars = m.scalars()
 
     def fresh(self) -> Machine:
         """A machine in the saved state (the previous one's arrays reused)."""

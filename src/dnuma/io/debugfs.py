@@ -18,20 +18,12 @@ from ..mm.memlayout_debugfs import STAT_FILES, WRITABLE, MemlayoutDebugfs
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memlayout import MemLayout
     from .export import Tree
 
 DEBUGFS_DIR = "sys/kernel/debug/memlayout"
 # memlayout-debugfs.c: debugfs_create_x64 (0600) for start/end, 0200 for the
 # write-only files, 0400 for the counters and range files
 FILE_MODES = {"start": 0o600, "end": 0o600, "node": 0o200, "commit": 0o200, "clear": 0o200}
-
-
-def layouts(m: Machine) -> dict[int, MemLayout]:
-    """Layouts with a ``layout.<seq>`` directory: the backlog and the live one."""
-    out = {ml.seq: ml for ml in m.backlog}
-    out[m.layout.seq] = m.layout
-    return out
 
 
 def debugfs_tree(m: Machine, t: Tree, debugfs: MemlayoutDebugfs | None = None) -> None:
@@ -42,7 +34,7 @@ def debugfs_tree(m: Machine, t: Tree, debugfs: MemlayoutDebugfs | None = None) -
     t.dir(DEBUGFS_DIR)
     for name in (*STAT_FILES, *WRITABLE):
         t.file(f"{DEBUGFS_DIR}/{name}", d.read(name), FILE_MODES.get(name, 0o400))
-    for seq, ml in sorted(layouts(m).items()):
+    for seq, ml in sorted(d.layouts().items()):
         ld = f"{DEBUGFS_DIR}/layout.{seq}"
         t.dir(ld)
         # memlayout_create_debugfs_layout(): one u32 file per range
@@ -51,4 +43,4 @@ def debugfs_tree(m: Machine, t: Tree, debugfs: MemlayoutDebugfs | None = None) -
     t.link(f"{DEBUGFS_DIR}/current", d.readlink("current"))
 
 
-__all__ = ["DEBUGFS_DIR", "debugfs_tree", "layouts"]
+__all__ = ["DEBUGFS_DIR", "debugfs_tree"]

@@ -172,13 +172,6 @@ def _swap_in(tmp: Path, root: Path, old: Path) -> None:
     shutil.rmtree(old)
 
 
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    else:
-        p.unlink()
-
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 _TREE_NAME = re.compile(r"^(\d{2,}-.+|final)$")
 

@@ -34,6 +34,7 @@ import itertools
 import lzma
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,17 @@ from ..mm.constants import (
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
     X86_64,
+    ZONE_DMA,
+    ZONE_DMA32,
     ZONE_NAMES,
+    ZONE_NORMAL,
+    PageProfile,
     PG_lru,
     PG_slab,
 )
 from ..mm.errors import ConfigError, DnumaError
 from ..mm.machine import InitialState, Machine, MachineConfig, block_cover
+from ..mm.memlayout import MemLayout
 from ..mm.nodemask import bitmap_parselist
 from .sysfs import CPU_DIR, MEMORY_DIR, NODE_DIR
 
@@ -400,17 +406,6 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
 
 
-def _runs_by_node(present: np.ndarray, nid: np.ndarray) -> list[tuple[int, int, int]]:
-    """(start, end, nid) runs of present pfns, cut where the node changes."""
-    cut = np.zeros(present.size, dtype=bool)
-    cut[1:] = nid[1:] != nid[:-1]
-    out: list[tuple[int, int, int]] = []
-    for s, e in zip(*_runs(present), strict=True):
-        pts = [int(s), *(int(c) for c in np.flatnonzero(cut[s + 1:e]) + s + 1), int(e)]
-        out.extend((a, b, int(nid[a])) for a, b in itertools.pairwise(pts))
-    return out
-
-
 def _ranges(mask: np.ndarray) -> tuple[tuple[int, int], ...]:
     s, e = _runs(mask)
     return tuple(zip(s.tolist(), e.tolist(), strict=True))
@@ -420,9 +415,13 @@ def _bit(a: np.ndarray, b: int) -> np.ndarray:
     return ((a >> np.uint64(b)) & np.uint64(1)).astype(bool)
 
 
-def _model_zone_idx(pfns: np.ndarray) -> np.ndarray:
-    dma, dma32 = X86_64.dma_limit_bytes >> 12, X86_64.dma32_limit_bytes >> 12
-    return np.where(pfns < dma, 0, np.where(pfns < dma32, 1, 2))
+def _zone_idx(npfn: int, profile: PageProfile) -> np.ndarray:
+    """The zone index of every pfn by the arch zone limits (int8), as
+    Machine.zone_idx_of_pfn / zone_sizes_init place them."""
+    z = np.full(npfn, ZONE_NORMAL, dtype=np.int8)
+    z[:profile.dma32_limit_bytes >> profile.page_shift] = ZONE_DMA32
+    z[:profile.dma_limit_bytes >> profile.page_shift] = ZONE_DMA
+    return z
 
 
 def _aligned_blocks(s: int, e: int, max_order: int) -> list[tuple[int, int]]:
@@ -444,6 +443,14 @@ class _State:
     notes: list[str]
 
 
+def _populated_zones(f: HostFacts) -> Iterator[tuple[HostZone, int]]:
+    """The host's zones with present pages that the model has, with their
+    zone index."""
+    for z in f.zones:
+        if z.present and z.name in ZONE_NAMES:
+            yield z, ZONE_NAMES.index(z.name)
+
+
 def _state_from_kpageflags(f: HostFacts, present: np.ndarray, zidx: np.ndarray,
                            nid: np.ndarray, max_order: int, pb_order: int) -> _State:
     kpf = f.kpageflags
@@ -454,10 +461,7 @@ def _state_from_kpageflags(f: HostFacts, present: np.ndarray, zidx: np.ndarray,
     buddy = present & _bit(kpf, KPF_BUDDY) & ~reserved
     # pages never handed to the allocator: each zone's trailing flagless run,
     # capped at present - managed - reserved (zoneinfo)
-    for z in f.zones:
-        if not z.present or z.name not in ZONE_NAMES:
-            continue
-        zi = ZONE_NAMES.index(z.name)
+    for z, zi in _populated_zones(f):
         lo, hi = z.start_pfn, z.start_pfn + z.spanned
         sel = present[lo:hi] & (zidx[lo:hi] == zi) & (nid[lo:hi] == z.nid)
         need = z.present - z.managed - int((reserved[lo:hi] & sel).sum())
@@ -519,10 +523,7 @@ def _pageblock_types(f: HostFacts, kpf: np.ndarray, alloc: np.ndarray, present: 
     unmov = (alloc & ~_bit(kpf, KPF_LRU))[:npb << pb_order].reshape(npb, -1).sum(1)
     slab = (alloc & _bit(kpf, KPF_SLAB))[:npb << pb_order].reshape(npb, -1).sum(1)
     pb_mt = np.full(npb, MIGRATE_MOVABLE, dtype=np.int8)
-    for z in f.zones:
-        if not z.present or z.name not in ZONE_NAMES:
-            continue
-        zi = ZONE_NAMES.index(z.name)
+    for z, zi in _populated_zones(f):
         # pagetypeinfo_showblockcount_print() steps from zone_start_pfn
         pfn = np.arange(z.start_pfn, z.start_pfn + z.spanned, 1 << pb_order, dtype=np.int64)
         pfn = pfn[present[pfn] & (zidx[pfn] == zi) & (nid[pfn] == z.nid)]
@@ -545,10 +546,7 @@ def _state_from_counts(f: HostFacts, present: np.ndarray, zidx: np.ndarray,
     """No kpageflags: reserved at each zone's top, allocated at its bottom."""
     reserved = np.zeros(present.size, dtype=bool)
     allocs: list[np.ndarray] = []
-    for z in f.zones:
-        if not z.present or z.name not in ZONE_NAMES:
-            continue
-        zi = ZONE_NAMES.index(z.name)
+    for z, zi in _populated_zones(f):
         lo, hi = z.start_pfn, z.start_pfn + z.spanned
         idx = lo + np.flatnonzero(present[lo:hi] & (zidx[lo:hi] == zi) & (nid[lo:hi] == z.nid))
         nres = max(0, min(idx.size, z.present - z.managed))
@@ -591,7 +589,7 @@ def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
     for s, e, n in ram:
         present[s:e] = True
         nid[s:e] = n
-    zidx = _model_zone_idx(np.arange(npfn, dtype=np.int64))
+    zidx = _zone_idx(npfn, profile)
     notes = list(f.notes)
     for z in f.zones:
         if z.present and z.name not in ZONE_NAMES[:3]:
@@ -607,7 +605,8 @@ def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
             notes.append(f"{int(nopage.sum())} pfns of System RAM have no online struct page "
                          f"(KPF_NOPAGE): holes in the model")
             present &= ~nopage
-            ram = _runs_by_node(present, nid)
+            ram = [(int(a), int(b) + 1, int(n))
+                   for a, b, n in MemLayout.from_nid_array(nid, present)]
         st = _state_from_kpageflags(f, present, zidx, nid, profile.max_page_order,
                                     profile.pageblock_order)
     else:
@@ -631,10 +630,8 @@ def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
 def compare_zones(m: Machine, f: HostFacts) -> list[dict[str, Any]]:
     """Per populated host zone: the host's figures beside the model's."""
     rows = []
-    for z in f.zones:
-        if not z.present or z.name not in ZONE_NAMES:
-            continue
-        mz = m.zone(z.nid, ZONE_NAMES.index(z.name))
+    for z, zi in _populated_zones(f):
+        mz = m.zone(z.nid, zi)
         row: dict[str, Any] = {"node": z.nid, "zone": z.name}
         for key, host, model in (
                 ("start_pfn", z.start_pfn, mz.zone_start_pfn),

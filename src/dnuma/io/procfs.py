@@ -38,8 +38,6 @@ from ..mm.constants import (
     MIGRATE_TYPES,
     MIGRATETYPE_NAMES,
     N_MEMORY,
-    NR_VM_NUMA_EVENT_ITEMS,
-    NUMASTAT_NAMES,
     WMARK_HIGH,
     WMARK_LOW,
     WMARK_MIN,
@@ -437,8 +435,7 @@ def node_meminfo(m: Machine, nid: int) -> str:
 def node_numastat(m: Machine, nid: int) -> str:
     """``node<nid>/numastat`` (node_read_numastat()): the six numa events
     summed over the node's zones, ``<name> %lu`` each."""
-    v = m.S.numa_stat[_node_gz(nid)].sum(axis=0)
-    return "".join(f"{NUMASTAT_NAMES[i]} {int(v[i])}\n" for i in range(NR_VM_NUMA_EVENT_ITEMS))
+    return "".join(f"{k} {v}\n" for k, v in m.numastat(nid).items())
 
 
 def _items(names: tuple[str, ...], values: np.ndarray | list[int] | None = None) -> list[str]:

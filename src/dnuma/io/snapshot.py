@@ -144,10 +144,10 @@ def _describe(m: Machine, meta: dict[str, Any] | None,
             blobs.append((f"layout{i}.{part}", np.ascontiguousarray(getattr(ml, part))))
         ldocs.append({"seq": int(ml.seq), "hits": int(ml.stats.hits),
                       "misses": int(ml.stats.misses), "cache": int(ml.stats.cache[0])})
-    scalars: dict[str, Any] = {k: int(getattr(m, k)) for k in Machine.SCALARS}
+    scalars = m.scalars()
     scalars["fallback_order"] = {str(k): [int(n) for n in v]
-                                 for k, v in m.fallback_order.items()}
-    scalars["uevents"] = [[str(x) for x in ev] for ev in m.uevents]
+                                 for k, v in scalars["fallback_order"].items()}
+    scalars["uevents"] = [[str(x) for x in ev] for ev in scalars["uevents"]]
     scalars["ml_cache"] = int(m.S.ml_cache[0])
     doc: dict[str, Any] = {
         "format": "dnuma-snapshot",

@@ -161,6 +161,14 @@ class Machine:
         out["distance"] = self.topo.distance
         return out
 
+    def scalars(self) -> dict[str, Any]:
+        """The Python-side state :meth:`restore` takes besides the arrays and
+        layouts: SCALARS, fallback_order and uevents (copies)."""
+        out: dict[str, Any] = {k: int(getattr(self, k)) for k in self.SCALARS}
+        out["fallback_order"] = {k: list(v) for k, v in self.fallback_order.items()}
+        out["uevents"] = list(self.uevents)
+        return out
+
     @classmethod
     def restore(cls, config: MachineConfig, arrays: dict[str, np.ndarray],
                 layout: MemLayout, effective: MemLayout, backlog: list[MemLayout],
@@ -619,7 +627,7 @@ class Machine:
         return mark_mask(self.S)
 
     def marked_pages(self) -> int:
-        heads = np.flatnonzero(self.mark_mask())
+        heads = mark_heads(self.S)
         return int((1 << self.S.page_order[heads].astype(np.int64)).sum())
 
     def nbytes(self) -> int:
@@ -649,6 +657,17 @@ def block_pfns(S: _st.KState, flag: int) -> tuple[np.ndarray, np.ndarray]:
     starts = np.repeat(heads, n)
     offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
     return starts, starts + offs
+
+
+def mark_heads(S: _st.KState) -> np.ndarray:
+    """The marked pfns (block heads), ascending: only the bitmap's non-zero
+    bytes are unpacked."""
+    nz = np.flatnonzero(S.page_mark)
+    if nz.size == 0:
+        return nz
+    bits = np.unpackbits(S.page_mark[nz], bitorder="little").reshape(-1, 8)
+    r, c = np.nonzero(bits)
+    return (nz[r] << 3) + c
 
 
 def mark_mask(S: _st.KState) -> np.ndarray:

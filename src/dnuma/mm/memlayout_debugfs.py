@@ -265,7 +265,7 @@ class MemlayoutDebugfs:
         return reports
 
     # ---- reads -----------------------------------------------------------
-    def _layouts(self) -> dict[int, MemLayout]:
+    def layouts(self) -> dict[int, MemLayout]:
         """The layouts with a ``layout.<seq>`` directory: the backlog and current."""
         out = {ml.seq: ml for ml in self.machine.backlog}
         out[self.machine.layout.seq] = self.machine.layout
@@ -281,7 +281,7 @@ class MemlayoutDebugfs:
         if d == "current":
             d = self.readlink()
         if d.startswith("layout.") and d[7:].isdigit():
-            return self._layouts().get(int(d[7:]))
+            return self.layouts().get(int(d[7:]))
         return None
 
     def listdir(self, path: str = "") -> list[str]:
@@ -289,7 +289,7 @@ class MemlayoutDebugfs:
         p = _rel(path)
         if p in ("", "memlayout"):
             return [*STAT_FILES, *WRITABLE, "current",
-                    *(f"layout.{s}" for s in sorted(self._layouts()))]
+                    *(f"layout.{s}" for s in sorted(self.layouts()))]
         ml = self._dir_layout(p)
         if ml is None:
             raise DebugfsError(f"memlayout/{p}: no such directory", "ENOENT")

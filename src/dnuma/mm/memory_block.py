@@ -58,7 +58,6 @@ class MemoryBlocks:
     """
 
     block_size_bytes: int
-    sections_per_block: int
     ids: np.ndarray
     nodes: np.ndarray
     zone: np.ndarray
@@ -69,10 +68,10 @@ class MemoryBlocks:
         return np.flatnonzero(self.nodes[k]).tolist()
 
 
-def block_zone_pages(m: Machine) -> tuple[np.ndarray, int, int]:
+def block_zone_pages(m: Machine) -> tuple[np.ndarray, int]:
     """Present pages per (block, node, zone): int64 [nblocks, max_numnodes,
     MAX_NR_ZONES] over every block id up to the last section, with the block
-    size in bytes and the sections per block."""
+    size in bytes."""
     p = m.profile
     bsz = memory_block_size_bytes(m)
     spb = bsz >> p.section_size_bits  # sections_per_block
@@ -82,7 +81,7 @@ def block_zone_pages(m: Machine) -> tuple[np.ndarray, int, int]:
     pad = np.zeros((nblk * spb, ngz), dtype=np.int64)
     pad[:nsec] = sp
     per = pad.reshape(nblk, spb, ngz).sum(axis=1)
-    return per.reshape(nblk, ngz // MAX_NR_ZONES, MAX_NR_ZONES), bsz, spb
+    return per.reshape(nblk, ngz // MAX_NR_ZONES, MAX_NR_ZONES), bsz
 
 
 def memory_blocks(m: Machine) -> MemoryBlocks:
@@ -97,7 +96,7 @@ def memory_blocks(m: Machine) -> MemoryBlocks:
     DMA and DMA32, and there span and present pages give the same answer.)
     Blocks with no present section do not exist (holes).
     """
-    per, bsz, spb = block_zone_pages(m)
+    per, bsz = block_zone_pages(m)
     nz_pages = per.sum(axis=2)  # [nblk, nnodes]
     present = nz_pages.sum(axis=1)
     ids = np.flatnonzero(present > 0)
@@ -105,7 +104,7 @@ def memory_blocks(m: Machine) -> MemoryBlocks:
     flat = per.reshape(ids.size, -1)
     single = np.count_nonzero(flat, axis=1) == 1
     zone = np.where(single, flat.argmax(axis=1) % MAX_NR_ZONES, -1).astype(np.int8)
-    return MemoryBlocks(bsz, spb, ids, nz_pages[ids] > 0, zone, present[ids])
+    return MemoryBlocks(bsz, ids, nz_pages[ids] > 0, zone, present[ids])
 
 
 __all__ = ["MAX_BLOCK_SIZE", "MEM_SIZE_FOR_LARGE_BLOCK", "MemoryBlocks", "block_zone_pages",

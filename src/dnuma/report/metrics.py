@@ -34,7 +34,7 @@ from ..mm.constants import MAX_NR_ZONES, N_ONLINE, NR_VM_NUMA_EVENT_ITEMS, NUMAS
 from ..mm.constants import PG_head as _PG_HEAD
 from ..mm.constants import PG_hole as _PG_HOLE
 from ..mm.dnuma import CommitReport
-from ..mm.machine import Machine
+from ..mm.machine import Machine, mark_heads
 from ..mm.notifier import MEMLAYOUT_CANCEL, MEMLAYOUT_DONE, MEMLAYOUT_GOING, MemlayoutEvent
 
 #: per-node figures of a sample (pages; ``online`` is 0/1), numastat last
@@ -189,7 +189,7 @@ class Metrics:
             bad = (want >= 0) & (want != have)
             out[:, ix("misplaced")] = np.bincount(have[bad], minlength=nn)[:nn]
             out[:, ix("incoming")] = np.bincount(want[bad], minlength=nn)[:nn]
-        marked = np.flatnonzero(m.mark_mask())
+        marked = mark_heads(S)
         if marked.size:
             msz = np.left_shift(1, S.page_order[marked].astype(np.int64))
             out[:, ix("marked")] = np.bincount(S.page_nid[marked].astype(np.int64),

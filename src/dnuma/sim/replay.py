@@ -103,15 +103,6 @@ class _ExtentScan:
                            self.last, self.n)
 
 
-def trace_extent(path: str | Path) -> TraceExtent:
-    """A first pass over the trace: what machine it needs."""
-    scan = _ExtentScan()
-    stats = TraceStats()
-    for ch in read_trace(path, stats=stats):
-        scan.add(ch)
-    return scan.extent(path, stats)
-
-
 #: a trace of up to this many events is parsed once and kept in memory
 #: (~34 bytes an event) while the machine is sized; a longer one is read twice
 BUFFER_EVENTS = 32 << 20
