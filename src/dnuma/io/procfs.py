@@ -303,9 +303,7 @@ def cpuinfo(m: Machine) -> str:
     (``physical id`` = the CPU's node), one core per CPU, one thread per core.
     """
     c2n = m.topo.cpu_to_node.tolist()
-    pkg: dict[int, list[int]] = {}
-    for cpu, nid in enumerate(c2n):
-        pkg.setdefault(nid, []).append(cpu)
+    pkg = m.topo.cpu_packages()
     width = max(len(v) for v in pkg.values())
     core_bits = (width - 1).bit_length()
     top = (m.max_pfn << m.profile.page_shift) - 1

@@ -108,9 +108,7 @@ def cpu_tree(m: Machine, t: Tree) -> None:
         t.file(f"{CPU_DIR}/{name}", allcpu)
     t.file(f"{CPU_DIR}/offline", "\n")  # print_cpus_offline(): none
     online = topo.node_states[N_ONLINE]
-    pkg: dict[int, list[int]] = {}
-    for cpu, nid in enumerate(c2n):
-        pkg.setdefault(nid, []).append(cpu)
+    pkg = topo.cpu_packages()
     for cpu, nid in enumerate(c2n):
         d = f"{CPU_DIR}/cpu{cpu}"
         t.dir(d)

@@ -75,6 +75,16 @@ class Topology:
     def node_distance(self, a: int, b: int) -> int:
         return int(self.distance[a, b])
 
+    def cpu_packages(self) -> dict[int, list[int]]:
+        """The CPU topology the model invents (it has none of its own): one
+        package per node holding that node's CPUs, one core per CPU, one
+        thread per core.  nid -> the package's CPUs, ascending (a CPU's
+        core id is its index there)."""
+        pkg: dict[int, list[int]] = {}
+        for cpu, nid in enumerate(self.cpu_to_node.tolist()):
+            pkg.setdefault(nid, []).append(cpu)
+        return pkg
+
     def cpumask_of_node(self, nid: int) -> list[int]:
         return np.flatnonzero(self.cpu_to_node == nid).tolist()
 
