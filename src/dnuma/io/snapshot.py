@@ -50,19 +50,12 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .. import __version__
-from .._kernels import state as _st
 from ..mm.constants import (
-    MAX_NR_ZONES,
-    MIGRATE_TYPES,
-    NR_NODE_STATES,
-    NR_PCP_LISTS,
-    NR_VM_NUMA_EVENT_ITEMS,
-    NR_WMARK,
     PROFILES,
     PageProfile,
 )
 from ..mm.errors import DnumaError
-from ..mm.machine import Machine, MachineConfig
+from ..mm.machine import Machine, MachineConfig, state_spec
 from ..mm.memlayout import MemLayout
 
 MAGIC = b"DNUMASNP"
@@ -380,38 +373,9 @@ def _tuplify(v: Any) -> Any:
 
 
 def expected_arrays(c: MachineConfig) -> dict[str, tuple[np.dtype[Any], tuple[int, ...]]]:
-    """dtype and shape of every state array a machine booted from ``c`` has."""
-    p = c.profile
-    sec = p.pages_per_section
-    end = max(int(e) for _s, e, _n in c.ram)
-    pfns = -(-end // sec) * sec
-    nn, ncpu, no = c.max_numnodes, len(c.cpu_to_node), p.nr_page_orders
-    gz = nn * MAX_NR_ZONES
-    i1, i2, i4, i8 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
-    u1 = np.dtype(np.uint8)
-    spec: dict[str, tuple[np.dtype[Any], tuple[int, ...]]] = {
-        "params": (i8, (_st.NR_PARAMS,)), "counters": (i8, (_st.NR_COUNTERS,)),
-        "page_nid": (i2, (pfns,)), "page_zone": (i1, (pfns,)), "page_flags": (u1, (pfns,)),
-        "page_order": (i1, (pfns,)), "lru_next": (i4, (pfns,)), "lru_prev": (i4, (pfns,)),
-        "page_mark": (u1, (-(-pfns // 8),)), "page_owner": (i2, (pfns,)),
-        "pb_mt": (i1, (pfns >> p.pageblock_order,)), "sec_present": (i4, (pfns // sec, gz)),
-        "cpu_to_node": (i4, (ncpu,)), "node_states": (np.dtype(np.bool_), (NR_NODE_STATES, nn)),
-        "zonelist": (i4, (nn, gz + 1)), "zonelist_nofb": (i4, (nn, MAX_NR_ZONES + 1)),
-        "distance": (i2, (nn, nn)),
-        "wmark": (i8, (gz, NR_WMARK)), "lowmem_reserve": (i8, (gz, MAX_NR_ZONES)),
-        "numa_stat": (i8, (gz, NR_VM_NUMA_EVENT_ITEMS)),
-    }
-    for k in ("free_head", "free_tail", "free_cnt"):
-        spec[k] = (i8, (gz, no, MIGRATE_TYPES))
-    for k in ("zone_free", "zone_present", "zone_managed", "zone_flags", "zone_start",
-              "zone_end", "pcp_batch", "pcp_high_min", "pcp_high_max"):
-        spec[k] = (i8, (gz,))
-    for k in ("pcp_head", "pcp_tail"):
-        spec[k] = (i8, (ncpu, gz, NR_PCP_LISTS))
-    for k in ("pcp_count", "pcp_high", "pcp_free_count", "pcp_alloc_factor", "pcp_flags",
-              "pcp_expire"):
-        spec[k] = (i8, (ncpu, gz))
-    return spec
+    """dtype and shape of every state array a machine booted from ``c`` has
+    (:func:`dnuma.mm.machine.state_spec`)."""
+    return {k: (dt, shape) for k, (dt, shape, _fill) in state_spec(c).items()}
 
 
 def _check_table(table: list[dict[str, Any]], layouts: list[Any], config: MachineConfig,

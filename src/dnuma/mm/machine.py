@@ -23,6 +23,7 @@ from .constants import (
     MIGRATE_TYPES,
     MODE_NODE,
     MPOL_LOCAL,
+    NR_NODE_STATES,
     NR_PCP_LISTS,
     NR_VM_NUMA_EVENT_ITEMS,
     NR_WMARK,
@@ -240,13 +241,11 @@ class Machine:
         sec_pages = p.pages_per_section
         end = self._ram[-1][1]
         max_pfn = -(-end // sec_pages) * sec_pages
-        nsec = max_pfn // sec_pages
-        ngz = n_nodes * MAX_NR_ZONES
-        no = p.nr_page_orders
 
-        page_flags = np.full(max_pfn, PG_hole, dtype=np.uint8)
-        page_nid = np.zeros(max_pfn, dtype=np.int16)
-        page_zone = np.zeros(max_pfn, dtype=np.int8)
+        a = {k: np.full(shape, fill, dtype=dt) if fill else np.zeros(shape, dtype=dt)
+             for k, (dt, shape, fill) in state_spec(self.config).items()
+             if k not in ("cpu_to_node", "node_states", "distance")}
+        page_flags, page_nid, page_zone = a["page_flags"], a["page_nid"], a["page_zone"]
         for s, e, nid in self._ram:
             page_flags[s:e] = 0
             page_nid[s:e] = nid
@@ -259,55 +258,17 @@ class Machine:
             seg = page_flags[s:e]
             seg[(seg & PG_hole) == 0] |= PG_reserved
 
-        params = np.zeros(_st.NR_PARAMS, dtype=np.int64)
+        params = a["params"]
         params[_st.P_MAX_ORDER] = p.max_page_order
         params[_st.P_PB_ORDER] = p.pageblock_order
         params[_st.P_MAX_PFN] = max_pfn
         params[_st.P_NR_CPUS] = ncpu
         params[_st.P_MAX_NUMNODES] = n_nodes
         params[_st.P_SECTION_SHIFT] = p.section_size_bits - p.page_shift
-
-        self._arrays: dict[str, np.ndarray] = dict(
-            params=params,
-            counters=np.zeros(_st.NR_COUNTERS, dtype=np.int64),
-            page_nid=page_nid,
-            page_zone=page_zone,
-            page_flags=page_flags,
-            page_order=np.zeros(max_pfn, dtype=np.int8),
-            lru_next=np.zeros(max_pfn, dtype=np.int32),
-            lru_prev=np.zeros(max_pfn, dtype=np.int32),
-            page_mark=np.zeros(-(-max_pfn // 8), dtype=np.uint8),  # a bitmap
-            page_owner=np.zeros(max_pfn, dtype=np.int16),
-            pb_mt=np.full(max_pfn >> p.pageblock_order, MIGRATE_MOVABLE, dtype=np.int8),
-            sec_present=np.zeros((nsec, ngz), dtype=np.int32),
-            free_head=np.full((ngz, no, MIGRATE_TYPES), -1, dtype=np.int64),
-            free_tail=np.full((ngz, no, MIGRATE_TYPES), -1, dtype=np.int64),
-            free_cnt=np.zeros((ngz, no, MIGRATE_TYPES), dtype=np.int64),
-            zone_free=np.zeros(ngz, dtype=np.int64),
-            zone_present=np.zeros(ngz, dtype=np.int64),
-            zone_managed=np.zeros(ngz, dtype=np.int64),
-            zone_flags=np.full(ngz, _st.ZONE_SPAN_DIRTY, dtype=np.int64),
-            zone_start=np.zeros(ngz, dtype=np.int64),
-            zone_end=np.zeros(ngz, dtype=np.int64),
-            wmark=np.zeros((ngz, NR_WMARK), dtype=np.int64),
-            lowmem_reserve=np.zeros((ngz, MAX_NR_ZONES), dtype=np.int64),
-            numa_stat=np.zeros((ngz, NR_VM_NUMA_EVENT_ITEMS), dtype=np.int64),
-            pcp_batch=np.ones(ngz, dtype=np.int64),
-            pcp_high_min=np.zeros(ngz, dtype=np.int64),
-            pcp_high_max=np.zeros(ngz, dtype=np.int64),
-            pcp_head=np.full((ncpu, ngz, NR_PCP_LISTS), -1, dtype=np.int64),
-            pcp_tail=np.full((ncpu, ngz, NR_PCP_LISTS), -1, dtype=np.int64),
-            pcp_count=np.zeros((ncpu, ngz), dtype=np.int64),
-            pcp_high=np.zeros((ncpu, ngz), dtype=np.int64),
-            pcp_free_count=np.zeros((ncpu, ngz), dtype=np.int64),
-            pcp_alloc_factor=np.zeros((ncpu, ngz), dtype=np.int64),
-            pcp_flags=np.zeros((ncpu, ngz), dtype=np.int64),
-            pcp_expire=np.zeros((ncpu, ngz), dtype=np.int64),
-            cpu_to_node=self.topo.cpu_to_node,
-            node_states=self.topo.node_states,
-            zonelist=np.full((n_nodes, ngz + 1), -1, dtype=np.int32),
-            zonelist_nofb=np.full((n_nodes, MAX_NR_ZONES + 1), -1, dtype=np.int32),
-        )
+        # the topology's own arrays, shared with the kernels
+        a["cpu_to_node"] = self.topo.cpu_to_node
+        a["node_states"] = self.topo.node_states
+        self._arrays: dict[str, np.ndarray] = a
         # present/managed pages per zone and per section, range by range
         a = self._arrays
         for s, e, nid in self._ram:
@@ -317,7 +278,7 @@ class Machine:
         resv = np.flatnonzero(page_flags & PG_reserved)
         if resv.size:
             gz = page_nid[resv].astype(np.int64) * MAX_NR_ZONES + page_zone[resv]
-            a["zone_managed"] -= np.bincount(gz, minlength=ngz)
+            a["zone_managed"] -= np.bincount(gz, minlength=a["zone_managed"].size)
 
         # the initial memlayout (ML_INITIAL, seq 0) from the memblock ranges
         self.layout = MemLayout.from_ranges((s, e - 1, n) for s, e, n in self._ram).with_seq(0)
@@ -639,6 +600,49 @@ class Machine:
         S = self.S
         return sum(a.itemsize for a in (S.page_nid, S.page_zone, S.page_flags, S.page_order,
                                         S.lru_next, S.lru_prev, S.page_owner)) + 1 / 8
+
+
+def state_spec(c: MachineConfig) -> dict[str, tuple[np.dtype[Any], tuple[int, ...], int]]:
+    """Every state array a machine booted from ``c`` has: name -> (dtype,
+    shape, initial fill); the one table boot allocates from and snapshots
+    check against.  Per-pfn arrays cover whole sections; ``page_mark`` is a
+    bitmap; ``distance`` lives in the topology."""
+    p = c.profile
+    sec = p.pages_per_section
+    end = max(int(e) for _s, e, _n in c.ram)
+    pfns = -(-end // sec) * sec
+    nn, ncpu, no = c.max_numnodes, len(c.cpu_to_node), p.nr_page_orders
+    gz = nn * MAX_NR_ZONES
+    i1, i2, i4, i8 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
+    u1 = np.dtype(np.uint8)
+    spec: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]] = {
+        "params": (i8, (_st.NR_PARAMS,), 0), "counters": (i8, (_st.NR_COUNTERS,), 0),
+        "page_nid": (i2, (pfns,), 0), "page_zone": (i1, (pfns,), 0),
+        "page_flags": (u1, (pfns,), PG_hole), "page_order": (i1, (pfns,), 0),
+        "lru_next": (i4, (pfns,), 0), "lru_prev": (i4, (pfns,), 0),
+        "page_mark": (u1, (-(-pfns // 8),), 0), "page_owner": (i2, (pfns,), 0),
+        "pb_mt": (i1, (pfns >> p.pageblock_order,), MIGRATE_MOVABLE),
+        "sec_present": (i4, (pfns // sec, gz), 0),
+        "cpu_to_node": (i4, (ncpu,), 0),
+        "node_states": (np.dtype(np.bool_), (NR_NODE_STATES, nn), 0),
+        "zonelist": (i4, (nn, gz + 1), -1), "zonelist_nofb": (i4, (nn, MAX_NR_ZONES + 1), -1),
+        "distance": (i2, (nn, nn), 0),
+        "wmark": (i8, (gz, NR_WMARK), 0), "lowmem_reserve": (i8, (gz, MAX_NR_ZONES), 0),
+        "numa_stat": (i8, (gz, NR_VM_NUMA_EVENT_ITEMS), 0),
+        "free_head": (i8, (gz, no, MIGRATE_TYPES), -1),
+        "free_tail": (i8, (gz, no, MIGRATE_TYPES), -1),
+        "free_cnt": (i8, (gz, no, MIGRATE_TYPES), 0),
+        "zone_flags": (i8, (gz,), _st.ZONE_SPAN_DIRTY), "pcp_batch": (i8, (gz,), 1),
+        "pcp_head": (i8, (ncpu, gz, NR_PCP_LISTS), -1),
+        "pcp_tail": (i8, (ncpu, gz, NR_PCP_LISTS), -1),
+    }
+    for k in ("zone_free", "zone_present", "zone_managed", "zone_start", "zone_end",
+              "pcp_high_min", "pcp_high_max"):
+        spec[k] = (i8, (gz,), 0)
+    for k in ("pcp_count", "pcp_high", "pcp_free_count", "pcp_alloc_factor", "pcp_flags",
+              "pcp_expire"):
+        spec[k] = (i8, (ncpu, gz), 0)
+    return spec
 
 
 def block_cover(heads: np.ndarray, nr_pages: np.ndarray, size: int) -> np.ndarray:
