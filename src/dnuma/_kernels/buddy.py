@@ -345,12 +345,13 @@ def rmqueue_steal(S, gz, order, mt):
     return -1
 
 
-@kernel
+@kernel_inline
 def rmqueue_mode(S, gz, order, mt, mode):
     """__rmqueue (6.12.117, no CMA, no ALLOC_NOFRAGMENT): normal -> claim -> steal.
 
     ``mode`` (0 normal, 2 claim, 3 steal) is remembered across rmqueue_bulk.
-    Returns (head pfn or -1, the new mode).
+    Returns (head pfn or -1, the new mode).  Inline: its common first step
+    runs in the caller; the claim and steal steps stay a real call.
     """
     if mode == 0:
         p = rmqueue_smallest(S, gz, order, mt)
@@ -560,12 +561,9 @@ def rmqueue_pcplist(S, cpu, gz, order, mt):
         mode = 0
         alloced = 0
         for _ in range(batch):
-            # rmqueue_mode, with its common first step inline
-            p = rmqueue_smallest(S, gz, order, mt) if mode == 0 else -1
+            p, mode = rmqueue_mode(S, gz, order, mt, mode)
             if p < 0:
-                p, mode = rmqueue_fallback(S, gz, order, mt, mode)
-                if p < 0:
-                    break
+                break
             pcp_add(S, cpu, gz, pindex, p, order, True)
             alloced += 1
         S.pcp_count[cpu, gz] += alloced << order
