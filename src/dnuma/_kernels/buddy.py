@@ -48,6 +48,19 @@ from .state import (
 FALLBACKS = np.array([[2, 1], [2, 0], [0, 1]], dtype=np.int64)
 
 
+@kernel_inline
+def block_head(S, pfn):
+    """Head pfn of the block (buddy, pcp or allocated) holding ``pfn``, or -1
+    when none does (a hole or a reserved page); like the kernel's
+    find_buddy_page_pfn walk up the orders (__free_pages_ok's compound head)."""
+    for o in range(S.params[P_MAX_ORDER] + 1):
+        h = (pfn >> o) << o
+        f = S.page_flags[h]
+        if (f & (PG_buddy | PG_pcp | PG_head)) and h + (np.int64(1) << S.page_order[h]) > pfn:
+            return h
+    return -1
+
+
 # ---------------------------------------------------------------- free lists
 @kernel
 def list_add(head, tail, nxt, prv, key, pfn, to_tail):

@@ -103,7 +103,7 @@ def commit(m: Machine, layout: MemLayout) -> CommitReport:
     m.backlog.feed(m.layout)
     m.layout = layout.with_seq(seq)
     m.seq = seq
-    m._install_effective(eff)
+    m.install_effective(eff)
 
     rep = np.zeros(_kt.NR_R, dtype=np.int64)
     _kt.transplant_pcp(m.S, rep)

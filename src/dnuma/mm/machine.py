@@ -38,6 +38,7 @@ from .constants import (
     PG_pcp,
     PG_reserved,
 )
+from .dnuma import CommitReport, commit
 from .errors import AllocArgError, BadFreeError, ConfigError
 from .memlayout import LayoutBacklog, MemLayout
 from .mmzone import PgData, Zone
@@ -194,7 +195,7 @@ class Machine:
         m.layout = layout
         for ml in backlog:
             m.backlog.feed(ml)
-        m._install_effective(effective)
+        m.install_effective(effective)
         return m
 
     # ------------------------------------------------------------------ boot
@@ -284,7 +285,7 @@ class Machine:
         self.layout = MemLayout.from_ranges((s, e - 1, n) for s, e, n in self._ram).with_seq(0)
         self.effective = self.layout
         self.seq = 0
-        self._install_effective(self.effective)
+        self.install_effective(self.effective)
 
         self._boot_zone_spans()
         if initial is None:
@@ -407,7 +408,7 @@ class Machine:
                     runs.append((cur, hi))
         return runs
 
-    def _install_effective(self, ml: MemLayout) -> None:
+    def install_effective(self, ml: MemLayout) -> None:
         """Point the kernels at a new effective layout (the lookup on free)."""
         self.effective = ml
         a = self._arrays
@@ -543,10 +544,8 @@ class Machine:
         _kbd.drain_all_pages(self.S, -1)
 
     # ------------------------------------------------------------------ dnuma
-    def commit(self, layout: MemLayout) -> Any:
+    def commit(self, layout: MemLayout) -> CommitReport:
         """Install ``layout`` (see :func:`dnuma.mm.dnuma.commit`)."""
-        from .dnuma import commit
-
         return commit(self, layout)
 
     def rebuild_after_layout_change(self) -> tuple[list[int], list[int]]:
