@@ -51,8 +51,8 @@ FALLBACKS = np.array([[2, 1], [2, 0], [0, 1]], dtype=np.int64)
 @kernel_inline
 def block_head(S, pfn):
     """Head pfn of the block (buddy, pcp or allocated) holding ``pfn``, or -1
-    when none does (a hole or a reserved page); like the kernel's
-    find_buddy_page_pfn walk up the orders (__free_pages_ok's compound head)."""
+    when none does (a hole or a reserved page): the walk up the orders of
+    is_free_buddy_page (mm/page_alloc.c), for pcp and allocated heads too."""
     for o in range(S.params[P_MAX_ORDER] + 1):
         h = (pfn >> o) << o
         f = S.page_flags[h]
