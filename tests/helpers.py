@@ -8,9 +8,9 @@ from dnuma.mm.machine import Machine
 
 
 def snapshot(m: Machine) -> dict[str, np.ndarray]:
-    """Copies of every array of the machine, plus its layout and node states."""
-    snap = {k: v.copy() for k, v in m._arrays.items()}
-    snap["_node_states"] = m.topo.node_states.copy()
+    """Copies of every state array (the kernels' bundle: STATE of
+    dnuma._kernels.state), plus the installed layout and the seq."""
+    snap = {k: v.copy() for k, v in m.S._asdict().items()}
     snap["_layout"] = np.concatenate([m.layout.starts, m.layout.ends, m.layout.nids])
     snap["_seq"] = np.array([m.seq])
     return snap

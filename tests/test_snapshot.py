@@ -22,14 +22,13 @@ from dnuma.io.snapshot import (
     FORMAT_VERSION,
     MAGIC,
     SnapshotError,
-    expected_arrays,
     load_snapshot,
     read_snapshot_meta,
     save_snapshot,
 )
 from dnuma.mm.constants import PPC64, X86_64
 from dnuma.mm.errors import DnumaError
-from dnuma.mm.machine import Machine, MachineConfig, boot
+from dnuma.mm.machine import Machine, MachineConfig, boot, saved_arrays
 from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.validate import validate_all
 
@@ -101,7 +100,7 @@ def state_of(m: Machine) -> dict[str, Any]:
         "layouts": [(ml.seq, ml.starts.tobytes(), ml.ends.tobytes(), ml.nids.tobytes(),
                      ml.stats.hits, ml.stats.misses, int(ml.stats.cache[0])) for ml in lay],
         "identity": [[a is b for b in lay] for a in lay],
-        "ml_cache": int(m.S.ml_cache[0]), "config": m.config,
+        "config": m.config,
         "numastat": [m.numastat(n) for n in range(m.config.max_numnodes)],
         "free": m.nr_free_pages(), "moved": m.moved_on_free,
     }
@@ -198,12 +197,12 @@ def test_meta_summary(churned, tmp_path):
     assert p.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
-def test_expected_arrays_match_booted_machines():
+def test_saved_arrays_match_booted_machines():
     """The loader's dtype/shape table is the one boot() makes (both profiles)."""
     for cfg in (MachineConfig.uniform(3, "200M", 3, max_numnodes=8),
                 MachineConfig.uniform(2, "1G", 5, profile=PPC64)):
         m = Machine(cfg)
-        assert expected_arrays(cfg) == {k: (v.dtype, v.shape)
+        assert saved_arrays(cfg) == {k: (v.dtype, v.shape)
                                         for k, v in m.state_arrays().items()}
 
 

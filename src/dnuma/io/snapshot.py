@@ -7,7 +7,7 @@ scalars, the zonelist fallback order and the pending uevents.  The memlayout
 notifier's listeners are code, not state: they are not saved, and a loaded
 machine starts with none registered.
 
-File format (version 1; every integer little-endian, offsets and sizes in bytes)::
+File format (version 3; every integer little-endian, offsets and sizes in bytes)::
 
     0   8s   magic b"DNUMASNP"
     8   u32  format version
@@ -55,11 +55,11 @@ from ..mm.constants import (
     PageProfile,
 )
 from ..mm.errors import DnumaError
-from ..mm.machine import Machine, MachineConfig, state_spec
+from ..mm.machine import Machine, MachineConfig, saved_arrays
 from ..mm.memlayout import MemLayout
 
 MAGIC = b"DNUMASNP"
-FORMAT_VERSION = 2  # 2: page_mark is a bitmap (1 bit per pfn)
+FORMAT_VERSION = 3  # 2: page_mark is a bitmap; 3: the lookup cache (ml_cache) is an array
 ALIGN = 64  # bytes: alignment of every array in the file
 _HDR = struct.Struct("<8sIIQQQI")  # magic, version, flags, file, meta offset, meta size, meta crc
 _HDR_SIZE = 64  # bytes: the header, padded (the header crc32 sits at _HDR.size)
@@ -67,7 +67,7 @@ _CHUNK = 64 << 20  # bytes: read, write and checksum in pieces of this size
 _ZLIB_LEVEL = 1  # compress=True: the fastest level; the state arrays compress well anyway
 _ZLIB_MAX_RATIO = 1032  # deflate never inflates a byte to more than this (a bound on nbytes)
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "SnapshotError", "expected_arrays", "load_snapshot",
+__all__ = ["FORMAT_VERSION", "MAGIC", "SnapshotError", "load_snapshot",
            "read_snapshot_meta", "save_snapshot"]
 
 
@@ -141,7 +141,6 @@ def _describe(m: Machine, meta: dict[str, Any] | None,
     scalars["fallback_order"] = {str(k): [int(n) for n in v]
                                  for k, v in scalars["fallback_order"].items()}
     scalars["uevents"] = [[str(x) for x in ev] for ev in scalars["uevents"]]
-    scalars["ml_cache"] = int(m.S.ml_cache[0])
     doc: dict[str, Any] = {
         "format": "dnuma-snapshot",
         "format_version": FORMAT_VERSION,
@@ -372,17 +371,11 @@ def _tuplify(v: Any) -> Any:
     return tuple(_tuplify(x) for x in v) if isinstance(v, list) else v
 
 
-def expected_arrays(c: MachineConfig) -> dict[str, tuple[np.dtype[Any], tuple[int, ...]]]:
-    """dtype and shape of every state array a machine booted from ``c`` has
-    (:func:`dnuma.mm.machine.state_spec`)."""
-    return {k: (dt, shape) for k, (dt, shape, _fill) in state_spec(c).items()}
-
-
 def _check_table(table: list[dict[str, Any]], layouts: list[Any], config: MachineConfig,
                  data_end: int, path: Path) -> list[dict[str, Any]]:
     """Every array entry well formed, inside the data area, not overlapping, and
     of the dtype and shape the config needs; none missing, none unknown."""
-    want = expected_arrays(config)
+    want = saved_arrays(config)
     for i in range(len(layouts)):
         n = next((int(e["shape"][0]) for e in table if e["name"] == f"layout{i}.starts"), 0)
         want[f"layout{i}.starts"] = (np.dtype(np.int64), (n,))
@@ -504,6 +497,4 @@ def _build(doc: dict[str, Any], config: MachineConfig,
     backlog = [mls[i] for i in refs[2:]]
     if config.backlog >= 0 and len(backlog) > config.backlog:
         raise ValueError(f"{len(backlog)} backlog layouts, the config keeps {config.backlog}")
-    m = Machine.restore(config, arrays, mls[refs[0]], mls[refs[1]], backlog, scalars)
-    m.S.ml_cache[0] = int(sc["ml_cache"])
-    return m
+    return Machine.restore(config, arrays, mls[refs[0]], mls[refs[1]], backlog, scalars)

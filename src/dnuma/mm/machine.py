@@ -19,14 +19,9 @@ from .constants import (
     DEFAULT_MAX_NUMNODES,
     GFP_KERNEL,
     MAX_NR_ZONES,
-    MIGRATE_MOVABLE,
-    MIGRATE_TYPES,
     MODE_NODE,
     MPOL_LOCAL,
     NR_NODE_STATES,
-    NR_PCP_LISTS,
-    NR_VM_NUMA_EVENT_ITEMS,
-    NR_WMARK,
     X86_64,
     ZONE_DMA,
     ZONE_DMA32,
@@ -157,11 +152,9 @@ class Machine:
     SCALARS = ("seq", "min_free_kbytes", "user_min_free_kbytes", "zonelist_rebuilds")
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Every array of the model state by name (the live arrays, not
-        copies), the installed layout's lookup arrays excepted (derived)."""
-        out = {k: v for k, v in self._arrays.items() if not k.startswith("ml_")}
-        out["distance"] = self.topo.distance
-        return out
+        """Every saved array of the model state by name (the live arrays, not
+        copies): STATE's machine and topology arrays, not the layout's."""
+        return {a.name: self._arrays[a.name] for a in _st.owned_by(_st.MACHINE, _st.TOPOLOGY)}
 
     def scalars(self) -> dict[str, Any]:
         """The Python-side state :meth:`restore` takes besides the arrays and
@@ -179,14 +172,13 @@ class Machine:
         scalars describe (no boot): the inverse of a snapshot."""
         m = cls.__new__(cls)
         m._setup(config)
-        want = {f for f in _st.KState._fields if not f.startswith("ml_")} | {"distance"}
-        missing = sorted(want - set(arrays))
+        saved = [a.name for a in _st.owned_by(_st.MACHINE, _st.TOPOLOGY)]
+        missing = [k for k in saved if k not in arrays]
         if missing:
             raise ConfigError(f"restore: arrays missing: {', '.join(missing)}")
-        m.topo.cpu_to_node = arrays["cpu_to_node"]
-        m.topo.node_states = arrays["node_states"]
-        m.topo.distance = arrays["distance"]
-        m._arrays = {k: v for k, v in arrays.items() if k != "distance"}
+        for a in _st.owned_by(_st.TOPOLOGY):
+            setattr(m.topo, a.name, arrays[a.name])
+        m._arrays = {k: arrays[k] for k in saved}
         for k in cls.SCALARS:
             setattr(m, k, int(scalars[k]))
         m.fallback_order = {int(k): list(v)
@@ -195,7 +187,7 @@ class Machine:
         m.layout = layout
         for ml in backlog:
             m.backlog.feed(ml)
-        m.install_effective(effective)
+        m._point_kernels_at(effective)  # the saved lookup cache (ml_cache) stays
         return m
 
     # ------------------------------------------------------------------ boot
@@ -243,9 +235,10 @@ class Machine:
         end = self._ram[-1][1]
         max_pfn = -(-end // sec_pages) * sec_pages
 
-        a = {k: np.full(shape, fill, dtype=dt) if fill else np.zeros(shape, dtype=dt)
-             for k, (dt, shape, fill) in state_spec(self.config).items()
-             if k not in ("cpu_to_node", "node_states", "distance")}
+        dims = state_dims(self.config)
+        a = {x.name: _st.new_array(x.name, dims) for x in _st.owned_by(_st.MACHINE)}
+        # the topology's own arrays, shared with the kernels
+        a.update({x.name: getattr(self.topo, x.name) for x in _st.owned_by(_st.TOPOLOGY)})
         page_flags, page_nid, page_zone = a["page_flags"], a["page_nid"], a["page_zone"]
         for s, e, nid in self._ram:
             page_flags[s:e] = 0
@@ -266,12 +259,8 @@ class Machine:
         params[_st.P_NR_CPUS] = ncpu
         params[_st.P_MAX_NUMNODES] = n_nodes
         params[_st.P_SECTION_SHIFT] = p.section_size_bits - p.page_shift
-        # the topology's own arrays, shared with the kernels
-        a["cpu_to_node"] = self.topo.cpu_to_node
-        a["node_states"] = self.topo.node_states
         self._arrays: dict[str, np.ndarray] = a
         # present/managed pages per zone and per section, range by range
-        a = self._arrays
         for s, e, nid in self._ram:
             for lo, hi, z in self._split_by_zone(s, e):
                 self._count_present(lo, hi, nid * MAX_NR_ZONES + z)
@@ -409,14 +398,17 @@ class Machine:
         return runs
 
     def install_effective(self, ml: MemLayout) -> None:
-        """Point the kernels at a new effective layout (the lookup on free)."""
+        """Point the kernels at a new effective layout (the lookup on free),
+        its lookup cache empty."""
+        self._point_kernels_at(ml)
+        self.S.ml_cache[0] = -1
+
+    def _point_kernels_at(self, ml: MemLayout) -> None:
+        """``ml`` becomes the effective layout: its arrays (STATE's layout
+        arrays) go into a new KState bundle."""
         self.effective = ml
         a = self._arrays
-        a["ml_tbl"] = ml.table
-        a["ml_starts"] = ml.starts
-        a["ml_ends"] = ml.ends
-        a["ml_nids"] = ml.nids
-        a["ml_cache"] = np.full(1, -1, dtype=np.int64)
+        a.update(ml_tbl=ml.table, ml_starts=ml.starts, ml_ends=ml.ends, ml_nids=ml.nids)
         self.S = _st.KState(**a)
 
     # ------------------------------------------------------------------ facts
@@ -596,52 +588,29 @@ class Machine:
 
     def per_pfn_bytes(self) -> float:
         """Bytes per pfn of the per-pfn arrays alone (the mark bitmap's 1/8 included)."""
-        S = self.S
-        return sum(a.itemsize for a in (S.page_nid, S.page_zone, S.page_flags, S.page_order,
-                                        S.lru_next, S.lru_prev, S.page_owner)) + 1 / 8
+        return _st.per_pfn_bytes()
 
 
-def state_spec(c: MachineConfig) -> dict[str, tuple[np.dtype[Any], tuple[int, ...], int]]:
-    """Every state array a machine booted from ``c`` has: name -> (dtype,
-    shape, initial fill); the one table boot allocates from and snapshots
-    check against.  Per-pfn arrays cover whole sections; ``page_mark`` is a
-    bitmap; ``distance`` lives in the topology."""
+def state_dims(c: MachineConfig) -> dict[str, int]:
+    """The sizes of the machine dimensions of STATE (:mod:`dnuma._kernels.state`)
+    for a machine booted from ``c``: per-pfn arrays cover whole sections."""
     p = c.profile
     sec = p.pages_per_section
     end = max(int(e) for _s, e, _n in c.ram)
     pfns = -(-end // sec) * sec
-    nn, ncpu, no = c.max_numnodes, len(c.cpu_to_node), p.nr_page_orders
-    gz = nn * MAX_NR_ZONES
-    i1, i2, i4, i8 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
-    u1 = np.dtype(np.uint8)
-    spec: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]] = {
-        "params": (i8, (_st.NR_PARAMS,), 0), "counters": (i8, (_st.NR_COUNTERS,), 0),
-        "page_nid": (i2, (pfns,), 0), "page_zone": (i1, (pfns,), 0),
-        "page_flags": (u1, (pfns,), PG_hole), "page_order": (i1, (pfns,), 0),
-        "lru_next": (i4, (pfns,), 0), "lru_prev": (i4, (pfns,), 0),
-        "page_mark": (u1, (-(-pfns // 8),), 0), "page_owner": (i2, (pfns,), 0),
-        "pb_mt": (i1, (pfns >> p.pageblock_order,), MIGRATE_MOVABLE),
-        "sec_present": (i4, (pfns // sec, gz), 0),
-        "cpu_to_node": (i4, (ncpu,), 0),
-        "node_states": (np.dtype(np.bool_), (NR_NODE_STATES, nn), 0),
-        "zonelist": (i4, (nn, gz + 1), -1), "zonelist_nofb": (i4, (nn, MAX_NR_ZONES + 1), -1),
-        "distance": (i2, (nn, nn), 0),
-        "wmark": (i8, (gz, NR_WMARK), 0), "lowmem_reserve": (i8, (gz, MAX_NR_ZONES), 0),
-        "numa_stat": (i8, (gz, NR_VM_NUMA_EVENT_ITEMS), 0),
-        "free_head": (i8, (gz, no, MIGRATE_TYPES), -1),
-        "free_tail": (i8, (gz, no, MIGRATE_TYPES), -1),
-        "free_cnt": (i8, (gz, no, MIGRATE_TYPES), 0),
-        "zone_flags": (i8, (gz,), _st.ZONE_SPAN_DIRTY), "pcp_batch": (i8, (gz,), 1),
-        "pcp_head": (i8, (ncpu, gz, NR_PCP_LISTS), -1),
-        "pcp_tail": (i8, (ncpu, gz, NR_PCP_LISTS), -1),
-    }
-    for k in ("zone_free", "zone_present", "zone_managed", "zone_start", "zone_end",
-              "pcp_high_min", "pcp_high_max"):
-        spec[k] = (i8, (gz,), 0)
-    for k in ("pcp_count", "pcp_high", "pcp_free_count", "pcp_alloc_factor", "pcp_flags",
-              "pcp_expire"):
-        spec[k] = (i8, (ncpu, gz), 0)
-    return spec
+    gz = c.max_numnodes * MAX_NR_ZONES
+    return {"pfn": pfns, "pfn8": -(-pfns // 8), "pageblock": pfns >> p.pageblock_order,
+            "section": pfns // sec, "gz": gz, "zonelist": gz + 1, "order": p.nr_page_orders,
+            "cpu": len(c.cpu_to_node), "node": c.max_numnodes, "node_state": NR_NODE_STATES}
+
+
+def saved_arrays(c: MachineConfig) -> dict[str, tuple[np.dtype[Any], tuple[int, ...]]]:
+    """dtype and shape of every saved state array (what
+    :meth:`Machine.state_arrays` returns, a snapshot holds and
+    :meth:`Machine.restore` takes) of a machine booted from ``c``."""
+    dims = state_dims(c)
+    return {a.name: (np.dtype(a.dtype), _st.shape_of(a, dims))
+            for a in _st.owned_by(_st.MACHINE, _st.TOPOLOGY)}
 
 
 def block_cover(heads: np.ndarray, nr_pages: np.ndarray, size: int) -> np.ndarray:

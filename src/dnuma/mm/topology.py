@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from .._kernels.state import STATE_BY_NAME, new_array
 from .constants import (
     LOCAL_DISTANCE,
     MAX_MAX_NUMNODES,
@@ -28,7 +29,8 @@ class Topology:
         if not 1 <= max_numnodes <= MAX_MAX_NUMNODES:
             raise ConfigError(f"max_numnodes: {max_numnodes} not in [1, {MAX_MAX_NUMNODES}]")
         self.max_numnodes = max_numnodes
-        c2n = np.asarray(list(cpu_to_node), dtype=np.int32)
+        dims = {"node": max_numnodes, "node_state": NR_NODE_STATES}
+        c2n = np.asarray(list(cpu_to_node), dtype=STATE_BY_NAME["cpu_to_node"].dtype)
         if c2n.size == 0:
             raise ConfigError("cpus: at least one CPU is needed")
         bad = np.flatnonzero((c2n < 0) | (c2n >= max_numnodes))
@@ -36,13 +38,14 @@ class Topology:
             raise ConfigError(f"cpus: cpu {bad[0]} on node {c2n[bad[0]]}, "
                               f"outside [0, {max_numnodes})")
         self.cpu_to_node = c2n
-        self.node_states = np.zeros((NR_NODE_STATES, max_numnodes), dtype=bool)
+        self.node_states = new_array("node_states", dims)
         poss = range(max_numnodes) if possible is None else possible
         for n in poss:
             if not 0 <= n < max_numnodes:
                 raise ConfigError(f"possible: node {n} outside [0, {max_numnodes})")
             self.node_states[N_POSSIBLE, n] = True
-        self.distance = np.full((max_numnodes, max_numnodes), REMOTE_DISTANCE, np.int16)
+        self.distance = new_array("distance", dims)
+        self.distance[:] = REMOTE_DISTANCE
         np.fill_diagonal(self.distance, LOCAL_DISTANCE)
         if distance is not None:
             self.set_distances(distance)
