@@ -8,9 +8,6 @@ import numpy as np
 
 from ._jit import kernel, kernel_inline
 from .buddy import (
-    ALLOC_MIN_RESERVE,
-    ALLOC_NON_BLOCK,
-    ALLOC_WMARK_MASK,
     clear_mark,
     drain_all_pages,
     free_one_page_inline,
@@ -31,6 +28,11 @@ from .consts import (
     __GFP_MOVABLE,
     __GFP_RECLAIMABLE,
     __GFP_THISNODE,
+    ALLOC_MIN_RESERVE,
+    ALLOC_NON_BLOCK,
+    ALLOC_WMARK_LOW,
+    ALLOC_WMARK_MASK,
+    ALLOC_WMARK_MIN,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
@@ -48,8 +50,12 @@ from .consts import (
     NUMA_OTHER,
     NZ,
     PAGE_ALLOC_COSTLY_ORDER,
+    RMQUEUE_NORMAL,
     WMARK_HIGH,
+    ZONE_DMA,
+    ZONE_DMA32,
     ZONE_MOVABLE,
+    ZONE_NORMAL,
     PG_head,
     PG_lru,
     PG_slab,
@@ -74,12 +80,12 @@ ERR_BAD_FREE = -2
 def gfp_zone(gfp):
     """gfp_zone on x86_64: the highest zone index the allocation may use."""
     if gfp & __GFP_DMA:
-        return 0
+        return ZONE_DMA
     if gfp & __GFP_DMA32:
-        return 1
+        return ZONE_DMA32
     if (gfp & __GFP_MOVABLE) and (gfp & __GFP_HIGHMEM):
-        return 3
-    return 2
+        return ZONE_MOVABLE
+    return ZONE_NORMAL
 
 
 @kernel
@@ -128,7 +134,7 @@ def rmqueue(S, pref_gz, gz, order, mt, cpu):
     if order <= PAGE_ALLOC_COSTLY_ORDER:
         p = rmqueue_pcplist(S, cpu, gz, order, mt)
     else:
-        p, _mode = rmqueue_mode(S, gz, order, mt, 0)
+        p, _mode = rmqueue_mode(S, gz, order, mt, RMQUEUE_NORMAL)
     if p >= 0:
         zone_statistics(S, pref_gz, gz, S.cpu_to_node[cpu])
     return p
@@ -220,13 +226,13 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     if pref_gz < 0:
         S.counters[C_ALLOC_FAIL] += 1
         return -1
-    p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, 1, mt, cpu,
-                               pref_gz)
+    p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, ALLOC_WMARK_LOW,
+                               mt, cpu, pref_gz)
     if p < 0:
         # __alloc_pages_slowpath without reclaim: min watermark and the reserves
         # __GFP_HIGH opens, then drain the pcp lists (as after a failed direct
         # reclaim) and try once more.
-        flags = 0
+        flags = ALLOC_WMARK_MIN
         if gfp & __GFP_HIGH:
             flags |= ALLOC_MIN_RESERVE
         if gfp & __GFP_ATOMIC_MODEL:

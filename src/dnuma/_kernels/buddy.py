@@ -11,6 +11,8 @@ import numpy as np
 
 from ._jit import kernel, kernel_inline
 from .consts import (
+    ALLOC_MIN_RESERVE,
+    ALLOC_NON_BLOCK,
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
@@ -20,6 +22,9 @@ from .consts import (
     NZ,
     PAGE_ALLOC_COSTLY_ORDER,
     PCP_BATCH_SCALE_MAX,
+    RMQUEUE_CLAIM,
+    RMQUEUE_NORMAL,
+    RMQUEUE_STEAL,
     WMARK_HIGH,
     ZONE_MOVABLE,
     PG_buddy,
@@ -45,7 +50,9 @@ from .state import (
 
 # fallbacks[] of 6.12: UNMOVABLE -> RECLAIMABLE, MOVABLE; MOVABLE -> RECLAIMABLE,
 # UNMOVABLE; RECLAIMABLE -> UNMOVABLE, MOVABLE
-FALLBACKS = np.array([[2, 1], [2, 0], [0, 1]], dtype=np.int64)
+FALLBACKS = np.array([[MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE],
+                      [MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE],
+                      [MIGRATE_UNMOVABLE, MIGRATE_MOVABLE]], dtype=np.int64)
 
 
 @kernel_inline
@@ -362,11 +369,11 @@ def rmqueue_steal(S, gz, order, mt):
 def rmqueue_mode(S, gz, order, mt, mode):
     """__rmqueue (6.12.117, no CMA, no ALLOC_NOFRAGMENT): normal -> claim -> steal.
 
-    ``mode`` (0 normal, 2 claim, 3 steal) is remembered across rmqueue_bulk.
+    ``mode`` (RMQUEUE_NORMAL, _CLAIM or _STEAL) is remembered across rmqueue_bulk.
     Returns (head pfn or -1, the new mode).  Inline: its common first step
     runs in the caller; the claim and steal steps stay a real call.
     """
-    if mode == 0:
+    if mode == RMQUEUE_NORMAL:
         p = rmqueue_smallest(S, gz, order, mt)
         if p >= 0:
             return p, mode
@@ -377,13 +384,13 @@ def rmqueue_mode(S, gz, order, mt, mode):
 def rmqueue_fallback(S, gz, order, mt, mode):
     """The claim and steal steps of :func:`rmqueue_mode`, after
     __rmqueue_smallest found nothing (or was skipped by the remembered mode)."""
-    if mode <= 2:
+    if mode <= RMQUEUE_CLAIM:
         p = rmqueue_claim(S, gz, order, mt)
         if p >= 0:
-            return p, 0
+            return p, RMQUEUE_NORMAL
     p = rmqueue_steal(S, gz, order, mt)
     if p >= 0:
-        return p, 3
+        return p, RMQUEUE_STEAL
     return p, mode
 
 
@@ -526,7 +533,8 @@ def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
 
 @kernel_inline
 def free_to_zone(S, pfn, order, cpu):
-    """free_unref_page / __free_pages_ok: pcp for order <= 3, else the buddy lists."""
+    """free_unref_page / __free_pages_ok: pcp up to PAGE_ALLOC_COSTLY_ORDER, else the buddy
+    lists."""
     gz = page_gz(S, pfn)
     mt = S.pb_mt[pfn >> S.params[P_PB_ORDER]]
     if order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -571,7 +579,7 @@ def rmqueue_pcplist(S, cpu, gz, order, mt):
     pindex = order_to_pindex(mt, order)
     if S.pcp_head[cpu, gz, pindex] < 0:
         batch = nr_pcp_alloc(S, cpu, gz, order)
-        mode = 0
+        mode = RMQUEUE_NORMAL
         alloced = 0
         for _ in range(batch):
             p, mode = rmqueue_mode(S, gz, order, mt, mode)
@@ -589,9 +597,6 @@ def rmqueue_pcplist(S, cpu, gz, order, mt):
 
 
 # ---------------------------------------------------------------- watermarks
-ALLOC_WMARK_MASK = 3
-ALLOC_MIN_RESERVE = 8
-ALLOC_NON_BLOCK = 16
 
 
 @kernel

@@ -56,6 +56,21 @@ WMARK_HIGH = 2
 WMARK_PROMO = 3
 NR_WMARK = 4
 
+# alloc_flags of the allocator (mm/internal.h); the low bits index the watermarks
+ALLOC_WMARK_MIN = WMARK_MIN
+ALLOC_WMARK_LOW = WMARK_LOW
+ALLOC_WMARK_HIGH = WMARK_HIGH
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_WMARK_MASK = ALLOC_NO_WATERMARKS - 1
+ALLOC_NON_BLOCK = 0x10  # caller cannot block: 25% more of the min watermark
+ALLOC_MIN_RESERVE = 0x20  # __GFP_HIGH: half the min watermark
+
+# __rmqueue's remembered step (enum rmqueue_mode, mm/page_alloc.c)
+RMQUEUE_NORMAL = 0
+RMQUEUE_CMA = 1
+RMQUEUE_CLAIM = 2
+RMQUEUE_STEAL = 3
+
 # gfp flags (a model subset of include/linux/gfp_types.h)
 __GFP_DMA = 0x01
 __GFP_HIGHMEM = 0x02
