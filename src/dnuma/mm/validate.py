@@ -1,4 +1,4 @@
-"""Invariant checks (DESIGN.md), one ``validate_*`` function each.
+"""Invariant checks (docs/DESIGN.md), one ``validate_*`` function each.
 
 Each raises :class:`~dnuma.mm.errors.ValidationError` naming the invariant and
 the pfn or zone where it fails.  ``validate_all`` runs every one.
