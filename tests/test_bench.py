@@ -3,23 +3,24 @@ arithmetic of its figures.  Speed targets are not asserted (noisy CI)."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
 import math
 import statistics
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from dnuma import cli
-from dnuma.bench import NAMES
+from dnuma.bench import NAMES, BenchError, baselines
 from dnuma.bench import cases as bench_cases
-from dnuma.bench.harness import Check, Result, measure
+from dnuma.bench.harness import Check, Context, Result, measure
 from dnuma.bench.machines import Rewind, fresh_layout, mixed_initial_state
-from dnuma.cli_bench import add_parsers
+from dnuma.cli import main
+from dnuma.mm.errors import DnumaError
 from dnuma.mm.machine import Machine, MachineConfig
 from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.validate import validate_all
@@ -27,27 +28,11 @@ from dnuma.mm.validate import validate_all
 SIZED = {"tib-stripe", "boot-tib", "lookup", "churn", "replay", "export"}
 
 
-_BUILD_PARSER = cli.build_parser
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    """The main parser, with ``bench`` registered if cli.py does not yet."""
-    p = _BUILD_PARSER()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "bench" not in sub.choices:
-        add_parsers(sub)
-    return p
-
-
 def run_main(argv: list[str]) -> tuple[int, str, str]:
     """``dnuma.cli.main(argv)`` -> (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    cli.build_parser = _build_parser
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = cli.main(argv)
-    finally:
-        cli.build_parser = _BUILD_PARSER
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
     return rc, out.getvalue(), err.getvalue()
 
 
@@ -148,6 +133,34 @@ def test_bad_name_exits_2_with_the_names() -> None:
     rc, out, err = run_main(["bench", "no-such", "--quick"])
     assert rc == 2 and out == ""
     assert "no-such" in err and all(n in err for n in NAMES)
+
+
+def test_bench_errors_are_one_line_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "no-trace.txt"
+    rc, out, err = run_main(["bench", "replay", "--quick", "--trace", str(missing)])
+    assert rc == 2 and out == ""
+    assert err == f"dnuma: error: bench replay: no trace at {missing}; give --trace PATH\n"
+
+
+def test_the_traces_of_tests_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = Path(__file__).parent / "data"
+    assert bench_cases.trace_path(Context()) == data / "kmem-trace-A.txt.xz"
+    assert bench_cases.trace_path(Context(quick=True)) == data / "kmem-trace-excerpt.txt.xz"
+    given = data / "kmem-trace-excerpt.txt.xz"
+    assert bench_cases.trace_path(Context(trace=str(given))) == given  # --trace wins
+    monkeypatch.setattr(bench_cases, "DATA", tmp_path)  # e.g. an installed package
+    with pytest.raises(BenchError, match=r"tests/data of a source checkout.*--trace PATH"):
+        bench_cases.trace_path(Context())
+
+
+def test_bad_input_and_failed_baselines_raise_bench_error() -> None:
+    assert issubclass(BenchError, DnumaError)
+    with pytest.raises(BenchError, match="repeats must be >= 1, got 0"):
+        measure({"a": lambda: 1.0}, repeats=0)
+    argv = [sys.executable, "-c", "import sys; sys.exit('no luck')"]
+    with pytest.raises(BenchError, match=r"exit 1: no luck$"):
+        baselines.new_process(argv)()
+    assert baselines.run_process([sys.executable, "-c", "print(42)"]) == b"42\n"
 
 
 def test_list() -> None:

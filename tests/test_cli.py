@@ -97,6 +97,41 @@ def test_layout_tools(capsys):
     assert "5000" in capsys.readouterr().err
 
 
+def test_layout_show_from_a_scenario(capsys):
+    assert main(["layout", "show", "--scenario", "demo", "--format", "toml"]) == 0
+    assert capsys.readouterr().out == 'ranges = { "0-3FFF" = 0, "4000-7FFF" = 1 }\n'
+
+
+def _one_line_error(capsys) -> str:
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.count("\n") == 1 and cap.err.startswith("dnuma: error: ")
+    return cap.err
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["layout", "push"], "layout push: the following arguments are required: --node"),
+    (["layout", "show", "--mem", "4M", "--scenario", "demo"],
+     "layout show: argument --scenario: not allowed with argument --mem"),
+    (["layout", "stripe", "--scenario", "demo", "--boot-nodes", "3"],
+     "layout stripe: argument --boot-nodes: not allowed with argument --scenario"),
+    (["layout", "stripe", "--node", "3"], "unrecognized arguments: --node 3"),
+    (["layout", "push", "--node", "1", "--block", "512"], "unrecognized arguments: --block 512"),
+    (["layout", "show", "--nodes", "0,1"], "unrecognized arguments: --nodes 0,1"),
+    (["layout"], "layout: the following arguments are required: ACTION"),
+    (["layout", "push", "--node", "x"], "layout push: argument --node: invalid int value: 'x'"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_a_flag_that_does_not_apply_is_refused(capsys, argv, says):
+    assert main(argv) == 2
+    assert _one_line_error(capsys) == f"dnuma: error: {says}\n"
+
+
+def test_help_is_argparse_s(capsys):
+    assert main(["layout", "push", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: dnuma layout push [-h] --node N") and "--scenario FILE" in out
+
+
 def test_no_command_is_usage_error(capsys):
     assert main([]) == 2
-    assert main(["run", "--bogus"]) == 2
+    assert capsys.readouterr().out.startswith("usage: dnuma")

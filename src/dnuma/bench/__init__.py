@@ -8,7 +8,14 @@ the host kernel's page population, interpreter start-up);
 state; :mod:`~dnuma.bench.cases` has one function per benchmark.
 """
 
+from ..mm.errors import DnumaError
+
 #: the benchmarks in the README's order (kept here, import-free, so that
 #: building the CLI parser stays cheap: ``dnuma --version`` is benchmarked)
 NAMES = ("seed-stripe", "tib-stripe", "boot-tib", "lookup", "churn", "replay", "export",
          "startup")
+
+
+class BenchError(DnumaError):
+    """A benchmark that cannot run: bad input (a missing trace, no repeats)
+    or a baseline that failed or disagrees with the model."""

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import BenchError
 from .harness import Op
 
 
@@ -69,17 +70,24 @@ def dense_lookup(table: np.ndarray, pfns: np.ndarray) -> Op:
     return op
 
 
+def run_process(argv: Sequence[str], name: str = "") -> bytes:
+    """Run ``argv`` as a new process to its exit: its stdout (stderr
+    captured); :class:`~dnuma.bench.BenchError` with the last line of its
+    stderr unless it exits 0.  ``name`` stands for ``argv`` in the error."""
+    proc = subprocess.run(list(argv), capture_output=True, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
+        raise BenchError(f"{name or ' '.join(argv)}: exit {proc.returncode}: {' '.join(err)}")
+    return proc.stdout
+
+
 def new_process(argv: Sequence[str]) -> Op:
     """Wall time of running ``argv`` as a new process to its exit
-    (stdout and stderr captured)."""
+    (:func:`run_process`)."""
     def op() -> float:
         t0 = time.perf_counter()
-        proc = subprocess.run(list(argv), capture_output=True, check=False)
-        secs = time.perf_counter() - t0
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip().splitlines()[-1:]
-            raise RuntimeError(f"{' '.join(argv)}: exit {proc.returncode}: {' '.join(err)}")
-        return secs
+        run_process(argv)
+        return time.perf_counter() - t0
     return op
 
 

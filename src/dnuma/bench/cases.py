@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..mm.constants import PG_buddy
-from . import NAMES, baselines
+from . import NAMES, BenchError, baselines
 from .harness import Check, Context, Result, measure, median, release
 from .machines import Rewind, mixed_initial_state
 
@@ -183,11 +183,9 @@ def _fresh_process_boot(mem: str) -> float:
     """The same boot as a new process's first: the repeats above reuse memory
     the process already faulted in; a fresh process pays the kernel's page
     faults for every array it touches (seconds, one sample)."""
-    import subprocess
-
-    out = subprocess.run([sys.executable, "-c", _FRESH_BOOT, mem], capture_output=True,
-                         text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    out = baselines.run_process([sys.executable, "-c", _FRESH_BOOT, mem],
+                                "bench boot-tib: a fresh process's boot")
+    return float(out.decode().strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------ lookup
@@ -205,7 +203,7 @@ def lookup(ctx: Context) -> tuple[Result, str]:
     pfns = np.random.default_rng(0).integers(0, nr, size=n, dtype=np.int64)
     dense = baselines.dense_nid_table(lay.starts, lay.ends, lay.nids, nr)
     if not np.array_equal(lay.lookup_nocount(pfns), np.take(dense, pfns)):
-        raise AssertionError("bench lookup: the layout and the dense table disagree")
+        raise BenchError("bench lookup: the layout and the dense table disagree")
 
     def op() -> float:
         t0 = time.perf_counter()
@@ -272,36 +270,30 @@ def churn(ctx: Context) -> tuple[Result, str]:
 
 
 # ------------------------------------------------------------------ replay
-FULL_TRACE = Path("/work/shared/fixtures/kmem-trace/kmem-trace-A.txt.xz")
-
-
-def excerpt_trace() -> Path:
-    """The kmem trace excerpt of the source tree's tests/data."""
-    return Path(__file__).resolve().parents[3] / "tests" / "data" / "kmem-trace-excerpt.txt.xz"
+#: the traces of the source tree's tests/data: a real ftrace capture and an
+#: excerpt of it (see tests/data/README.md)
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
+FULL_TRACE = "kmem-trace-A.txt.xz"
+EXCERPT_TRACE = "kmem-trace-excerpt.txt.xz"
 
 
 def trace_path(ctx: Context) -> Path:
-    """--trace, else the full fixture when present (not in quick mode), else
-    the excerpt."""
-    if ctx.trace:
-        return Path(ctx.trace)
-    if not ctx.quick and FULL_TRACE.is_file():
-        return FULL_TRACE
-    return excerpt_trace()
+    """--trace, else tests/data's full capture (its excerpt in quick mode);
+    :class:`~dnuma.bench.BenchError` when that file is not there."""
+    path = Path(ctx.trace) if ctx.trace else DATA / ctx.pick(FULL_TRACE, EXCERPT_TRACE)
+    if not path.is_file():
+        where = "" if ctx.trace else " (tests/data of a source checkout)"
+        raise BenchError(f"bench replay: no trace at {path}{where}; give --trace PATH")
+    return path
 
 
 def replay(ctx: Context) -> tuple[Result, str]:
     """Replay a real kmem trace end to end (``replay_trace``: read and
     decompress, parse, size a 2-node machine, apply every event with the
-    ``replay`` kernel).  Trace: --trace, else the full fixture, else (and in
-    quick mode) the excerpt in tests/data."""
+    ``replay`` kernel).  Trace: :func:`trace_path`."""
     from ..sim.replay import replay_trace
 
     path = trace_path(ctx)
-    if not path.is_file():
-        from ..cli import UsageError
-
-        raise UsageError(f"bench replay: no trace at {path} (give --trace PATH)")
     last: list[Any] = []
 
     def op() -> None:
@@ -427,11 +419,12 @@ def run_benchmarks(names: list[str], ctx: Context,
     cache on a tiny scenario), then run the named benchmarks.
 
     Returns the results in table order, a line of key extras by name, the
-    machine's facts and the run's (wall seconds, peak RSS).  ``progress``
-    gets the number of benchmarks done (fractions included).
+    host's facts (:func:`~dnuma.bench.harness.host_facts`) and the run's
+    (wall seconds, peak RSS).  ``progress`` gets the number of benchmarks
+    done (fractions included).
     """
     from ..sim.run import warm_up
-    from .harness import machine_facts, peak_rss_bytes
+    from .harness import host_facts, peak_rss_bytes
 
     t0 = time.perf_counter()
     warm = warm_up()
@@ -448,7 +441,7 @@ def run_benchmarks(names: list[str], ctx: Context,
             ctx.keep.clear()  # the 1 TiB machine boot-tib left
         release()
         progress(i + 1)
-    facts = machine_facts(warm)  # numba's counts cover the whole run
+    facts = host_facts(warm)  # numba's counts cover the whole run
     run = {"quick": ctx.quick, "benchmarks": order, "wall_seconds": time.perf_counter() - t0,
            "peak_rss_bytes": peak_rss_bytes()}
     return [results[b.name] for b in BENCHMARKS if b.name in results], details, facts, run

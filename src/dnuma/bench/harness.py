@@ -1,5 +1,5 @@
 """The benchmark harness: repeated, interleaved timing; results with their
-targets; machine facts; the table.
+targets; the host's facts; the table.
 
 Every benchmark times its measured operation ``repeats`` times after
 ``warmups`` untimed runs and reports the median (seconds).  Where a
@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import BenchError
+
 #: a measured operation: returns its own duration in seconds (to leave its
 #: set-up untimed) or None (then the whole call is timed)
 Op = Callable[[], float | None]
@@ -33,7 +35,7 @@ def measure(ops: Mapping[str, Op], repeats: int, warmups: int = 1,
     which each op runs once, in turn (interleaved).  Returns the samples in
     seconds by op name.  ``tick`` gets the fraction of rounds done."""
     if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
+        raise BenchError(f"repeats must be >= 1, got {repeats}")
     for _ in range(warmups):
         for op in ops.values():
             op()
@@ -137,7 +139,7 @@ def release() -> None:
     gc.collect()
 
 
-# ------------------------------------------------------------------ machine facts
+# ------------------------------------------------------------------ host facts
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -174,7 +176,7 @@ def numba_cache_stats() -> tuple[int, int]:
     return hits, misses
 
 
-def machine_facts(warm_up_seconds: float) -> dict[str, Any]:
+def host_facts(warm_up_seconds: float) -> dict[str, Any]:
     """This host: CPU, memory, kernel, Python and library versions, and
     whether numba's on-disk cache already held the kernels (nothing compiled
     in this process so far; the warm-up's seconds show the cost if not)."""

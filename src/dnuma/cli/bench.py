@@ -9,17 +9,16 @@ the median, beside a same-run baseline where its target names one; see
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from .bench import NAMES
+from ..bench import NAMES
+from .common import UsageError, print_json, progress_bar
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench.cases import BENCHMARKS, run_benchmarks
-    from .bench.harness import Context, format_table
-    from .cli import UsageError, progress_bar
+    from ..bench.cases import BENCHMARKS, run_benchmarks
+    from ..bench.harness import Context, format_table
 
     names = list(NAMES)
     if args.list:
@@ -38,8 +37,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = {"machine": facts, "benchmarks": [r.as_dict() for r in results],
                            "run": run}
     if args.json:
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(doc)
     else:
         print(format_table(results, details))
         f = facts
@@ -52,7 +50,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 1 if args.strict and missed else 0
 
 
-def add_parsers(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     """Register ``bench`` on the main parser's subparsers."""
     names = ", ".join(NAMES)
     b = sub.add_parser(
@@ -71,7 +69,7 @@ def add_parsers(sub: Any) -> None:
                         "shrink")
     b.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     b.add_argument("--trace", metavar="PATH",
-                   help="replay: the kmem trace (default: the full fixture if present, "
-                        "else tests/data's excerpt)")
+                   help="replay: the kmem trace (default: tests/data's full capture, "
+                        "its excerpt with --quick)")
     b.add_argument("--list", action="store_true", help="list the benchmarks")
     b.set_defaults(func=_cmd_bench)

@@ -1,0 +1,66 @@
+"""The ``dnuma`` command: the parser and ``main``.  Each command lives in
+its module (:mod:`.run`: demo, run, replay; :mod:`.layout`; :mod:`.boot`;
+:mod:`.snapshot`; :mod:`.bench`); heavy imports wait for the command, so that
+``dnuma --version`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .. import __version__
+from ..mm.errors import DnumaError
+from . import bench, boot, layout, run, snapshot
+
+__all__ = ["build_parser", "main"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad command line reported like every other error:
+    one line ``dnuma: error: [COMMAND: ]MESSAGE`` on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        cmd = self.prog.removeprefix("dnuma").strip()
+        self.exit(2, f"dnuma: error: {cmd + ': ' if cmd else ''}{message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="dnuma",
+               description="Dynamic NUMA: a model of the Linux NUMA page allocator whose "
+                           "pfn->node map changes at runtime.")
+    p.add_argument("--version", action="version", version=f"dnuma {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    run.add_run_parsers(sub)
+    layout.add_parser(sub)
+    run.add_replay_parser(sub)
+    boot.add_parser(sub)
+    snapshot.add_parser(sub)
+    bench.add_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version 0
+        return int(exc.code or 0)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # e.g. `dnuma run demo --json | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("dnuma: interrupted", file=sys.stderr)
+        return 130
+    except DnumaError as exc:  # one clear line unless --debug
+        if args.debug:
+            raise
+        print(f"dnuma: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,125 @@
+"""What the commands share: the usage error, the progress bar, JSON on
+stdout, the step table and a run's output folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..mm.errors import DnumaError
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..report.metrics import Metrics
+
+
+class UsageError(DnumaError):
+    """Bad command-line input: one line on stderr, exit 2."""
+
+
+@contextmanager
+def progress_bar(total: float, desc: str, quiet: bool,
+                 unit: str = "s") -> Iterator[Callable[[float], None]]:
+    """A progress bar on stderr for work that takes more than a second, fed
+    with the amount done so far (of ``total``, in ``unit``; "" for a
+    fraction); nothing when ``quiet`` or when stderr is not a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from tqdm import tqdm
+
+    counts = " {n:.2f}/{total:.2f} {unit}" if unit else ""
+    with tqdm(total=total, desc=desc, unit=unit, delay=1.0, leave=False, file=sys.stderr,
+              bar_format="{desc}: {percentage:3.0f}%|{bar}|" + counts
+                         + " [{elapsed}<{remaining}]") as bar:
+        def update(done: float) -> None:
+            bar.update(max(0.0, min(done, total) - bar.n))
+        yield update
+
+
+def print_json(doc: Any) -> None:
+    """``doc`` on stdout, indented, with a final newline."""
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def observers(metrics: list[Metrics]) -> Callable[[Machine], list[Metrics]]:
+    """An ``observe`` hook that records the run's metrics into ``metrics``."""
+    from ..report.metrics import Metrics
+
+    def make(m: Machine) -> list[Metrics]:
+        metrics.append(Metrics(m))
+        return metrics[-1:]
+    return make
+
+
+def check_fn(enabled: bool) -> Callable[[Machine], None] | None:
+    """``validate_all`` when --check is given, else None."""
+    if not enabled:
+        return None
+    from ..mm.validate import validate_all
+
+    return validate_all
+
+
+def write_outputs(out: Path, title: str, summary: dict[str, Any], metrics: Metrics,
+                  quiet: bool) -> None:
+    """The output folder: summary.json, the metrics series and report.html."""
+    from ..report.html import write_report
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create: {exc.strerror}") from None
+    summary_path = out / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    series = metrics.write_series(out)
+    # the report has its own table of layout changes: leave out the summary's
+    report = write_report(out, title, {k: v for k, v in summary.items() if k != "steps"},
+                          metrics)
+    if not quiet:
+        print(f"\nwrote {summary_path}, {series} and {report}")
+
+
+def format_steps(rows: Sequence[dict[str, Any]]) -> str:
+    """The per-step table: one row per layout change."""
+    cols = [("step", "step", 12), ("t", "t s", 6), ("commit_ms", "commit ms", 10),
+            ("marked", "marked", 8), ("free_moved", "free moved", 11), ("split", "split", 6),
+            ("onlined", "onlined", 8), ("offlined", "offlined", 9),
+            ("misplaced_left", "misplaced left", 15), ("moved_on_free", "moved on free", 14)]
+    lines = ["".join(f"{h:>{w}}" for _k, h, w in cols)]
+    for r in rows:
+        cells = []
+        for k, _h, w in cols:
+            v = r[k]
+            if isinstance(v, list):
+                v = ",".join(map(str, v)) or "-"
+            cells.append(f"{v:>{w}}")
+        lines.append("".join(cells))
+    return "\n".join(lines)
+
+
+class SourceOption(argparse.Action):
+    """An option of one source of the machine (``kind``, e.g. a scenario or
+    the machine options): options of two sources are refused, in argparse's
+    words for a mutually exclusive pair.  ``nargs=0`` makes it a flag that
+    stores ``const``."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, kind: str,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.kind = kind
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        given: dict[str, str] = getattr(namespace, "source_options", None) or {}
+        clash = [opt for opt, kind in given.items() if kind != self.kind]
+        if clash:
+            parser.error(f"argument {option_string}: not allowed with argument {clash[0]}")
+        namespace.source_options = {**given, str(option_string): self.kind}
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)

@@ -1,0 +1,231 @@
+"""``dnuma demo``, ``dnuma run`` and ``dnuma replay``: a scenario or a real
+kmem trace played onto a model machine, with its table and output folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .common import (
+    UsageError,
+    check_fn,
+    format_steps,
+    observers,
+    print_json,
+    progress_bar,
+    write_outputs,
+)
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..report.metrics import Metrics
+    from ..sim.scenario import LayoutEvent
+
+
+# ------------------------------------------------------------------ run / demo
+def _run(args: argparse.Namespace, scenario_arg: str) -> int:
+    from ..sim.run import run_scenario, warm_up
+    from ..sim.scenario import load_scenario
+    from .machine import scenario_machine
+
+    sc = load_scenario(scenario_arg)
+    if args.seed is not None:
+        sc = replace(sc, seed=args.seed)
+    if args.debugfs:
+        sc = replace(sc, events=tuple(sorted([*sc.events, *map(_debugfs_event, args.debugfs)],
+                                             key=lambda e: e.at)))
+    quiet = args.json
+    if not quiet:
+        print(f"dnuma {sc.name}: {sc.description or sc.source}", flush=True)
+        print("compiling the kernels (cached after the first run)...", file=sys.stderr,
+              flush=True)
+    warm_up()
+    machine = scenario_machine(sc)
+    metrics: list[Metrics] = []
+    sysroot: list[Any] = []
+
+    def observe(m: Machine) -> list[Any]:
+        obs: list[Any] = [] if args.no_report else observers(metrics)(m)
+        if args.sysroot:
+            from ..io.export import SysrootWriter
+
+            sysroot.append(SysrootWriter(m, args.sysroot))
+            obs.append(sysroot[-1])
+        return obs
+
+    with progress_bar(sc.duration / 1e9, f"{sc.name} (virtual time)", quiet) as prog:
+        res = run_scenario(sc, observe=observe, progress=prog, check=check_fn(args.check),
+                           machine=machine)
+    if args.save_snapshot:
+        from ..io.snapshot import save_snapshot
+
+        save_snapshot(res.machine, args.save_snapshot)
+    summary = res.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        print()
+        print(format_steps(summary["steps"]))
+        fin = summary["final"]
+        print(f"\n{sum(t['allocs'] for t in summary['tasks'])} allocations, "
+              f"{fin['moved_on_free']} pages moved on free in all, {fin['misplaced']} "
+              f"misplaced at the end; {res.wall_seconds:.2f} s"
+              + (" (invariants checked after every step)" if args.check else ""))
+    if metrics:
+        write_outputs(Path(args.out), f"dnuma run {sc.name}", summary, metrics[0], quiet)
+    if not quiet:
+        for w in sysroot:
+            print(f"wrote {len(w.trees)} sysfs/procfs trees under {args.sysroot}")
+        if args.save_snapshot:
+            print(f"saved the final state to {args.save_snapshot}")
+    return 0
+
+
+def _debugfs_event(spec: str) -> LayoutEvent:
+    """``AT:FILE`` -> a layout event running the debugfs write script FILE."""
+    from ..sim.events import parse_duration
+    from ..sim.scenario import LayoutEvent
+
+    at, sep, path = spec.partition(":")
+    if not sep or not path:
+        raise UsageError(f"--debugfs {spec!r}: expected AT:FILE, e.g. 2s:layout.txt")
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"--debugfs {spec!r}: cannot read {path}: {exc.strerror}") from None
+    return LayoutEvent(parse_duration(at, f"--debugfs {spec!r}: time"), "debugfs",
+                       (text, path), Path(path).stem)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _run(args, "demo")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.list:
+        from ..sim.scenario import builtin_scenarios, parse_scenario
+
+        for name, text in builtin_scenarios().items():
+            print(f"{name:14s} {parse_scenario(text, name).description}")
+        return 0
+    if not args.scenario:
+        raise UsageError("run: give a scenario file or a shipped name (see dnuma run --list)")
+    return _run(args, args.scenario)
+
+
+# ------------------------------------------------------------------ replay
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from ..sim.events import parse_duration
+    from ..sim.replay import parse_event_spec, replay_trace
+
+    events = [parse_event_spec(s) for s in args.event]
+    config = None
+    machine = None
+    if args.scenario:
+        from ..sim.scenario import load_scenario
+        from .machine import scenario_machine
+
+        sc = load_scenario(args.scenario)
+        config = sc.machine
+        machine = scenario_machine(sc)
+        events = list(sc.events) + events
+    quiet = args.json
+    metrics: list[Metrics] = []
+    t0 = time.perf_counter()
+    with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet, unit="") as prog:
+        res = replay_trace(args.trace, config, events, parse_duration(args.sample, "--sample"),
+                           observe=None if args.no_report else observers(metrics),
+                           progress=prog, check=check_fn(args.check), nodes=args.nodes,
+                           machine=machine)
+    summary = res.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        ev = res.stats.events
+        print(f"replayed {sum(ev.values())} events over {res.span_s:.3f} s of trace time in "
+              f"{time.perf_counter() - t0:.2f} s: " + ", ".join(f"{v} {k}" for k, v in
+                                                                  ev.items()))
+        print("replayed: " + ", ".join(f"{k} {v}" for k, v in res.counts.items()))
+        print("anomalies: " + ", ".join(f"{k} {v}" for k, v in res.anomalies.items())
+              + f", malformed lines {res.stats.malformed}")
+        if res.steps:
+            print()
+            print(format_steps(summary["steps"]))
+        for s in res.skipped_events:
+            print(f"skipped: {s}")
+    if metrics:
+        write_outputs(Path(args.out), f"dnuma replay {Path(args.trace).name}", summary,
+                      metrics[0], quiet)
+    return 0
+
+
+# ------------------------------------------------------------------ parsers
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="dnuma-out", metavar="DIR",
+                   help="output folder: summary.json, metrics.csv, report.html "
+                        "(default ./dnuma-out)")
+    p.add_argument("--no-report", action="store_true",
+                   help="no metrics or output folder (fastest)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as JSON on stdout instead of the table")
+    p.add_argument("--check", action="store_true",
+                   help="validate every invariant after every layout event and at the end")
+
+
+def _add_scenario_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--sysroot", metavar="DIR",
+                   help="after every layout event write DIR/NN-EVENT/ and at the end "
+                        "DIR/final/: the model's /sys/devices/system, /proc and memlayout "
+                        "debugfs files, for lsmem --sysroot, lscpu --sysroot, lstopo -i")
+    p.add_argument("--save-snapshot", metavar="FILE",
+                   help="save the final model state (dnuma snapshot load FILE)")
+    p.add_argument("--debugfs", action="append", default=[], metavar="AT:FILE",
+                   help="at virtual time AT, write the memlayout debugfs script FILE "
+                        "(lines 'start N', 'end N', 'node N', 'commit', 'clear', or the "
+                        "shell's 'echo N > .../memlayout/FILE'); repeatable")
+
+
+def add_run_parsers(sub: Any) -> None:
+    """Register ``demo`` and ``run`` on the main parser's subparsers."""
+    d = sub.add_parser("demo", help="the RFC's experiment: 128 MiB, 2 nodes, 8 CPUs under "
+                                    "churn; stripe, push to a new node, back to boot",
+                       description="Run the shipped 'demo' scenario (see dnuma run --list), "
+                                   "print a table per layout step and write the output "
+                                   "folder.")
+    _add_run_options(d)
+    _add_scenario_options(d)
+    d.set_defaults(func=_cmd_demo)
+
+    r = sub.add_parser("run", help="run a scenario file (TOML) or a shipped scenario",
+                       description="Run a scenario: its machine, tasks and timeline of "
+                                   "layout events in virtual time.")
+    r.add_argument("scenario", nargs="?", help="a .toml file or a shipped name")
+    r.add_argument("--list", action="store_true", help="list the shipped scenarios")
+    _add_run_options(r)
+    _add_scenario_options(r)
+    r.set_defaults(func=_cmd_run)
+
+
+def add_replay_parser(sub: Any) -> None:
+    """Register ``replay`` on the main parser's subparsers."""
+    rp = sub.add_parser("replay", help="replay a real ftrace kmem capture onto a model machine",
+                        description="Replay kmem:mm_page_alloc/mm_page_free/"
+                                    "mm_page_free_batched/mm_page_pcpu_drain from a tracefs "
+                                    "'trace' or 'trace_pipe' text file (plain, .gz, .xz), "
+                                    "with layout events at trace times.")
+    rp.add_argument("trace")
+    rp.add_argument("--event", action="append", default=[], metavar="AT:ACTION[:ARGS]",
+                    help="a layout event at AT seconds after the first trace event: "
+                         "0.5:stripe:0,1:256, 1s:push:1, 2s:boot, 1:ranges:0-7FFF=1 "
+                         "(repeatable)")
+    rp.add_argument("--scenario", help="machine and layout events from a scenario file")
+    rp.add_argument("--nodes", type=int, default=1,
+                    help="nodes of the default machine (covers the trace's pfns; default 1)")
+    rp.add_argument("--sample", default="100ms", help="sampling interval in trace time")
+    _add_run_options(rp)
+    rp.set_defaults(func=_cmd_replay)
