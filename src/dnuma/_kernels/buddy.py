@@ -69,27 +69,27 @@ def block_head(S, pfn):
 
 
 # ---------------------------------------------------------------- free lists
+@kernel_inline
+def _link_first(first, last, fwd, back, key, pfn):
+    """Put ``pfn`` first on the list ``key``, seen in the direction ``fwd``
+    (``first``/``fwd`` swapped with ``last``/``back`` puts it last)."""
+    old = first[key]
+    fwd[pfn] = old
+    back[pfn] = -1
+    if old >= 0:
+        back[old] = pfn
+    else:
+        last[key] = pfn
+    first[key] = pfn
+
+
 @kernel
 def list_add(head, tail, nxt, prv, key, pfn, to_tail):
     """list_add / list_add_tail on an index-linked list identified by ``key``."""
     if to_tail:
-        last = tail[key]
-        prv[pfn] = last
-        nxt[pfn] = -1
-        if last >= 0:
-            nxt[last] = pfn
-        else:
-            head[key] = pfn
-        tail[key] = pfn
+        _link_first(tail, head, prv, nxt, key, pfn)
     else:
-        first = head[key]
-        nxt[pfn] = first
-        prv[pfn] = -1
-        if first >= 0:
-            prv[first] = pfn
-        else:
-            tail[key] = pfn
-        head[key] = pfn
+        _link_first(head, tail, nxt, prv, key, pfn)
 
 
 @kernel

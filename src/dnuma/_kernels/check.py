@@ -22,9 +22,38 @@ E_UNLISTED = 9  # PageBuddy/pcp heads that are on no list
 
 
 @kernel
+def _walk_list(S, p, tail, gz, order, mt, flag, e_flag, e_order, limit):
+    """Walk one list from its head ``p``: links, ``flag`` and ``order`` of
+    each block, its zone ``gz`` and (``mt`` >= 0) its pageblock type.
+    Returns (code, pfn, blocks, pages); ``e_flag``/``e_order`` are the codes
+    for a block without ``flag`` or of another order."""
+    pbo = S.params[P_PB_ORDER]
+    prev = -1
+    n = 0
+    pages = 0
+    while p >= 0:
+        if S.lru_prev[p] != prev or n > limit:
+            return E_BROKEN_LINK, p, n, pages
+        if (S.page_flags[p] & flag) == 0:
+            return e_flag, p, n, pages
+        if S.page_order[p] != order:
+            return e_order, p, n, pages
+        if np.int64(S.page_nid[p]) * NZ + S.page_zone[p] != gz:
+            return E_WRONG_ZONE, p, n, pages
+        if mt >= 0 and S.pb_mt[p >> pbo] != mt:
+            return E_WRONG_MT, p, n, pages
+        n += 1
+        pages += np.int64(1) << order
+        prev = p
+        p = S.lru_next[p]
+    if prev != tail:
+        return E_BROKEN_LINK, prev, n, pages
+    return E_OK, -1, n, pages
+
+
+@kernel
 def check_lists(S):
     """Walk every free list and pcp list.  Returns (code, pfn, gz, order, mt_or_cpu)."""
-    pbo = S.params[P_PB_ORDER]
     ngz = S.free_head.shape[0]
     no = S.free_head.shape[1]
     nmt = S.free_head.shape[2]
@@ -33,25 +62,11 @@ def check_lists(S):
     for gz in range(ngz):
         for o in range(no):
             for mt in range(nmt):
-                p = S.free_head[gz, o, mt]
-                prev = -1
-                n = 0
-                while p >= 0:
-                    if S.lru_prev[p] != prev or n > limit:
-                        return E_BROKEN_LINK, p, gz, o, mt
-                    if (S.page_flags[p] & PG_buddy) == 0:
-                        return E_NOT_BUDDY, p, gz, o, mt
-                    if S.page_order[p] != o:
-                        return E_WRONG_ORDER, p, gz, o, mt
-                    if np.int64(S.page_nid[p]) * NZ + S.page_zone[p] != gz:
-                        return E_WRONG_ZONE, p, gz, o, mt
-                    if S.pb_mt[p >> pbo] != mt:
-                        return E_WRONG_MT, p, gz, o, mt
-                    n += 1
-                    prev = p
-                    p = S.lru_next[p]
-                if prev != S.free_tail[gz, o, mt]:
-                    return E_BROKEN_LINK, prev, gz, o, mt
+                code, p, n, _pages = _walk_list(S, S.free_head[gz, o, mt], S.free_tail[gz, o, mt],
+                                                gz, o, mt, PG_buddy, E_NOT_BUDDY,
+                                                E_WRONG_ORDER, limit)
+                if code != E_OK:
+                    return code, p, gz, o, mt
                 if n != S.free_cnt[gz, o, mt]:
                     return E_COUNT, -1, gz, o, mt
                 listed += n
@@ -61,22 +76,12 @@ def check_lists(S):
         for gz in range(ngz):
             total = 0
             for pi in range(NR_PCP_LISTS):
-                p = S.pcp_head[cpu, gz, pi]
-                prev = -1
-                n = 0
-                while p >= 0:
-                    if S.lru_prev[p] != prev or n > limit:
-                        return E_BROKEN_LINK, p, gz, pi, cpu
-                    if (S.page_flags[p] & PG_pcp) == 0 or S.page_order[p] != pi // MIGRATE_PCPTYPES:
-                        return E_NOT_PCP, p, gz, pi, cpu
-                    if np.int64(S.page_nid[p]) * NZ + S.page_zone[p] != gz:
-                        return E_WRONG_ZONE, p, gz, pi, cpu
-                    total += np.int64(1) << S.page_order[p]
-                    n += 1
-                    prev = p
-                    p = S.lru_next[p]
-                if prev != S.pcp_tail[cpu, gz, pi]:
-                    return E_BROKEN_LINK, prev, gz, pi, cpu
+                code, p, n, pages = _walk_list(S, S.pcp_head[cpu, gz, pi], S.pcp_tail[cpu, gz, pi],
+                                               gz, pi // MIGRATE_PCPTYPES, -1, PG_pcp, E_NOT_PCP,
+                                               E_NOT_PCP, limit)
+                if code != E_OK:
+                    return code, p, gz, pi, cpu
+                total += pages
                 pcp_listed += n
             if total != S.pcp_count[cpu, gz]:
                 return E_PCP_COUNT, -1, gz, -1, cpu
