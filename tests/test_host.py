@@ -155,7 +155,7 @@ lifetime = "200ms"
 at = "0.5s"
 stripe = {{ nodes = [0, 1, 2, 3], block = 512 }}
 """)
-    from dnuma.cli_machine import scenario_machine
+    from dnuma.cli.machine import scenario_machine
     from dnuma.sim.run import run_scenario
     from dnuma.sim.scenario import load_scenario
 
