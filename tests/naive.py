@@ -195,6 +195,18 @@ def overlay(old: list[tuple[int, int, int]],
     return sorted(out)
 
 
+def overlay_per_pfn(old: Iterable[tuple[int, int, int]],
+                    new: Iterable[tuple[int, int, int]]) -> dict[int, int]:
+    """The effective layout pfn by pfn: ``old``'s targets, then ``new``'s
+    written over them (inclusive ends); pfns neither covers are absent."""
+    out: dict[int, int] = {}
+    for ranges in (old, new):
+        for s, e, n in ranges:
+            for pfn in range(s, e + 1):
+                out[pfn] = n
+    return out
+
+
 def _add(lst: OrderedDict, pfn: int, tail: bool) -> None:
     """list_add (head) / list_add_tail (tail)."""
     assert pfn not in lst
@@ -1220,6 +1232,29 @@ def differences(r: RefMachine, m: Any, check_counters: bool = True) -> list[str]
         pd = m.NODE_DATA(nid)
         cmp(f"node {nid} present", pd.node_present_pages, sum(r.present[g] for g in gzs))
         cmp(f"node {nid} managed", pd.node_managed_pages, sum(r.managed[g] for g in gzs))
+    # zone spans: what zone_start_pfn/spanned_pages report (computed, when the
+    # engine's are stale, on copies so that comparing changes nothing), minus
+    # holes at either end (a boot span may start or end in one), against the
+    # reference's first and last present pfn
+    from dnuma._kernels.buddy import zone_span_refresh
+
+    hole = r.hole
+    for gz in range(r.ngz):
+        if S.zone_flags[gz] & st.ZONE_SPAN_DIRTY:
+            S2 = S._replace(zone_start=S.zone_start.copy(), zone_end=S.zone_end.copy(),
+                            zone_flags=S.zone_flags.copy())
+            zone_span_refresh(S2, gz)
+            lo, hi = int(S2.zone_start[gz]), int(S2.zone_end[gz])
+        else:
+            lo, hi = int(S.zone_start[gz]), int(S.zone_end[gz])
+        while lo < hi and hole[lo]:
+            lo += 1
+        while hi > lo and hole[hi - 1]:
+            hi -= 1
+        want = r.zone_span(gz) if r.present[gz] else (0, 0)
+        if (lo, hi) != want and not (lo == hi and want[0] == want[1]):
+            bad.append(f"zone {gz} span (holes at the ends trimmed): engine [{lo}, {hi}), "
+                       f"reference [{want[0]}, {want[1]})")
     # the effective layout
     eff = list(zip(m.effective.starts.tolist(), m.effective.ends.tolist(),
                    m.effective.nids.tolist(), strict=True))
@@ -1237,3 +1272,38 @@ def assert_agree(r: RefMachine, m: Any, what: str = "", **kw: Any) -> None:
     if bad:
         raise AssertionError(f"engine and reference disagree{' after ' + what if what else ''}:"
                              "\n  " + "\n  ".join(bad))
+
+
+# ---------------------------------------------------------------- both models at once
+def ref_boot(m: Any) -> RefMachine:
+    """The reference booted like the freshly booted engine machine ``m``
+    (checked equal)."""
+    r = RefMachine.boot(m)
+    assert_agree(r, m, "boot")
+    return r
+
+
+def both_alloc(m: Any, r: RefMachine, order: int, cpu: int, **kw: Any) -> int | None:
+    """The same alloc_pages on both; they must return the same pfn."""
+    a = m.alloc_pages(order, cpu, **kw)
+    b = r.alloc_pages(order, cpu, **kw)
+    r.sync_setup(m)
+    assert a == b, f"alloc_pages(order={order}, cpu={cpu}, {kw}): engine {a}, reference {b}"
+    return a
+
+
+def both_free(m: Any, r: RefMachine, pfn: int, order: int, cpu: int) -> None:
+    m.free_pages(pfn, order, cpu)
+    r.free_pages(pfn, order, cpu)
+    r.sync_setup(m)
+
+
+def both_commit(m: Any, r: RefMachine, layout: Any) -> Any:
+    """Commit the MemLayout ``layout`` on both; the engine's CommitReport
+    must carry the reference's page counts.  Returns the engine's report."""
+    rep = m.commit(layout)
+    want = r.commit(list(layout))
+    r.sync_setup(m)
+    got = {k: getattr(rep, k) for k in vars(want)}
+    assert got == vars(want), f"commit report: engine {got}, reference {vars(want)}"
+    return rep

@@ -5,7 +5,6 @@ trees, re-export, and the SysrootWriter observer."""
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,20 +34,6 @@ def tree_paths(root: Path) -> set[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         for n in dirnames + filenames:
             out.add(os.path.relpath(os.path.join(dirpath, n), root))
-    return out
-
-
-def fill(m: Machine, share: float = 0.5, seed: int = 1) -> list[tuple[int, int, int]]:
-    """Allocate about ``share`` of memory in orders 0-3 from every CPU."""
-    rng = random.Random(seed)
-    got, want, out = 0, int(m.total_present_pages * share), []
-    while got < want:
-        order, cpu = rng.randrange(4), rng.randrange(m.nr_cpus)
-        pfn = m.alloc_pages(order, cpu=cpu)
-        if pfn is None:
-            break
-        out.append((pfn, order, cpu))
-        got += 1 << order
     return out
 
 
@@ -140,7 +125,7 @@ def holey() -> Machine:
                                  cpu_to_node=(0, 0, 1, 1)))
 
 
-def test_block_links_from_sec_present_equal_a_per_pfn_scan():
+def test_block_links_from_sec_present_equal_a_per_pfn_scan(fill):
     m = holey()
     check_blocks(m)
     mb = memory_blocks(m)
@@ -241,7 +226,7 @@ def test_ppc64_tree_uses_lmb_blocks(tmp_path):
     check_blocks(m)
 
 
-def test_reexport_replaces_the_tree_and_leaves_no_stale_files(tmp_path):
+def test_reexport_replaces_the_tree_and_leaves_no_stale_files(tmp_path, fill):
     m = boot(nodes=2, mem="256M", cpus=4)
     pages = fill(m, 0.3)
     m.commit(MemLayout.stripe(m.ram_ranges(), [0, 1, 2], 256))
@@ -282,7 +267,7 @@ def test_write_sysroot_refuses_a_directory_that_is_not_a_sysroot(tmp_path):
     assert (write_sysroot(m, empty) / "proc/meminfo").is_file()
 
 
-def test_debugfs_files_match_memlayout_debugfs_read(tmp_path):
+def test_debugfs_files_match_memlayout_debugfs_read(tmp_path, fill):
     m = boot(nodes=2, mem="64M", cpus=2, backlog=-1)
     pages = fill(m, 0.3)
     m.commit(MemLayout.stripe(m.ram_ranges(), [0, 1, 2], 256))

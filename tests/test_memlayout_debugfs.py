@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from dnuma._kernels import state as _st
 from dnuma.mm.constants import N_MEMORY, N_ONLINE
 from dnuma.mm.errors import DnumaError, LayoutError, NotifyVeto
-from dnuma.mm.machine import Machine, MachineConfig
+from dnuma.mm.machine import Machine
 from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.memlayout_debugfs import (
     DebugfsError,
@@ -21,14 +23,8 @@ from dnuma.mm.memlayout_debugfs import (
     run_script,
 )
 from dnuma.mm.validate import validate_all
-from tests.helpers import assert_same, snapshot
 
 ROOT = "/sys/kernel/debug/memlayout"
-
-
-def small(nodes: int = 2, **kw) -> Machine:
-    """16 MiB = 4096 pfns, node 0 owns 0x0-0x7ff and node 1 0x800-0xfff."""
-    return Machine(MachineConfig.uniform(nodes=nodes, mem="16M", cpus=2, **kw))
 
 
 def user_state(d: MemlayoutDebugfs) -> tuple:
@@ -56,8 +52,8 @@ def test_kstrtoull_refuses_garbage(text, errno):
 
 
 # ---------------------------------------------------------------- the protocol
-def test_node_write_adds_the_range_and_resets_start_and_end():
-    d = MemlayoutDebugfs(small())
+def test_node_write_adds_the_range_and_resets_start_and_end(small_machine):
+    d = MemlayoutDebugfs(small_machine())
     d.write("start", "0x800")
     d.write("end", "0xfff\n")
     assert d.read("start") == "0x0000000000000800\n" and d.read("end") == "0x0000000000000fff\n"
@@ -70,8 +66,8 @@ def test_node_write_adds_the_range_and_resets_start_and_end():
     assert d.pending == [(0, 0, 1), (0x800, 0xFFF, 0)] and d.read("node") == "1\n"
 
 
-def test_script_reproduces_a_stripe():
-    m = small()
+def test_script_reproduces_a_stripe(small_machine):
+    m = small_machine()
     text = """
     # the RFC test script's stripe: blocks of 0x400 pfns to nodes 0, 1, 0, 1
     start 0x0
@@ -96,9 +92,9 @@ def test_script_reproduces_a_stripe():
     assert np.array_equal(m.S.page_nid[free], (free // 0x400) % 2)
 
 
-def test_format_script_round_trips_in_both_forms():
+def test_format_script_round_trips_in_both_forms(small_machine):
     for shell in (False, True):
-        m = small()
+        m = small_machine()
         want = MemLayout.stripe(m.ram_ranges(), [0, 1, 2], 256)
         text = format_script(want, shell=shell)
         writes = parse_script(text)
@@ -110,8 +106,8 @@ def test_format_script_round_trips_in_both_forms():
         validate_all(m)
 
 
-def test_push_to_a_new_node_brings_it_online():
-    m = small()
+def test_push_to_a_new_node_brings_it_online(small_machine):
+    m = small_machine()
     d = MemlayoutDebugfs(m)
     assert not m.topo.node_states[N_ONLINE, 3]
     for name, value in (("start", "0"), ("end", "0xfff"), ("node", "3")):
@@ -127,8 +123,8 @@ def test_push_to_a_new_node_brings_it_online():
     validate_all(m)
 
 
-def test_partial_layout_leaves_uncovered_pfns_alone():
-    m = small()
+def test_partial_layout_leaves_uncovered_pfns_alone(small_machine):
+    m = small_machine()
     d = MemlayoutDebugfs(m)
     d.write("start", "0x100")
     d.write("end", "0x1ff")
@@ -140,8 +136,8 @@ def test_partial_layout_leaves_uncovered_pfns_alone():
     validate_all(m)
 
 
-def test_clear_drops_the_pending_layout():
-    m = small()
+def test_clear_drops_the_pending_layout(small_machine, unchanged):
+    m = small_machine()
     d = MemlayoutDebugfs(m)
     d.write("start", "0")
     d.write("end", "0xfff")
@@ -150,9 +146,8 @@ def test_clear_drops_the_pending_layout():
     d.write("clear", "1")
     assert d.pending == [] and d.start == 0x10 and d.read("clear") == "1\n"
     # nothing pending: commit does nothing (the kernel commits only an existing user_ml)
-    before = snapshot(m)
-    assert d.write("commit", "1") is None
-    assert_same(before, snapshot(m))
+    with unchanged(m):
+        assert d.write("commit", "1") is None
     assert m.seq == 0 and d.last_report is None
     # the range that was pending no longer overlaps anything
     d.write("start", "0")
@@ -161,8 +156,8 @@ def test_clear_drops_the_pending_layout():
     assert d.pending == [(0, 0xFFF, 0)]
 
 
-def test_commit_and_clear_take_any_number_and_store_its_low_byte():
-    m = small()
+def test_commit_and_clear_take_any_number_and_store_its_low_byte(small_machine):
+    m = small_machine()
     d = MemlayoutDebugfs(m)
     d.write("end", "0x7ff")
     d.write("node", "1")
@@ -172,8 +167,8 @@ def test_commit_and_clear_take_any_number_and_store_its_low_byte():
     assert d.read("clear") == "0\n"
 
 
-def test_full_paths_are_accepted():
-    m = small()
+def test_full_paths_are_accepted(small_machine):
+    m = small_machine()
     d = MemlayoutDebugfs(m)
     d.write(f"{ROOT}/start", "0x800")
     d.write("memlayout/end", "0xfff")
@@ -183,8 +178,8 @@ def test_full_paths_are_accepted():
 
 
 # ---------------------------------------------------------------- error paths
-def _loaded() -> MemlayoutDebugfs:
-    d = MemlayoutDebugfs(small(max_numnodes=4))
+def _loaded(small_machine: Callable[..., Machine]) -> MemlayoutDebugfs:
+    d = MemlayoutDebugfs(small_machine(max_numnodes=4))
     d.write("start", "0x100")
     d.write("end", "0x1ff")
     d.write("node", "1")
@@ -207,15 +202,13 @@ def _loaded() -> MemlayoutDebugfs:
     ("moved-pages", "0", "EACCES", "read-only"),
     ("layout.0/0-7FF", "1", "EACCES", "read-only"),
 ])
-def test_bad_writes_change_nothing(name, value, errno, match):
-    d = _loaded()
-    before_m = snapshot(d.machine)
+def test_bad_writes_change_nothing(name, value, errno, match, small_machine, unchanged):
+    d = _loaded(small_machine)
     before = user_state(d)
-    with pytest.raises(DebugfsError, match=match) as ei:
+    with unchanged(d.machine), pytest.raises(DebugfsError, match=match) as ei:
         d.write(name, value)
     assert ei.value.errno == errno and isinstance(ei.value, DnumaError)
     assert user_state(d) == before
-    assert_same(before_m, snapshot(d.machine))
 
 
 @pytest.mark.parametrize(("start", "end"), [
@@ -225,8 +218,8 @@ def test_bad_writes_change_nothing(name, value, errno, match):
     (0x0, 0xFFF),  # contains it
     (0x150, 0x160),  # inside it
 ])
-def test_overlapping_ranges_are_refused(start, end):
-    d = _loaded()
+def test_overlapping_ranges_are_refused(start, end, small_machine):
+    d = _loaded(small_machine)
     d.write("start", hex(start))
     d.write("end", hex(end))
     before = user_state(d)
@@ -235,8 +228,8 @@ def test_overlapping_ranges_are_refused(start, end):
     assert user_state(d) == before  # start/end kept so the user can fix them
 
 
-def test_adjacent_ranges_are_not_overlaps():
-    d = _loaded()
+def test_adjacent_ranges_are_not_overlaps(small_machine):
+    d = _loaded(small_machine)
     for s, e in ((0xFF, 0xFF), (0x200, 0x2FF), (0, 0xFE)):
         d.write("start", hex(s))
         d.write("end", hex(e))
@@ -244,25 +237,24 @@ def test_adjacent_ranges_are_not_overlaps():
     assert [r[:2] for r in d.pending] == [(0, 0xFE), (0xFF, 0xFF), (0x100, 0x1FF), (0x200, 0x2FF)]
 
 
-def test_commit_of_an_invalid_layout_changes_nothing_and_keeps_it_pending():
-    m = small()
+def test_commit_of_an_invalid_layout_changes_nothing_and_keeps_it_pending(small_machine, unchanged):
+    m = small_machine()
     d = MemlayoutDebugfs(m)
     d.write("start", "0x800")
     d.write("end", "0x1000")  # one pfn past the end of memory
     d.write("node", "1")
-    before_m, before = snapshot(m), user_state(d)
-    with pytest.raises(LayoutError, match=r"0x800-0x1000: beyond the end of memory"):
-        d.write("commit", "1")
-    assert_same(before_m, snapshot(m))
-    assert user_state(d) == before and d.last_report is None
-    # a u64 pfn the model cannot hold is refused the same way
-    d.write("clear", "1")
-    d.write("start", "0")
-    d.write("end", "0xffffffffffffffff")
-    d.write("node", "1")
-    with pytest.raises(LayoutError, match="beyond the end of memory"):
-        d.write("commit", "1")
-    assert_same(before_m, snapshot(m))
+    before = user_state(d)
+    with unchanged(m):
+        with pytest.raises(LayoutError, match=r"0x800-0x1000: beyond the end of memory"):
+            d.write("commit", "1")
+        assert user_state(d) == before and d.last_report is None
+        # a u64 pfn the model cannot hold is refused the same way
+        d.write("clear", "1")
+        d.write("start", "0")
+        d.write("end", "0xffffffffffffffff")
+        d.write("node", "1")
+        with pytest.raises(LayoutError, match="beyond the end of memory"):
+            d.write("commit", "1")
     # clear, then a good layout commits
     d.write("clear", "1")
     d.write("end", "0xfff")
@@ -270,35 +262,31 @@ def test_commit_of_an_invalid_layout_changes_nothing_and_keeps_it_pending():
     assert d.write("commit", "1") is not None and m.seq == 1
 
 
-def test_node_that_is_not_possible_is_refused_at_commit():
-    m = small()
+def test_node_that_is_not_possible_is_refused_at_commit(small_machine, unchanged):
+    m = small_machine()
     m.topo.node_states[:, 5] = False  # a hole in the possible map, below nr_node_ids
     d = MemlayoutDebugfs(m)
     d.write("end", "0xfff")
     d.write("node", "5")  # debugfs only checks nid < nr_node_ids
-    before = snapshot(m)
-    with pytest.raises(LayoutError, match="node 5 is not possible"):
+    with unchanged(m), pytest.raises(LayoutError, match="node 5 is not possible"):
         d.write("commit", "1")
-    assert_same(before, snapshot(m))
     assert m.seq == 0 and d.pending == [(0, 0xFFF, 5)]
 
 
-def test_vetoed_commit_keeps_the_pending_layout():
-    m = small()
+def test_vetoed_commit_keeps_the_pending_layout(small_machine, unchanged):
+    m = small_machine()
     m.notifier.register(lambda ev: ev.stage != "going", name="firmware")
     d = MemlayoutDebugfs(m)
     d.write("end", "0xfff")
     d.write("node", "2")
-    before = snapshot(m)
-    with pytest.raises(NotifyVeto, match="firmware"):
+    with unchanged(m), pytest.raises(NotifyVeto, match="firmware"):
         d.write("commit", "1")
-    assert_same(before, snapshot(m))
     assert d.pending == [(0, 0xFFF, 2)]
 
 
 # ---------------------------------------------------------------- reads
-def test_reads_of_the_layout_directories_and_counters():
-    m = small(backlog=-1)
+def test_reads_of_the_layout_directories_and_counters(small_machine):
+    m = small_machine(backlog=-1)
     d = MemlayoutDebugfs(m)
     assert d.readlink("current") == "layout.0"
     assert d.listdir("current") == ["0-7FF", "800-FFF"]
@@ -328,15 +316,15 @@ def test_reads_of_the_layout_directories_and_counters():
     ("current", "EISDIR"), ("layout.0", "EISDIR"), ("", "EISDIR"), ("bogus", "ENOENT"),
     ("layout.7/0-7FF", "ENOENT"), ("current/0-7FE", "ENOENT"), ("current/zz", "ENOENT"),
 ])
-def test_bad_reads(path, errno):
-    d = MemlayoutDebugfs(small())
+def test_bad_reads(path, errno, small_machine):
+    d = MemlayoutDebugfs(small_machine())
     with pytest.raises(DebugfsError) as ei:
         d.read(path)
     assert ei.value.errno == errno
 
 
-def test_listdir_and_readlink_errors():
-    d = MemlayoutDebugfs(small())
+def test_listdir_and_readlink_errors(small_machine):
+    d = MemlayoutDebugfs(small_machine())
     with pytest.raises(DebugfsError, match="no such directory"):
         d.listdir("layout.9")
     with pytest.raises(DebugfsError, match="not a symlink"):
@@ -387,8 +375,8 @@ def test_parse_script_errors_name_the_line(line, match):
     assert str(ei.value).startswith("bad.sh:3: ")
 
 
-def test_failing_line_leaves_earlier_commits_in_place():
-    m = small()
+def test_failing_line_leaves_earlier_commits_in_place(small_machine):
+    m = small_machine()
     text = """start 0
 end 0x7ff
 node 1
@@ -409,15 +397,15 @@ commit
     assert (d.start, d.end) == (0x800, 0xFFF) and d.pending == []
 
 
-def test_script_commit_errors_keep_their_cause():
-    m = small()
+def test_script_commit_errors_keep_their_cause(small_machine):
+    m = small_machine()
     with pytest.raises(ScriptError, match=r"^x:3: range 0x0-0x5000") as ei:
         run_script(m, parse_script("end 0x5000\nnode 0\ncommit\n", "x"))
     assert isinstance(ei.value.cause, LayoutError) and m.seq == 0
 
 
-def test_two_commits_in_one_script():
-    m = small()
+def test_two_commits_in_one_script(small_machine):
+    m = small_machine()
     reports = run_script(m, parse_script(
         "end 0xfff\nnode 2\ncommit\ncommit\nend 0x7ff\nnode 0\nstart 0x800\nend 0xfff\n"
         "node 1\ncommit\n"))

@@ -44,7 +44,15 @@ from dnuma.mm.machine import Machine, MachineConfig, boot
 from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.page_alloc import MemPolicy
 from dnuma.mm.validate import validate_all
-from tests.naive import RefBadFree, RefMachine, assert_agree
+from tests.naive import (
+    RefBadFree,
+    RefMachine,
+    assert_agree,
+    both_alloc,
+    both_commit,
+    both_free,
+    ref_boot,
+)
 
 MAX_NODES = 8  # max_numnodes of the generated machines (small arrays, fast compares)
 NODE_POOL = 6  # layouts and policies use nodes 0..5: new nodes beyond the boot ones
@@ -68,34 +76,6 @@ STRIPE_BLOCKS = (37, 64, 256, 300, 511, 512, 1000, 1024, 4096)
 
 
 # ---------------------------------------------------------------------- helpers
-def ref_boot(m: Machine) -> RefMachine:
-    r = RefMachine.boot(m)
-    assert_agree(r, m, "boot")
-    return r
-
-
-def both_alloc(m: Machine, r: RefMachine, order: int, cpu: int, **kw: Any) -> int | None:
-    a = m.alloc_pages(order, cpu, **kw)
-    b = r.alloc_pages(order, cpu, **kw)
-    r.sync_setup(m)
-    assert a == b, f"alloc_pages(order={order}, cpu={cpu}, {kw}): engine {a}, reference {b}"
-    return a
-
-
-def both_free(m: Machine, r: RefMachine, pfn: int, order: int, cpu: int) -> None:
-    m.free_pages(pfn, order, cpu)
-    r.free_pages(pfn, order, cpu)
-    r.sync_setup(m)
-
-
-def both_commit(m: Machine, r: RefMachine, layout: MemLayout) -> None:
-    rep = m.commit(layout)
-    want = r.commit(list(layout))
-    r.sync_setup(m)
-    got = {k: getattr(rep, k) for k in vars(want)}
-    assert got == vars(want), f"commit report: engine {got}, reference {vars(want)}"
-
-
 def check_layout_nodes(m: Machine) -> None:
     """Every free page sits on the node the effective layout gives it."""
     free = np.flatnonzero(m.free_mask())
