@@ -45,7 +45,7 @@ def host_snapshot(data_dir: Path) -> Path:
 
 
 # ---------------------------------------------------------------- machines
-@pytest.fixture
+@pytest.fixture(scope="session")
 def small_machine() -> Callable[..., Machine]:
     """Boots a fresh 16 MiB machine: 4096 pfns, node 0 owns 0x0-0x7ff and
     node 1 0x800-0xfff, 2 CPUs; keywords go to ``MachineConfig.uniform``
@@ -59,6 +59,12 @@ def small_machine() -> Callable[..., Machine]:
 
 
 @pytest.fixture
+def m16(small_machine: Callable[..., Machine]) -> Machine:
+    """A fresh ``small_machine()``: 16 MiB, 2 nodes, 2 CPUs."""
+    return small_machine()
+
+
+@pytest.fixture
 def m128() -> Machine:
     """128 MiB, 2 nodes, 8 CPUs (the RFC's experiment): node 0 pfns 0-16383
     (DMA and DMA32), node 1 pfns 16384-32767 (DMA32); nothing allocated."""
@@ -67,7 +73,7 @@ def m128() -> Machine:
     return boot(2, "128M", 8)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def fill() -> Callable[..., list[tuple[int, int, int]]]:
     """``fill(m, share=0.5, seed=1)``: allocate about ``share`` of ``m``'s
     present pages in random orders 0-3 from random CPUs (stops at the first
@@ -89,7 +95,7 @@ def fill() -> Callable[..., list[tuple[int, int, int]]]:
 
 
 # ---------------------------------------------------------------- state
-@pytest.fixture
+@pytest.fixture(scope="session")
 def unchanged() -> Callable[[Machine], AbstractContextManager[None]]:
     """``with unchanged(m): ...`` fails if the block changed any of ``m``'s
     state arrays, its installed layout or its seq (tests.helpers.snapshot)."""

@@ -35,17 +35,15 @@ from dnuma.mm.constants import (
 )
 from dnuma.mm.validate import validate_all
 
-SNAP = Path(__file__).parent / "data" / "host-snapshot-1"
+
+@pytest.fixture(scope="module")
+def snap(host_snapshot: Path):
+    return boot_from_host(host_snapshot)
 
 
 @pytest.fixture(scope="module")
-def snap():
-    return boot_from_host(SNAP)
-
-
-@pytest.fixture(scope="module")
-def kpf() -> np.ndarray:
-    with lzma.open(SNAP / "kpageflags.bin.xz") as f:
+def kpf(host_snapshot: Path) -> np.ndarray:
+    with lzma.open(host_snapshot / "kpageflags.bin.xz") as f:
         return np.frombuffer(f.read(), dtype="<u8")
 
 
@@ -53,8 +51,8 @@ def _zone(res, name):
     return next(r for r in res.zones if r["zone"] == name)
 
 
-def test_zones_match_zoneinfo(snap):
-    host = {z.name: z for z in parse_zoneinfo((SNAP / "zoneinfo").read_text(), "zoneinfo")}
+def test_zones_match_zoneinfo(snap, host_snapshot):
+    host = {z.name: z for z in parse_zoneinfo((host_snapshot / "zoneinfo").read_text(), "zoneinfo")}
     m = snap.machine
     for zi, name in enumerate(("DMA", "DMA32", "Normal")):
         z, mz = host[name], m.zone(0, zi)
@@ -67,11 +65,11 @@ def test_zones_match_zoneinfo(snap):
     validate_all(m)
 
 
-def test_free_pages_per_order(snap, kpf):
+def test_free_pages_per_order(snap, kpf, host_snapshot):
     """DMA and DMA32 were quiet while the files were read: every order
     matches buddyinfo.  Normal drifted (the machine was running): the model
     holds exactly the free pages kpageflags shows, within 10% of buddyinfo."""
-    bi = parse_buddyinfo((SNAP / "buddyinfo").read_text(), "buddyinfo")
+    bi = parse_buddyinfo((host_snapshot / "buddyinfo").read_text(), "buddyinfo")
     for name in ("DMA", "DMA32"):
         assert _zone(snap, name)["nr_free"]["model"] == bi[(0, name)]
     m = snap.machine
@@ -102,8 +100,8 @@ def test_allocated_state(snap, kpf):
     assert m.total_present_pages - resv == int(S.zone_managed.sum())
 
 
-def test_pageblock_types_match_pagetypeinfo(snap):
-    blocks = parse_pagetypeinfo_blocks((SNAP / "pagetypeinfo").read_text(), "pagetypeinfo")
+def test_pageblock_types_match_pagetypeinfo(snap, host_snapshot):
+    blocks = parse_pagetypeinfo_blocks((host_snapshot / "pagetypeinfo").read_text(), "pagetypeinfo")
     m = snap.machine
     pbo = m.profile.pageblock_order
     for zi, name in enumerate(("DMA", "DMA32", "Normal")):
@@ -124,9 +122,9 @@ def test_pageblock_types_match_pagetypeinfo(snap):
         assert int((mt == MIGRATE_MOVABLE).sum()) == want["Movable"], name
 
 
-def test_without_kpageflags_matches_free_counts():
-    res = boot_from_host(SNAP, kpageflags=False)
-    bi = parse_buddyinfo((SNAP / "buddyinfo").read_text(), "buddyinfo")
+def test_without_kpageflags_matches_free_counts(host_snapshot):
+    res = boot_from_host(host_snapshot, kpageflags=False)
+    bi = parse_buddyinfo((host_snapshot / "buddyinfo").read_text(), "buddyinfo")
     for zi, name in enumerate(("DMA", "DMA32", "Normal")):
         z = res.machine.zone(0, zi)
         assert z.nr_free_pages == sum(c << o for o, c in enumerate(bi[(0, name)]))
@@ -134,7 +132,7 @@ def test_without_kpageflags_matches_free_counts():
     validate_all(res.machine)
 
 
-def test_dnuma_experiment_on_real_state(tmp_path):
+def test_dnuma_experiment_on_real_state(tmp_path, host_snapshot):
     """Split the real machine into 4 nodes by stripe; the boot allocations are
     freed over time (an adopting task) and the machine converges."""
     sc = tmp_path / "split.toml"
@@ -142,7 +140,7 @@ def test_dnuma_experiment_on_real_state(tmp_path):
 duration = "3s"
 sample = "500ms"
 [machine]
-from = "{SNAP}"
+from = "{host_snapshot}"
 [[task]]
 name = "boot-pages"
 adopt = true
@@ -171,8 +169,8 @@ stripe = {{ nodes = [0, 1, 2, 3], block = 512 }}
     assert adopted["frees"] > 0
 
 
-def test_cli_boot_json(capsys):
-    assert main(["boot", "--from", str(SNAP), "--json", "--check"]) == 0
+def test_cli_boot_json(capsys, host_snapshot):
+    assert main(["boot", "--from", str(host_snapshot), "--json", "--check"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kpageflags"] is True
     dma32 = next(z for z in out["zones"] if z["zone"] == "DMA32")
@@ -180,15 +178,15 @@ def test_cli_boot_json(capsys):
     assert out["machine"]["cpus"] == 2
 
 
-def test_cli_boot_table(capsys):
-    assert main(["boot", "--from", str(SNAP), "--no-kpageflags"]) == 0
+def test_cli_boot_table(capsys, host_snapshot):
+    assert main(["boot", "--from", str(host_snapshot), "--no-kpageflags"]) == 0
     out = capsys.readouterr().out
     assert "Normal" in out and "note: kpageflags not used" in out
 
 
-def _copy(tmp_path: Path) -> Path:
+def _copy(tmp_path: Path, host_snapshot: Path) -> Path:
     d = tmp_path / "snap"
-    shutil.copytree(SNAP, d, symlinks=True)
+    shutil.copytree(host_snapshot, d, symlinks=True)
     return d
 
 
@@ -198,8 +196,8 @@ def _copy(tmp_path: Path) -> Path:
     ("zoneinfo", "Node 0, zone DMA\n  pages free     x1\n", "zoneinfo:2: pages free"),
     ("buddyinfo", "Node 0, zone DMA 1 2 x\n", "buddyinfo:1: cannot parse"),
 ])
-def test_bad_files(tmp_path, name, text, msg):
-    d = _copy(tmp_path)
+def test_bad_files(tmp_path, name, text, msg, host_snapshot):
+    d = _copy(tmp_path, host_snapshot)
     (d / name).chmod(0o644)
     (d / name).write_text(text)
     with pytest.raises(HostImportError, match=msg):
@@ -207,13 +205,13 @@ def test_bad_files(tmp_path, name, text, msg):
     assert main(["boot", "--from", str(d)]) == 2
 
 
-def test_missing_and_truncated(tmp_path, capsys):
-    d = _copy(tmp_path)
+def test_missing_and_truncated(tmp_path, capsys, host_snapshot):
+    d = _copy(tmp_path, host_snapshot)
     (d / "zoneinfo").unlink()
     with pytest.raises(HostImportError, match="no proc/zoneinfo or zoneinfo"):
         boot_from_host(d)
     d2 = tmp_path / "t"
-    shutil.copytree(SNAP, d2)
+    shutil.copytree(host_snapshot, d2)
     with lzma.open(d2 / "kpageflags.bin.xz") as f:
         raw = f.read()
     (d2 / "kpageflags.bin.xz").chmod(0o644)
@@ -225,11 +223,11 @@ def test_missing_and_truncated(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
 
 
-def test_parsers():
+def test_parsers(host_snapshot):
     assert parse_iomem("00001000-0009fbff : System RAM\n00100000-bfffffff : System RAM\n"
                        "  01000000-022090c7 : Kernel code\n", "x") == [(1, 0x9f),
                                                                        (0x100, 0xc0000)]
-    z = parse_zoneinfo((SNAP / "zoneinfo").read_text(), "zoneinfo")
+    z = parse_zoneinfo((host_snapshot / "zoneinfo").read_text(), "zoneinfo")
     assert [(x.name, x.start_pfn) for x in z if x.present] == [
         ("DMA", 1), ("DMA32", 4096), ("Normal", 1048576)]
 

@@ -44,8 +44,6 @@ from dnuma.mm.machine import Machine, boot
 from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.page_alloc import MemPolicy
 
-HOST = Path(__file__).parent / "data" / "host-snapshot-1"
-NODE0 = HOST / "sys" / "devices" / "system" / "node" / "node0"
 TYPES = [t for t in range(MIGRATE_TYPES) if t != MIGRATE_CMA]  # no CONFIG_CMA
 ZONEINFO_NUMA = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local",
                  "numa_other")  # the zoneinfo/vmstat names of NUMASTAT_NAMES
@@ -100,6 +98,12 @@ def striped() -> Machine:
         m.free_pages(pfn, order, cpu)  # some marked pages go to their new node
     _busy(m, seed=4)
     return m
+
+
+@pytest.fixture(scope="session")
+def node0(host_snapshot: Path) -> Path:
+    """The host's node 0 directory in sysfs."""
+    return host_snapshot / "sys" / "devices" / "system" / "node" / "node0"
 
 
 MACHINES = ["small", "big", "striped"]
@@ -496,14 +500,14 @@ def labels(lines: list[str], prefix: str = "") -> list[str]:
     return [line[len(prefix):].split(":")[0] for line in lines]
 
 
-def test_shape_buddyinfo(big: Machine) -> None:
-    want = {col_shape(line) for line in real(HOST / "buddyinfo")}
+def test_shape_buddyinfo(big: Machine, host_snapshot: Path) -> None:
+    want = {col_shape(line) for line in real(host_snapshot / "buddyinfo")}
     for line in buddyinfo(big).splitlines():
         assert col_shape(line) in want, line
 
 
-def test_shape_pagetypeinfo(big: Machine) -> None:
-    host = real(HOST / "pagetypeinfo")
+def test_shape_pagetypeinfo(big: Machine, host_snapshot: Path) -> None:
+    host = real(host_snapshot / "pagetypeinfo")
     want = {col_shape(line) for line in host}
     ours = pagetypeinfo(big).splitlines()
     for line in ours:
@@ -514,8 +518,8 @@ def test_shape_pagetypeinfo(big: Machine) -> None:
         "      Isolate " in ours
 
 
-def test_shape_node_meminfo(big: Machine) -> None:
-    host = real(NODE0 / "meminfo")
+def test_shape_node_meminfo(big: Machine, node0: Path) -> None:
+    host = real(node0 / "meminfo")
     want = {col_shape(line) for line in host}
     ours = node_meminfo(big, 0).splitlines()
     for line in ours:
@@ -527,8 +531,8 @@ def test_shape_node_meminfo(big: Machine) -> None:
     assert [x for x in ol if x != "Unaccepted"] == hl
 
 
-def test_shape_meminfo(big: Machine) -> None:
-    host = real(HOST / "meminfo")
+def test_shape_meminfo(big: Machine, host_snapshot: Path) -> None:
+    host = real(host_snapshot / "meminfo")
     want = {col_shape(line) for line in host}
     ours = meminfo(big).splitlines()
     for line in ours:
@@ -540,8 +544,8 @@ def test_shape_meminfo(big: Machine) -> None:
         [x for x in hl if x != "Balloon"]
 
 
-def test_shape_numastat(big: Machine) -> None:
-    host = real(NODE0 / "numastat")
+def test_shape_numastat(big: Machine, node0: Path) -> None:
+    host = real(node0 / "numastat")
     assert [flat_shape(x) for x in node_numastat(big, 1).splitlines()] == \
         [flat_shape(x) for x in host]
 
@@ -562,15 +566,15 @@ def _order_ok(ours: list[str], host: list[str]) -> None:
     assert [x for x in ours if x in common] == [x for x in host if x in common]
 
 
-def test_vmstat_names_and_order(big: Machine) -> None:
+def test_vmstat_names_and_order(big: Machine, host_snapshot: Path, node0: Path) -> None:
     _order_ok([k for k, _ in parse_kv(vmstat(big))], [k for k, _ in parse_kv(
-        (HOST / "vmstat").read_text())])
+        (host_snapshot / "vmstat").read_text())])
     _order_ok([k for k, _ in parse_kv(node_vmstat(big, 0))],
-              [k for k, _ in parse_kv((NODE0 / "vmstat").read_text())])
+              [k for k, _ in parse_kv((node0 / "vmstat").read_text())])
 
 
-def test_shape_zoneinfo(big: Machine) -> None:
-    want = {flat_shape(line) for line in real(HOST / "zoneinfo")}
+def test_shape_zoneinfo(big: Machine, host_snapshot: Path) -> None:
+    want = {flat_shape(line) for line in real(host_snapshot / "zoneinfo")}
     extra = {flat_shape(line) for line in zoneinfo(big).splitlines()} - want
     # 6.12's pageset lines (6.18 pads them and adds high_min/high_max) and
     # the zone/node items 6.18 dropped or this host's config lacks

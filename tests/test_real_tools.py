@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import subprocess
@@ -95,17 +94,11 @@ def facts(m: Machine, name: str, root: Path) -> State:
 
 
 @pytest.fixture(scope="module")
-def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, State]:
+def states(tmp_path_factory: pytest.TempPathFactory, fill) -> dict[str, State]:
     base = tmp_path_factory.mktemp("sysroots")
     m = boot(nodes=2, mem="512M", cpus=8)
-    rng = random.Random(7)
-    pages, got = [], 0
-    while got < m.total_present_pages // 2:
-        order, cpu = rng.randrange(4), rng.randrange(8)
-        pfn = m.alloc_pages(order, cpu=cpu)
-        assert pfn is not None
-        pages.append((pfn, order, cpu))
-        got += 1 << order
+    pages = fill(m, 0.5, seed=7)
+    assert sum(1 << order for _pfn, order, _cpu in pages) >= m.total_present_pages // 2
     out = {}
 
     def export(name: str) -> None:

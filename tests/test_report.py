@@ -22,10 +22,6 @@ from dnuma.report.metrics import NODE_FIELDS, _bin_mode, columns_by_node
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def small() -> Machine:
-    return Machine(MachineConfig.uniform(nodes=2, mem="16M", cpus=2))
-
-
 def allocate(m: Machine, n: int, orders: tuple[int, ...] = (0, 1, 3)) -> list[tuple[int, int, int]]:
     """``n`` blocks, cycling orders and CPUs: [(pfn, order, cpu)]."""
     out = []
@@ -37,10 +33,9 @@ def allocate(m: Machine, n: int, orders: tuple[int, ...] = (0, 1, 3)) -> list[tu
     return out
 
 
-def scenario() -> tuple[Machine, Metrics, list[tuple[int, int, int]]]:
-    """Allocate, stripe over nodes 0,1,2, free half: a machine with marked and
-    misplaced pages, free pages moved and pages moved on free."""
-    m = small()
+def scenario(m: Machine) -> tuple[Machine, Metrics, list[tuple[int, int, int]]]:
+    """On a fresh m16: allocate, stripe over nodes 0,1,2, free half: a machine
+    with marked and misplaced pages, free pages moved and pages moved on free."""
     met = Metrics(m)
     blocks = allocate(m, 300)
     met.sample(1.0)
@@ -75,8 +70,8 @@ def naive_node_figures(m: Machine) -> dict[int, dict[str, int]]:
 
 
 # ---------------------------------------------------------------- metrics
-def test_sample_matches_machine_counts() -> None:
-    m, met, _live = scenario()
+def test_sample_matches_machine_counts(m16: Machine) -> None:
+    m, met, _live = scenario(m16)
     cols = met.columns()
     nodes = met.nodes
     assert nodes == [0, 1, 2]
@@ -101,8 +96,8 @@ def test_sample_matches_machine_counts() -> None:
             assert last[f][n] == ref.get(n, {}).get(f, 0), (n, f)
 
 
-def test_node_seen_later_is_zero_before() -> None:
-    _m, met, _live = scenario()
+def test_node_seen_later_is_zero_before(m16: Machine) -> None:
+    _m, met, _live = scenario(m16)
     cols = met.columns()
     # node 2 came with the stripe (sample rows: boot, t=1 before, t=1 event, t=2)
     assert cols["t"].tolist() == [0.0, 1.0, 1.0, 2.0]
@@ -112,8 +107,8 @@ def test_node_seen_later_is_zero_before() -> None:
     assert set(columns_by_node(cols, "free")) == {0, 1, 2}
 
 
-def test_moved_off_freelists_and_event_rows() -> None:
-    m = small()
+def test_moved_off_freelists_and_event_rows(m16: Machine) -> None:
+    m = m16
     met = Metrics(m)
     blocks = allocate(m, 200)
     met.sample(0.5)
@@ -148,8 +143,8 @@ def test_moved_off_freelists_and_event_rows() -> None:
     assert s["nodes"]["3"]["present"] == m.NODE_DATA(3).node_present_pages
 
 
-def test_local_share() -> None:
-    m = small()
+def test_local_share(m16: Machine) -> None:
+    m = m16
     met = Metrics(m)
     met.sample(1.0)
     assert math.isnan(met.columns()["local_share"][-1])  # no allocation since boot
@@ -167,8 +162,8 @@ def test_local_share() -> None:
     assert met.to_summary()["totals"]["local_share_overall"] == pytest.approx(3 / 8)
 
 
-def test_sample_times() -> None:
-    m = small()
+def test_sample_times(m16: Machine) -> None:
+    m = m16
     met = Metrics(m, t0=0.0)
     met.sample(0.0)  # replaces the boot sample
     assert met.nsamples == 1
@@ -184,8 +179,8 @@ def test_sample_times() -> None:
         met.sample(0.5)
 
 
-def test_event_records_state_before_and_after_commit() -> None:
-    m = small()
+def test_event_records_state_before_and_after_commit(m16: Machine) -> None:
+    m = m16
     met = Metrics(m)
     allocate(m, 100)
     met.sample(0.5)
@@ -205,10 +200,10 @@ def test_event_records_state_before_and_after_commit() -> None:
     assert met.events[-1].row == 3
 
 
-def test_commits_announced_late_vetoed_or_unseen() -> None:
+def test_commits_announced_late_vetoed_or_unseen(m16: Machine) -> None:
     from dnuma.mm.errors import NotifyVeto
 
-    m = small()
+    m = m16
     met = Metrics(m)
     allocate(m, 50)
     r1 = m.commit(MemLayout.stripe(m.ram_ranges(), [0, 1], 128))
@@ -276,8 +271,8 @@ def test_snapshot_unbinned_matches_lookup() -> None:
     assert int(s.off.sum()) == m.misplaced_pages() > 0
 
 
-def test_snapshot_binned_stripe() -> None:
-    m = small()
+def test_snapshot_binned_stripe(m16: Machine) -> None:
+    m = m16
     allocate(m, 100)
     met = Metrics(m, width=16)
     boot = met.events[0].snapshot
@@ -295,8 +290,8 @@ def test_snapshot_binned_stripe() -> None:
 
 
 # ---------------------------------------------------------------- files
-def test_csv_round_trip(tmp_path: Path) -> None:
-    _m, met, _live = scenario()
+def test_csv_round_trip(m16: Machine, tmp_path: Path) -> None:
+    _m, met, _live = scenario(m16)
     path = met.write_series(tmp_path, fmt="csv")
     assert path.name == "metrics.csv"
     back = read_series(path)
@@ -309,9 +304,9 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     assert head[0] == "t" and "node2_misplaced" in head and "local_share" in head
 
 
-def test_parquet_round_trip(tmp_path: Path) -> None:
+def test_parquet_round_trip(m16: Machine, tmp_path: Path) -> None:
     pytest.importorskip("pyarrow")
-    _m, met, _live = scenario()
+    _m, met, _live = scenario(m16)
     path = met.write_series(tmp_path)
     assert path.suffix == ".parquet"
     back = read_series(path)
@@ -319,10 +314,10 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back[k], v, err_msg=k)
 
 
-def test_write_series_auto_without_pyarrow(tmp_path: Path,
+def test_write_series_auto_without_pyarrow(m16: Machine, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # import fails
-    _m, met, _live = scenario()
+    _m, met, _live = scenario(m16)
     assert met.write_series(tmp_path).name == "metrics.csv"
 
 
@@ -335,8 +330,8 @@ def test_node_colors() -> None:
     assert all(len(c) == 7 and c.startswith("#") for c in cols)
 
 
-def test_report_html(tmp_path: Path) -> None:
-    m, met, live = scenario()
+def test_report_html(m16: Machine, tmp_path: Path) -> None:
+    m, met, live = scenario(m16)
     rep = m.commit(MemLayout.push(m.ram_ranges(), 3))
     met.layout_event(2.5, "push <all>", rep)
     for pfn, order, cpu in live[::2]:
@@ -369,7 +364,7 @@ def test_import_does_not_load_matplotlib() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_zone_layout_assumption() -> None:
+def test_zone_layout_assumption(m16: Machine) -> None:
     # node_figures reshapes per-zone arrays as [node, zone]: gz = nid * MAX_NR_ZONES + zone
-    m = small()
+    m = m16
     assert m.S.zone_present.size == m.config.max_numnodes * MAX_NR_ZONES
