@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SYSDEPS_TOOLS := lstopo-no-graphics numactl numastat lsmem lscpu
 SYSDEPS_PKGS := util-linux hwloc numactl
 
-.PHONY: all setup sysdeps demo test lint bench clean
+.PHONY: all setup sysdeps demo test lint bench clean coverage
 
 all: test
 
@@ -52,6 +52,34 @@ bench: $(STAMP)
 
 slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Line coverage of src/dnuma.  numba-compiled code is invisible to coverage.py,
+# so the kernels run as plain Python (DNUMA_NO_JIT=1, see _kernels/_jit.py),
+# with the Hypothesis profile "coverage" (a tenth of the examples; see
+# tests/conftest.py).  Left out, each >30 s as plain Python and over code the
+# rest of the suite covers: `bench --quick` (test_bench's module fixture and
+# the three tests using it: benchmarks of uncompiled kernels measure nothing),
+# the long trace and scenario runs (a replay with layout events, the whole
+# kmem trace, the demo scenario through the CLI, the 24 GiB host experiment).
+# The default suite's -m 'not slow' still applies.  Report: the table below
+# and build/coverage/html/index.html.
+COVERAGE_DESELECT := \
+	tests/test_bench.py::test_schema \
+	tests/test_bench.py::test_quick_judges_only_unsized_floors \
+	tests/test_bench.py::test_figures_agree_with_their_parts \
+	tests/test_replay.py::test_layout_events_move_the_traces_pages \
+	tests/test_ftrace.py::test_whole_fixture \
+	tests/test_cli.py::test_demo_json_repeats_and_writes_the_output_folder \
+	tests/test_host.py::test_dnuma_experiment_on_real_state
+
+coverage: $(STAMP)
+	mkdir -p build/coverage
+	rm -f build/coverage/.coverage
+	DNUMA_NO_JIT=1 DNUMA_HYPOTHESIS=coverage $(BIN)/coverage run -m pytest -q \
+	  $(addprefix --deselect ,$(COVERAGE_DESELECT)) || status=$$?; \
+	$(BIN)/coverage report; \
+	$(BIN)/coverage html -q; \
+	exit $${status:-0}
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

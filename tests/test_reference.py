@@ -245,8 +245,11 @@ class EngineVsReference(RuleBasedStateMachine):
 
 # The default run does not shrink a failure (shrinking these runs takes minutes):
 # the report names the step and every difference; ``pytest -m slow`` shrinks.
+# 60 examples under the default Hypothesis profile, scaled with the loaded one
+# (tests/conftest.py).
 EngineVsReference.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=50, deadline=None, report_multiple_bugs=False,
+    max_examples=max(1, settings.default.max_examples * 3 // 5), stateful_step_count=50,
+    deadline=None, report_multiple_bugs=False,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 TestEngineVsReference = EngineVsReference.TestCase
