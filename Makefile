@@ -60,9 +60,10 @@ slow: $(STAMP)
 # rest of the suite covers: `bench --quick` (test_bench's module fixture and
 # the three tests using it: benchmarks of uncompiled kernels measure nothing),
 # the long trace and scenario runs (a replay with layout events, the whole
-# kmem trace, the demo scenario through the CLI, the 24 GiB host experiment).
-# The default suite's -m 'not slow' still applies.  Report: the table below
-# and build/coverage/html/index.html.
+# kmem trace, the demo scenario through the CLI, the 24 GiB host experiment);
+# and a timing assertion that holds for compiled kernels only (test_report's
+# sample cost).  The default suite's -m 'not slow' still applies.  Report:
+# the table printed at the end and build/coverage/html/index.html.
 COVERAGE_DESELECT := \
 	tests/test_bench.py::test_schema \
 	tests/test_bench.py::test_quick_judges_only_unsized_floors \
@@ -70,7 +71,8 @@ COVERAGE_DESELECT := \
 	tests/test_replay.py::test_layout_events_move_the_traces_pages \
 	tests/test_ftrace.py::test_whole_fixture \
 	tests/test_cli.py::test_demo_json_repeats_and_writes_the_output_folder \
-	tests/test_host.py::test_dnuma_experiment_on_real_state
+	tests/test_host.py::test_dnuma_experiment_on_real_state \
+	tests/test_report.py::test_sample_cost_is_small
 
 coverage: $(STAMP)
 	mkdir -p build/coverage
