@@ -353,7 +353,7 @@ def free_pages(S, pfn, order, cpu):
         return ERR_BAD_FREE
     if (S.page_flags[pfn] & PG_head) == 0 or S.page_order[pfn] != order:
         return ERR_BAD_FREE
-    S.page_flags[pfn] &= ~(PG_head | PG_lru | PG_slab)
+    S.page_flags[pfn] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
     S.page_owner[pfn] = -1
     if not test_mark(S, pfn):
         free_to_zone(S, pfn, order, cpu)

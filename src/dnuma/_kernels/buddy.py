@@ -124,7 +124,7 @@ def del_from_free_list(S, pfn, gz, order, mt):
     """__del_page_from_free_list: unlink and clear PageBuddy."""
     list_del(S.free_head, S.free_tail, S.lru_next, S.lru_prev, (gz, order, mt), pfn)
     S.free_cnt[gz, order, mt] -= 1
-    S.page_flags[pfn] &= ~PG_buddy
+    S.page_flags[pfn] &= np.uint8(0xFF ^ PG_buddy)
 
 
 @kernel
@@ -414,7 +414,7 @@ def pcp_add(S, cpu, gz, pindex, pfn, order, to_tail):
 @kernel
 def pcp_del(S, cpu, gz, pindex, pfn):
     list_del(S.pcp_head, S.pcp_tail, S.lru_next, S.lru_prev, (cpu, gz, pindex), pfn)
-    S.page_flags[pfn] &= ~PG_pcp
+    S.page_flags[pfn] &= np.uint8(0xFF ^ PG_pcp)
 
 
 @kernel
