@@ -176,9 +176,11 @@ def shape_of(a: StateArray, dims: dict[str, int]) -> tuple[int, ...]:
 
 
 def new_array(name: str, dims: dict[str, int]) -> np.ndarray:
-    """A fresh array ``name`` of STATE, shaped by ``dims`` and filled."""
+    """A fresh array ``name`` of STATE, shaped by ``dims`` and filled
+    (zeros come from calloc: untouched pages cost nothing until written)."""
     a = STATE_BY_NAME[name]
-    return np.full(shape_of(a, dims), a.fill, dtype=np.dtype(a.dtype))
+    shape, dtype = shape_of(a, dims), np.dtype(a.dtype)
+    return np.full(shape, a.fill, dtype=dtype) if a.fill else np.zeros(shape, dtype=dtype)
 
 
 def per_pfn_bytes() -> float:
