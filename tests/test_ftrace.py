@@ -1,7 +1,7 @@
 """The ftrace kmem text parser (dnuma.sim.ftrace).
 
 ``data/kmem-trace-excerpt.txt.xz`` holds slices of the real capture
-``/work/shared/fixtures/kmem-trace/kmem-trace-A.txt.xz`` (Linux 6.18), in file
+tests/data/kmem-trace-A.txt.xz (Linux 6.18), in file
 order: its header and lines 13-2500 (allocs, frees, batched frees,
 GFP_NOWAIT), short runs around <idle>-0 and kworker lines, order-3 frees,
 order-9 GFP_TRANSHUGE allocs, a pcpu-drain burst (49895-50300), frees at
@@ -49,7 +49,7 @@ from dnuma.sim.ftrace import (
 
 DATA = Path(__file__).parent / "data"
 EXCERPT = DATA / "kmem-trace-excerpt.txt.xz"
-FIXTURE = Path("/work/shared/fixtures/kmem-trace/kmem-trace-A.txt.xz")
+FIXTURE = DATA / "kmem-trace-A.txt.xz"
 HM = __GFP_HIGHMEM | __GFP_MOVABLE
 FIELDS = ("kind", "cpu", "ts_ns", "pfn", "order", "migratetype", "gfp", "line")
 
@@ -172,7 +172,7 @@ def test_stopping_early_closes_cleanly():
     it.close()  # joins the reader thread, closes the file
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="shared fixture not present")
+@pytest.mark.skipif(not FIXTURE.exists(), reason="tests/data/kmem-trace-A.txt.xz not present")
 def test_whole_fixture():
     st = TraceStats()
     n = sum(len(c) for c in read_trace(FIXTURE, stats=st))
@@ -215,7 +215,7 @@ def test_kernel_hash_matches_python():
     data = bytes(range(33, 33 + 40))
     buf = np.frombuffer(data, np.uint8)
     for n in range(len(data) - 3):
-        assert kf._hash(buf, 3, 3 + n) == kf.str_hash(data[3:3 + n])
+        assert kf.buf_hash(buf, 3, 3 + n) == kf.str_hash(data[3:3 + n])
 
 
 # --- format variants -----------------------------------------------------------

@@ -1,11 +1,12 @@
 """Line parser of ftrace text captures (tracefs ``trace`` / ``trace_pipe``) of
 the kmem page events.  It runs over a uint8 buffer of whole lines and writes
-one row per event into preallocated arrays; the few lines that are not events
-(comments, malformed, lost-events notes) go to a second set of arrays.
+one row per event into preallocated arrays (:class:`TraceEvents`); the few
+lines that are not events (comments, malformed, lost-events notes) go to a
+second set of arrays (:class:`SpecialLines`).
 
 gfp_flags strings and the names of other events are identified by a 64-bit
 hash (:func:`str_hash`) through small open-addressing tables owned by the
-caller.  An unseen string stops the parse at its line (status ST_NEW_GFP /
+caller (:class:`StrTable`).  An unseen string stops the parse at its line (status ST_NEW_GFP /
 ST_NEW_EVENT) so that the caller can intern it and call again from there.
 
 Line grammar (leading blanks and a trailing CR ignored)::
@@ -16,10 +17,12 @@ Line grammar (leading blanks and a trailing CR ignored)::
 ``[digits]`` preceded by ``-pid`` (and an optional ``(tgid)`` column).
 
 Under DNUMA_NO_JIT the buffer must be a ``bytes``/``memoryview`` (its items are
-Python ints), not a uint8 array.
+Python ints), not a uint8 array: :func:`line_buffer` gives the right one.
 """
 
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -51,12 +54,6 @@ _L_LOST = 3
 _L_BLANK = 4
 _L_OTHER = 5
 
-# state array slots
-S_LAST_TS = 0  # timestamp of the previous event, ns
-S_TS_BACKWARDS = 1  # events whose timestamp is below the previous one
-S_BLANK = 2  # blank lines
-NR_STATE = 3
-
 PFN_LIMIT = 1 << 52  # pfns of a 64-bit physical address space with 4 KiB pages
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -81,35 +78,41 @@ def str_hash(data: bytes) -> int:
 
 UNNAMED_HASH = str_hash(b"")  # the name hash of a line without an event name
 
-_PAT_ALLOC = np.frombuffer(b"mm_page_alloc", np.uint8)
-_PAT_FREE = np.frombuffer(b"mm_page_free", np.uint8)
-_PAT_FREE_DIRECT = np.frombuffer(b"mm_page_free_direct", np.uint8)  # <= 3.2 mm_page_free
-_PAT_FREE_BATCHED = np.frombuffer(b"mm_page_free_batched", np.uint8)
-_PAT_PAGEVEC_FREE = np.frombuffer(b"mm_pagevec_free", np.uint8)  # <= 3.2 ..._free_batched
-_PAT_PCPU_DRAIN = np.frombuffer(b"mm_page_pcpu_drain", np.uint8)
-_PAT_PAGE = np.frombuffer(b"page", np.uint8)
-_PAT_PFN = np.frombuffer(b"pfn", np.uint8)
-_PAT_ORDER = np.frombuffer(b"order", np.uint8)
-_PAT_MT = np.frombuffer(b"migratetype", np.uint8)
-_PAT_GFP = np.frombuffer(b"gfp_flags", np.uint8)
 
-_HAVE_PAGE = 1
-_HAVE_PFN = 2
-_HAVE_ORDER = 4
-_HAVE_MT = 8
-_HAVE_GFP = 16
+
+def _packed(*names: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``names`` packed for :func:`find_name`: (their bytes, the offsets of
+    each, one more at the end)."""
+    offs = np.cumsum([0, *map(len, names)]).astype(np.int64)
+    return np.frombuffer(b"".join(names), np.uint8).copy(), offs
+
+
+# the event names and their kinds (<= 3.2: mm_page_free_direct, mm_pagevec_free)
+_EV_NAMES, _EV_OFFS = _packed(b"mm_page_alloc", b"mm_page_free", b"mm_page_free_batched",
+                              b"mm_page_pcpu_drain", b"mm_page_free_direct",
+                              b"mm_pagevec_free")
+_EV_KINDS = np.array([EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_FREE,
+                      EV_FREE_BATCHED], np.int64)
+# the keys of the fields read (a key's bit in ``have``: 1 << its index)
+_KEY_NAMES, _KEY_OFFS = _packed(b"pfn", b"page", b"order", b"migratetype", b"gfp_flags")
+_K_PFN, _K_PAGE, _K_ORDER, _K_MT, _K_GFP = range(5)
+_HAVE_PFN = 1 << _K_PFN
+_HAVE_PAGE = 1 << _K_PAGE
+_HAVE_ORDER = 1 << _K_ORDER
+_HAVE_MT = 1 << _K_MT
+_HAVE_GFP = 1 << _K_GFP
 
 
 if _DISABLED:
 
-    def _hash(buf, a, b):
+    def buf_hash(buf, a, b):
         """str_hash of buf[a:b] (plain Python)."""
         return str_hash(bytes(buf[a:b]))
 
 else:
 
     @kernel
-    def _hash(buf, a, b):
+    def buf_hash(buf, a, b):
         """str_hash of buf[a:b].  In uint64: numba's int64 multiplication is
         ``mul nsw``, whose overflow LLVM may assume away."""
         h = np.uint64(_H_OFFSET)
@@ -127,14 +130,19 @@ else:
 
 
 @kernel
-def _eq(buf, a, b, pat):
-    """Whether buf[a:b] equals the uint8 array ``pat``."""
-    if b - a != pat.shape[0]:
-        return False
-    for i in range(pat.shape[0]):  # noqa: SIM110 - no generators in kernels
-        if buf[a + i] != pat[i]:
-            return False
-    return True
+def find_name(buf, a, b, names, offs):
+    """The index of buf[a:b] among the names packed by :func:`_packed`
+    (``names``, ``offs``), or -1."""
+    n = b - a
+    for j in range(offs.shape[0] - 1):
+        s = offs[j]
+        if offs[j + 1] - s == n:
+            k = 0
+            while k < n and buf[a + k] == names[s + k]:
+                k += 1
+            if k == n:
+                return j
+    return -1
 
 
 @kernel
@@ -362,26 +370,10 @@ def _parse_line(buf, s, e):
         return _L_OTHER, 0, cpu, ts, 0, 0, 0, 0, a, 0, UNNAMED_HASH
     n = q - a
     q += 1
-    kind = -1
-    if n == 13:
-        if _eq(buf, a, a + n, _PAT_ALLOC):
-            kind = EV_ALLOC
-    elif n == 12:
-        if _eq(buf, a, a + n, _PAT_FREE):
-            kind = EV_FREE
-    elif n == 20:
-        if _eq(buf, a, a + n, _PAT_FREE_BATCHED):
-            kind = EV_FREE_BATCHED
-    elif n == 18:
-        if _eq(buf, a, a + n, _PAT_PCPU_DRAIN):
-            kind = EV_PCPU_DRAIN
-    elif n == 19:
-        if _eq(buf, a, a + n, _PAT_FREE_DIRECT):
-            kind = EV_FREE
-    elif n == 15 and _eq(buf, a, a + n, _PAT_PAGEVEC_FREE):
-        kind = EV_FREE_BATCHED
-    if kind < 0:
-        return _L_OTHER, 0, cpu, ts, 0, 0, 0, 0, a, n, _hash(buf, a, a + n)
+    j = find_name(buf, a, q - 1, _EV_NAMES, _EV_OFFS)
+    if j < 0:
+        return _L_OTHER, 0, cpu, ts, 0, 0, 0, 0, a, n, buf_hash(buf, a, a + n)
+    kind = _EV_KINDS[j]
 
     # the fields "key=value ..." (unknown keys such as cold= are skipped)
     have = 0
@@ -408,27 +400,24 @@ def _parse_line(buf, s, e):
         va = q
         while q < e and not _blank(buf[q]):
             q += 1
-        kl = kb - ka
-        if kl == 3 and _eq(buf, ka, kb, _PAT_PFN):
+        key = find_name(buf, ka, kb, _KEY_NAMES, _KEY_OFFS)
+        if key == _K_PFN:
             ok, pfn, huge = _parse_uint(buf, va, q)
-            have |= _HAVE_PFN
-        elif kl == 4 and _eq(buf, ka, kb, _PAT_PAGE):
+        elif key == _K_PAGE:
             ok, null_page = _parse_page(buf, va, q)
-            have |= _HAVE_PAGE
-        elif kl == 5 and _eq(buf, ka, kb, _PAT_ORDER):
+        elif key == _K_ORDER:
             ok, order = _parse_int(buf, va, q, 0, 63)
-            have |= _HAVE_ORDER
-        elif kl == 11 and _eq(buf, ka, kb, _PAT_MT):
+        elif key == _K_MT:
             ok, mt = _parse_int(buf, va, q, -128, 127)
-            have |= _HAVE_MT
-        elif kl == 9 and _eq(buf, ka, kb, _PAT_GFP):
+        elif key == _K_GFP:
             ok = q > va
-            gh = _hash(buf, va, q)
+            gh = buf_hash(buf, va, q)
             ga = va
             gl = q - va
-            have |= _HAVE_GFP
         else:
             ok = True
+        if key >= 0:
+            have |= 1 << key
         if not ok:
             return _L_MALFORMED, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 
@@ -452,35 +441,129 @@ def _parse_line(buf, s, e):
     return _L_EVENT, kind, cpu, ts, pfn, order, mt, gh, ga, gl, 0
 
 
+class TraceEvents(NamedTuple):
+    """Events as arrays of one length, a row an event: ``kind`` (EV_*),
+    ``cpu``, ``ts_ns`` (trace clock, ns), ``pfn`` (-1 for EV_ALLOC_FAIL),
+    ``order``, ``migratetype`` (-1 for the frees, which print none), ``gfp``
+    (model gfp bits of the allocations, 0 for the others), ``line`` (1-based
+    line number); their dtypes are EVENT_DTYPES."""
+
+    kind: np.ndarray
+    cpu: np.ndarray
+    ts_ns: np.ndarray
+    pfn: np.ndarray
+    order: np.ndarray
+    migratetype: np.ndarray
+    gfp: np.ndarray
+    line: np.ndarray
+
+
+EVENT_DTYPES: tuple[type[np.signedinteger[Any]], ...] = (
+    np.int8, np.int32, np.int64, np.int64, np.int8, np.int8, np.int32, np.int64)
+
+
+def new_events(n: int) -> TraceEvents:
+    """``n`` zeroed events."""
+    return TraceEvents(*(np.zeros(n, dt) for dt in EVENT_DTYPES))
+
+
+class SpecialLines(NamedTuple):
+    """The lines that are not events: ``code`` int8 (SP_*), ``line`` int64
+    (1-based), ``start``/``end`` int64 (byte span in the buffer)."""
+
+    code: np.ndarray
+    line: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+
+def new_special_lines(n: int) -> SpecialLines:
+    """Room for ``n`` non-event lines."""
+    return SpecialLines(np.zeros(n, np.int8), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                        np.zeros(n, np.int64))
+
+
+class StrTable(NamedTuple):
+    """An open-addressing table of string hashes (capacity a power of 2, at
+    most half full): ``keys`` int64 hashes, ``vals`` int32 values, ``hits``
+    int64 lookups, ``used`` uint8 (1: slot taken)."""
+
+    keys: np.ndarray
+    vals: np.ndarray
+    hits: np.ndarray
+    used: np.ndarray
+
+
+def new_str_table(cap: int) -> StrTable:
+    """An empty table of ``cap`` slots (a power of 2)."""
+    return StrTable(np.zeros(cap, np.int64), np.zeros(cap, np.int32), np.zeros(cap, np.int64),
+                    np.zeros(cap, np.uint8))
+
+
+class ParseState(NamedTuple):
+    """What parse_lines carries from call to call (an int64 array of these)."""
+
+    last_ts_ns: int  # timestamp of the previous event
+    ts_backwards: int  # events whose timestamp is below the previous one
+    blank: int  # blank lines
+
+
+S_LAST_TS, S_TS_BACKWARDS, S_BLANK = range(len(ParseState._fields))
+
+
+def new_state() -> np.ndarray:
+    """A fresh state array for parse_lines."""
+    return np.array(ParseState(np.iinfo(np.int64).min, 0, 0), np.int64)
+
+
+def line_buffer(data: bytes) -> Any:
+    """``data`` as parse_lines reads it: a uint8 array (a memoryview when the
+    kernels run as plain Python, see the module docstring)."""
+    return memoryview(data) if _DISABLED else np.frombuffer(data, np.uint8)
+
+
+class ParseResult(NamedTuple):
+    """What parse_lines returns: ``status`` (ST_*), ``pos`` (the start of
+    the first unparsed line), ``line_no`` (lines parsed before it), ``n_ev``
+    and ``n_sp`` (rows filled), and for ST_NEW_* the unseen string's byte
+    span and hash (``aux_start``, ``aux_len``, ``aux_hash``)."""
+
+    status: int
+    pos: int
+    line_no: int
+    n_ev: int
+    n_sp: int
+    aux_start: int
+    aux_len: int
+    aux_hash: int
+
+
 @kernel
-def table_slot(keys, used, h):
-    """The slot of hash ``h`` in an open-addressing table, or the free slot
-    where it would go (the table is never full)."""
-    mask = keys.shape[0] - 1
+def table_slot(tbl, h):
+    """The slot of hash ``h`` in StrTable ``tbl``, or the free slot where it
+    would go (the table is never full)."""
+    mask = tbl.keys.shape[0] - 1
     i = h & mask
-    while used[i] != 0 and keys[i] != h:
+    while tbl.used[i] != 0 and tbl.keys[i] != h:
         i = (i + 1) & mask
     return i
 
 
 @kernel
-def parse_lines(buf, pos, end, line_no,
-                ev_kind, ev_cpu, ev_ts, ev_pfn, ev_order, ev_mt, ev_gfp, ev_line, n_ev,
-                sp_code, sp_line, sp_start, sp_end, n_sp,
-                g_keys, g_vals, g_count, g_used, o_keys, o_count, o_used, state):
+def parse_lines(buf, pos, end, line_no, ev, n_ev, sp, n_sp, gfp, other, state):
     """Parse the lines of ``buf[pos:end]`` (``line_no`` lines before them).
 
-    Events go to ``ev_*[n_ev:]`` (gfp resolved through the gfp table), the
-    comment / malformed / lost-events lines to ``sp_*[n_sp:]`` (byte spans),
-    other events are counted in the other-event table.  Returns (status, pos,
-    line_no, n_ev, n_sp, aux_start, aux_len, aux_hash) with ``pos`` the start
-    of the first unparsed line; aux is the unseen string for ST_NEW_*.
+    Events go to the TraceEvents ``ev`` from row ``n_ev`` (gfp resolved
+    through the StrTable ``gfp``), the comment / malformed / lost-events lines
+    to the SpecialLines ``sp`` from row ``n_sp``, other events are counted in
+    the StrTable ``other``; ``state`` is a ParseState array.  Returns a
+    :class:`ParseResult`.
     """
-    cap_ev = ev_kind.shape[0]
-    cap_sp = sp_code.shape[0]
+    cap_ev = ev.kind.shape[0]
+    cap_sp = sp.code.shape[0]
     while pos < end:
         if n_ev >= cap_ev or n_sp >= cap_sp:
-            return ST_FULL, pos, line_no, n_ev, n_sp, 0, 0, 0
+            return ParseResult(ST_FULL, pos, line_no, n_ev, n_sp, 0, 0, 0)
         e = pos
         while e < end and buf[e] != 10:
             e += 1
@@ -491,46 +574,39 @@ def parse_lines(buf, pos, end, line_no,
         (code, kind, cpu, ts, pfn, order, mt, h, sa, sl,
          nh) = _parse_line(buf, pos, le)
         if code == _L_EVENT:
-            gfp = 0
+            g = 0
             if kind in (EV_ALLOC, EV_ALLOC_FAIL):
-                slot = table_slot(g_keys, g_used, h)
-                if g_used[slot] == 0:
-                    return ST_NEW_GFP, pos, line_no, n_ev, n_sp, sa, sl, h
-                gfp = g_vals[slot]
-                g_count[slot] += 1
+                slot = table_slot(gfp, h)
+                if gfp.used[slot] == 0:
+                    return ParseResult(ST_NEW_GFP, pos, line_no, n_ev, n_sp, sa, sl, h)
+                g = gfp.vals[slot]
+                gfp.hits[slot] += 1
             if ts < state[S_LAST_TS]:
                 state[S_TS_BACKWARDS] += 1
             state[S_LAST_TS] = ts
-            ev_kind[n_ev] = kind
-            ev_cpu[n_ev] = cpu
-            ev_ts[n_ev] = ts
-            ev_pfn[n_ev] = pfn
-            ev_order[n_ev] = order
-            ev_mt[n_ev] = mt
-            ev_gfp[n_ev] = gfp
-            ev_line[n_ev] = line_no + 1
+            ev.kind[n_ev] = kind
+            ev.cpu[n_ev] = cpu
+            ev.ts_ns[n_ev] = ts
+            ev.pfn[n_ev] = pfn
+            ev.order[n_ev] = order
+            ev.migratetype[n_ev] = mt
+            ev.gfp[n_ev] = g
+            ev.line[n_ev] = line_no + 1
             n_ev += 1
         elif code == _L_OTHER:
-            slot = table_slot(o_keys, o_used, nh)
-            if o_used[slot] == 0:
-                return ST_NEW_EVENT, pos, line_no, n_ev, n_sp, sa, sl, nh
-            o_count[slot] += 1
+            slot = table_slot(other, nh)
+            if other.used[slot] == 0:
+                return ParseResult(ST_NEW_EVENT, pos, line_no, n_ev, n_sp, sa, sl, nh)
+            other.hits[slot] += 1
         elif code == _L_BLANK:
             state[S_BLANK] += 1
         else:
-            sp_code[n_sp] = (SP_COMMENT if code == _L_COMMENT
+            sp.code[n_sp] = (SP_COMMENT if code == _L_COMMENT
                              else SP_LOST if code == _L_LOST else SP_MALFORMED)
-            sp_line[n_sp] = line_no + 1
-            sp_start[n_sp] = pos
-            sp_end[n_sp] = le
+            sp.line[n_sp] = line_no + 1
+            sp.start[n_sp] = pos
+            sp.end[n_sp] = le
             n_sp += 1
         line_no += 1
         pos = nxt
-    return ST_DONE, pos, line_no, n_ev, n_sp, 0, 0, 0
-
-
-def new_state() -> np.ndarray:
-    """A fresh state array for parse_lines."""
-    st = np.zeros(NR_STATE, np.int64)
-    st[S_LAST_TS] = np.iinfo(np.int64).min
-    return st
+    return ParseResult(ST_DONE, pos, line_no, n_ev, n_sp, 0, 0, 0)

@@ -5,6 +5,8 @@ marked page is redirected to its new node as it would be in the kernel."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._jit import kernel
@@ -19,6 +21,7 @@ from .alloc import (
 )
 from .buddy import (
     add_to_free_list,
+    block_head,
     clear_mark,
     del_from_free_list,
     page_gz,
@@ -32,28 +35,45 @@ from .consts import (
     PG_head,
     PG_hole,
     PG_lru,
-    PG_pcp,
     PG_reserved,
 )
 from .ftrace import EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN
 from .state import P_MAX_ORDER, P_MAX_PFN, P_PB_ORDER
 from .transplant import needs_move
 
-# counts[] indices
-X_ALLOCS = 0
-X_FREES = 1
-X_BATCHED = 2  # mm_page_free_batched: the page's mm_page_free came first
-X_DRAINS = 3  # mm_page_pcpu_drain in the trace (the model drains on its own)
-X_ALLOC_FAILS = 4
-X_LOCAL = 5  # replayed allocations on the allocating CPU's node
-X_REMOTE = 6
-A_FREE_UNSEEN = 7  # free of a page allocated before the trace began
-A_DOUBLE_FREE = 8  # free of a page the trace already freed
-A_FREE_MISMATCH = 9  # free whose order or head does not match the allocation
-A_ALLOC_BUSY = 10  # allocation of a page the model holds allocated (a free missed)
-A_OUTSIDE = 11  # pfn beyond the model, in a hole or reserved
-A_UNALIGNED = 12  # block head not aligned to its order
-NR_X = 13
+
+class ReplayCounts(NamedTuple):
+    """What a replay did (events replayed or counted), then the anomalies it
+    met (events it could not replay); an int64 array of these is the replay
+    kernel's ``counts``."""
+
+    allocs: int
+    frees: int
+    free_batched: int  # mm_page_free_batched: the page's mm_page_free came first
+    pcpu_drains: int  # mm_page_pcpu_drain in the trace (the model drains on its own)
+    alloc_fails: int
+    local_allocs: int  # replayed allocations on the allocating CPU's node
+    remote_allocs: int
+    free_unseen: int  # free of a page allocated before the trace began
+    double_free: int  # free of a page the trace already freed
+    free_mismatch: int  # free whose order or head does not match the allocation
+    alloc_busy: int  # allocation of a page the model holds allocated (a free missed)
+    outside_model: int  # pfn beyond the model, in a hole or reserved
+    unaligned: int  # block head not aligned to its order
+
+    def replayed(self) -> dict[str, int]:
+        """The fields up to the anomalies, by name."""
+        return dict(zip(self._fields[:A_FREE_UNSEEN], self[:A_FREE_UNSEEN], strict=True))
+
+    def anomalies(self) -> dict[str, int]:
+        """The anomalies, by name."""
+        return dict(zip(self._fields[A_FREE_UNSEEN:], self[A_FREE_UNSEEN:], strict=True))
+
+
+(X_ALLOCS, X_FREES, X_BATCHED, X_DRAINS, X_ALLOC_FAILS, X_LOCAL, X_REMOTE, A_FREE_UNSEEN,
+ A_DOUBLE_FREE, A_FREE_MISMATCH, A_ALLOC_BUSY, A_OUTSIDE,
+ A_UNALIGNED) = range(len(ReplayCounts._fields))
+NR_X = len(ReplayCounts._fields)
 
 # seen[] states
 SEEN_ALLOCATED = 1
@@ -64,17 +84,12 @@ SEEN_FREED = 2
 def free_head(S, p):
     """Head of the free (buddy or pcp) block holding ``p``; -1 if ``p`` is
     allocated, -2 if it is a hole or reserved."""
-    f = S.page_flags[p]
-    if f & (PG_hole | PG_reserved):
+    if S.page_flags[p] & (PG_hole | PG_reserved):
         return -2
-    for o in range(S.params[P_MAX_ORDER] + 1):
-        h = (p >> o) << o
-        fh = S.page_flags[h]
-        if (fh & (PG_buddy | PG_pcp | PG_head)) and h + (np.int64(1) << S.page_order[h]) > p:
-            if fh & PG_head:
-                return -1
-            return h
-    return -1
+    h = block_head(S, p)
+    if h < 0 or S.page_flags[h] & PG_head:
+        return -1
+    return h
 
 
 @kernel
@@ -139,15 +154,16 @@ def take_range(S, pfn, n):
 
 
 @kernel
-def replay(S, kind, cpu, pfn, order, gfp, mt, start, stop, seen, counts, no_mask):
-    """Apply trace events [start, stop) to the model; count in ``counts``."""
+def replay(S, ev, start, stop, seen, counts, no_mask):
+    """Apply the events [start, stop) of ``ev`` (ftrace.TraceEvents) to the
+    model; count in ``counts`` (ReplayCounts fields)."""
     max_pfn = S.params[P_MAX_PFN]
     ncpu = S.cpu_to_node.shape[0]
     for i in range(start, stop):
-        k = kind[i]
-        p = pfn[i]
-        o = np.int64(order[i])
-        c = np.int64(cpu[i]) % ncpu
+        k = ev.kind[i]
+        p = ev.pfn[i]
+        o = np.int64(ev.order[i])
+        c = np.int64(ev.cpu[i]) % ncpu
         if k == EV_ALLOC:
             n = np.int64(1) << o
             if p < 0 or p + n > max_pfn:
@@ -164,7 +180,7 @@ def replay(S, kind, cpu, pfn, order, gfp, mt, start, stop, seen, counts, no_mask
                 counts[A_OUTSIDE] += 1
                 continue
             S.page_flags[p] |= PG_head
-            if mt[i] == MIGRATE_MOVABLE:
+            if ev.migratetype[i] == MIGRATE_MOVABLE:
                 S.page_flags[p] |= PG_lru
             S.page_order[p] = o
             S.page_owner[p] = c
@@ -180,7 +196,7 @@ def replay(S, kind, cpu, pfn, order, gfp, mt, start, stop, seen, counts, no_mask
                 counts[X_LOCAL] += 1
             else:
                 counts[X_REMOTE] += 1
-            pref = preferred_zone(S.zonelist, local, gfp_zone(gfp[i]), False, no_mask)
+            pref = preferred_zone(S.zonelist, local, gfp_zone(ev.gfp[i]), False, no_mask)
             if pref >= 0:
                 zone_statistics(S, pref, gz, local)
         elif k == EV_FREE:

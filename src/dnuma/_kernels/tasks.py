@@ -1,62 +1,88 @@
 """Tasks in virtual time, compiled: Poisson allocation arrivals per task,
-exponential lifetimes, frees in expiry order from a binary heap.  Every
+exponential lifetimes, frees in expiry order from a binary min-heap.  Every
 allocation and free goes through the same alloc_pages/free_pages kernels the
 public API calls.
 
-Randomness comes from a splitmix64 state the caller owns (``rng``), not from
-numba's global generator, so a run repeats exactly whatever else ran before.
+Randomness is one splitmix64 stream (:mod:`.rng`) whose state the caller owns
+(``rng``, a 1-element uint64 array).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from ._jit import kernel
 from .alloc import alloc_pages, free_pages
+from .rng import below, exp_ns, next_u01, pick
 
 INF_NS = np.int64(2**62)
 
-# task stats columns
-T_ALLOCS = 0
-T_FREES = 1
-T_FAILS = 2
-T_LIVE_PAGES = 3
-T_LOCAL = 4  # allocations that landed on the allocating CPU's node
-NR_T = 5
 
-# ctl: [heap size, free-slot stack size]
+class TaskCounts(NamedTuple):
+    """One task's counters (a row of ``TaskTable.stats``)."""
+
+    allocs: int
+    frees: int
+    fails: int
+    live_pages: int
+    local_allocs: int  # allocations that landed on the allocating CPU's node
+
+
+T_ALLOCS, T_FREES, T_FAILS, T_LIVE_PAGES, T_LOCAL = range(len(TaskCounts._fields))
+NR_T = len(TaskCounts._fields)
+
+
+class TaskTable(NamedTuple):
+    """Per task k (row k): what it allocates, when, where, and its counters.
+
+    Times in ns: ``gap_ns``/``life_ns`` float64 means (life_ns <= 0: never
+    freed), ``stop_ns``/``next_ns`` int64 (INF_NS: none; ``next_ns`` is the
+    next arrival, updated).  Policy: ``modes``, ``nids`` int64, ``masks`` bool
+    [k, MAX_NUMNODES], ``ils`` int64 [k, 1].  ``orders``/``gfps`` int64 [k, j]
+    drawn by the cumulative odds ``order_cum``/``gfp_cum``; ``cpus`` int64
+    [k, j], the first ``ncpus[k]`` valid.  ``stats`` int64 [k, NR_T]
+    (:class:`TaskCounts`).
+    """
+
+    gap_ns: np.ndarray
+    life_ns: np.ndarray
+    stop_ns: np.ndarray
+    next_ns: np.ndarray
+    modes: np.ndarray
+    nids: np.ndarray
+    masks: np.ndarray
+    ils: np.ndarray
+    order_cum: np.ndarray
+    orders: np.ndarray
+    gfp_cum: np.ndarray
+    gfps: np.ndarray
+    cpus: np.ndarray
+    ncpus: np.ndarray
+    stats: np.ndarray
+
+
+class LiveBlocks(NamedTuple):
+    """Blocks waiting to be freed, int64 arrays: per slot the block's head
+    ``pfn``, ``order`` and ``task``; ``free_slots`` a stack of unused slots;
+    the expiry min-heap ``heap_t`` (ns) / ``heap_slot``, ordered by time,
+    ties by slot; ``ctl`` = [heap size, free-slot stack size]."""
+
+    pfn: np.ndarray
+    order: np.ndarray
+    task: np.ndarray
+    free_slots: np.ndarray
+    heap_t: np.ndarray
+    heap_slot: np.ndarray
+    ctl: np.ndarray
+
+
 CTL_HEAP = 0
 CTL_FREE = 1
 
 RUN_DONE = 0
 RUN_NEED_SLOTS = 1  # out of live-block slots: grow the arrays and call again
-
-
-@kernel
-def rand_u01(rng):
-    """splitmix64 step -> a float in [0, 1)."""
-    rng[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = rng[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@kernel
-def rand_exp_ns(rng, mean_ns):
-    """An exponential variate of mean ``mean_ns`` (>= 1 ns)."""
-    v = -np.log(1.0 - rand_u01(rng)) * mean_ns
-    return max(np.int64(1), np.int64(v))
-
-
-@kernel
-def pick(rng, cum):
-    r = rand_u01(rng)
-    for i in range(cum.shape[0]):
-        if r < cum[i]:
-            return i
-    return cum.shape[0] - 1
 
 
 @kernel
@@ -66,91 +92,98 @@ def earlier(t1, s1, t2, s2):
 
 
 @kernel
-def heap_push(h_t, h_slot, ctl, t, slot):
-    i = ctl[CTL_HEAP]
-    ctl[CTL_HEAP] = i + 1
-    while i > 0:
-        parent = (i - 1) >> 1
-        if earlier(h_t[parent], h_slot[parent], t, slot):
-            break
-        h_t[i] = h_t[parent]
-        h_slot[i] = h_slot[parent]
-        i = parent
-    h_t[i] = t
-    h_slot[i] = slot
+def heap_sift(lb, n, i, t, slot, up):
+    """Move the hole at heap index ``i`` of a heap of ``n`` entries towards
+    the root (``up``) or the leaves until the entry (t, slot) fits there, and
+    put it there (min_heap_sift_up / min_heap_sift_down, lib/min_heap.c)."""
+    ht = lb.heap_t
+    hs = lb.heap_slot
+    while True:
+        if up:
+            if i == 0:
+                break
+            j = (i - 1) >> 1
+            if earlier(ht[j], hs[j], t, slot):
+                break
+        else:
+            j = 2 * i + 1
+            if j >= n:
+                break
+            if j + 1 < n and earlier(ht[j + 1], hs[j + 1], ht[j], hs[j]):
+                j += 1
+            if earlier(t, slot, ht[j], hs[j]):
+                break
+        ht[i] = ht[j]
+        hs[i] = hs[j]
+        i = j
+    ht[i] = t
+    hs[i] = slot
 
 
 @kernel
-def heap_pop(h_t, h_slot, ctl):
+def heap_push(lb, t, slot):
+    """Add the entry (t, slot)."""
+    i = lb.ctl[CTL_HEAP]
+    lb.ctl[CTL_HEAP] = i + 1
+    heap_sift(lb, i + 1, i, t, slot, True)
+
+
+@kernel
+def heap_pop(lb):
     """Remove the earliest entry; returns its slot (ties: lowest slot)."""
-    top = h_slot[0]
-    n = ctl[CTL_HEAP] - 1
-    ctl[CTL_HEAP] = n
-    t = h_t[n]
-    slot = h_slot[n]
-    i = 0
-    while True:
-        c = 2 * i + 1
-        if c >= n:
-            break
-        if c + 1 < n and earlier(h_t[c + 1], h_slot[c + 1], h_t[c], h_slot[c]):
-            c += 1
-        if earlier(t, slot, h_t[c], h_slot[c]):
-            break
-        h_t[i] = h_t[c]
-        h_slot[i] = h_slot[c]
-        i = c
-    h_t[i] = t
-    h_slot[i] = slot
+    top = lb.heap_slot[0]
+    n = lb.ctl[CTL_HEAP] - 1
+    lb.ctl[CTL_HEAP] = n
+    heap_sift(lb, n, 0, lb.heap_t[n], lb.heap_slot[n], False)
     return top
 
 
 @kernel
-def run_tasks(S, t1, rng, gap_ns, life_ns, stop_ns, next_ns, modes, nids, masks, ils,
-              order_cum, orders, gfp_cum, gfps, cpus, ncpus, stats,
-              l_pfn, l_order, l_task, fstack, h_t, h_slot, ctl, now):
-    """Advance every task to virtual time ``t1`` (ns, exclusive).
+def run_tasks(S, t1, tt, lb, rng, now):
+    """Advance every task of ``tt`` (a TaskTable) to virtual time ``t1`` (ns,
+    exclusive), its live blocks in ``lb`` (LiveBlocks).
 
     Per task k: allocations arrive every Exp(gap_ns[k]) ns from next_ns[k]
     until stop_ns[k], on a random CPU of cpus[k, :ncpus[k]], under policy
     (modes[k], nids[k], masks[k], ils[k]); each lives Exp(life_ns[k]) ns
     (life_ns <= 0: never freed).  Expiries before or at an arrival run first.
     ``now[0]`` is left at the time of the last operation.  Returns RUN_DONE,
-    or RUN_NEED_SLOTS with the state consistent (grow l_*/fstack/h_* and call
-    again).
+    or RUN_NEED_SLOTS with the state consistent (grow ``lb`` and call again).
     """
-    ntask = gap_ns.shape[0]
+    ntask = tt.gap_ns.shape[0]
+    ctl = lb.ctl
+    stats = tt.stats
     while True:
         kbest = -1
         tbest = t1
         for k in range(ntask):
-            if next_ns[k] < tbest:
-                tbest = next_ns[k]
+            if tt.next_ns[k] < tbest:
+                tbest = tt.next_ns[k]
                 kbest = k
-        if ctl[CTL_HEAP] > 0 and h_t[0] < t1 and (kbest < 0 or h_t[0] <= tbest):
-            now[0] = h_t[0]
-            slot = heap_pop(h_t, h_slot, ctl)
-            k = l_task[slot]
-            cpu = cpus[k, pick_index(rng, ncpus[k])]
-            free_pages(S, l_pfn[slot], l_order[slot], cpu)
+        if ctl[CTL_HEAP] > 0 and lb.heap_t[0] < t1 and (kbest < 0 or lb.heap_t[0] <= tbest):
+            now[0] = lb.heap_t[0]
+            slot = heap_pop(lb)
+            k = lb.task[slot]
+            cpu = tt.cpus[k, below(next_u01(rng), tt.ncpus[k])]
+            free_pages(S, lb.pfn[slot], lb.order[slot], cpu)
             stats[k, T_FREES] += 1
-            stats[k, T_LIVE_PAGES] -= np.int64(1) << l_order[slot]
-            fstack[ctl[CTL_FREE]] = slot
+            stats[k, T_LIVE_PAGES] -= np.int64(1) << lb.order[slot]
+            lb.free_slots[ctl[CTL_FREE]] = slot
             ctl[CTL_FREE] += 1
             continue
         if kbest < 0:
             return RUN_DONE
         k = kbest
-        forever = life_ns[k] <= 0
+        forever = tt.life_ns[k] <= 0
         if not forever and ctl[CTL_FREE] == 0:
             return RUN_NEED_SLOTS
         now[0] = tbest
-        nxt = tbest + rand_exp_ns(rng, gap_ns[k])
-        next_ns[k] = nxt if nxt < stop_ns[k] else INF_NS
-        o = orders[k, pick(rng, order_cum[k])]
-        g = gfps[k, pick(rng, gfp_cum[k])]
-        cpu = cpus[k, pick_index(rng, ncpus[k])]
-        p = alloc_pages(S, o, cpu, g, modes[k], nids[k], masks[k], ils[k], k)
+        nxt = tbest + exp_ns(next_u01(rng), tt.gap_ns[k])
+        tt.next_ns[k] = nxt if nxt < tt.stop_ns[k] else INF_NS
+        o = tt.orders[k, pick(next_u01(rng), tt.order_cum[k])]
+        g = tt.gfps[k, pick(next_u01(rng), tt.gfp_cum[k])]
+        cpu = tt.cpus[k, below(next_u01(rng), tt.ncpus[k])]
+        p = alloc_pages(S, o, cpu, g, tt.modes[k], tt.nids[k], tt.masks[k], tt.ils[k], k)
         if p < 0:
             stats[k, T_FAILS] += 1
             continue
@@ -161,14 +194,8 @@ def run_tasks(S, t1, rng, gap_ns, life_ns, stop_ns, next_ns, modes, nids, masks,
         if forever:
             continue
         ctl[CTL_FREE] -= 1
-        slot = fstack[ctl[CTL_FREE]]
-        l_pfn[slot] = p
-        l_order[slot] = o
-        l_task[slot] = k
-        heap_push(h_t, h_slot, ctl, tbest + rand_exp_ns(rng, life_ns[k]), slot)
-
-
-@kernel
-def pick_index(rng, n):
-    """A uniform index in [0, n)."""
-    return min(n - 1, np.int64(rand_u01(rng) * n))
+        slot = lb.free_slots[ctl[CTL_FREE]]
+        lb.pfn[slot] = p
+        lb.order[slot] = o
+        lb.task[slot] = k
+        heap_push(lb, tbest + exp_ns(next_u01(rng), tt.life_ns[k]), slot)

@@ -23,11 +23,14 @@ a real call would pass the KState bundle by value (see ``_jit``).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ._jit import kernel, kernel_inline, prefetch
 from .alloc import free_to_targets_inline, ml_range_nocache, rehome_block
 from .buddy import (
+    block_head,
     clear_mark,
     del_from_free_list,
     page_gz,
@@ -36,15 +39,24 @@ from .buddy import (
     test_mark,
 )
 from .consts import NR_PCP_LISTS, NZ, PG_buddy, PG_head, PG_hole, PG_pcp, PG_reserved
-from .state import P_MAX_ORDER, P_PB_ORDER, P_SECTION_SHIFT
+from .state import P_PB_ORDER, P_SECTION_SHIFT
 
-R_MARKED = 0  # pages newly carrying the LookupNode mark
-R_UNMARKED = 1  # marks cleared because the page's node is right again
-R_FREE_MOVED = 2  # free pages moved off buddy lists
-R_PCP_MOVED = 3  # free pages moved off per-cpu lists
-R_SPLIT = 4  # free blocks split at a range boundary
-R_RESERVED = 5  # reserved pages re-homed in place
-NR_R = 8
+
+class WalkCounts(NamedTuple):
+    """What transplant_pcp and commit_walk did (an int64 array of these is
+    their ``rep``), in pages unless said otherwise."""
+
+    marked: int  # pages newly carrying the LookupNode mark
+    unmarked: int  # marks cleared because the page's node is right again
+    free_moved: int  # free pages moved off buddy lists
+    pcp_moved: int  # free pages moved off per-cpu lists
+    split: int  # free blocks split at a range boundary (blocks)
+    reserved: int  # reserved pages re-homed in place
+
+
+R_MARKED, R_UNMARKED, R_FREE_MOVED, R_PCP_MOVED, R_SPLIT, R_RESERVED = range(
+    len(WalkCounts._fields))
+NR_R = len(WalkCounts._fields)
 
 # pfns a run of allocated blocks stops at
 _SPECIAL = PG_buddy | PG_pcp | PG_reserved | PG_hole
@@ -55,17 +67,6 @@ _SPECIAL8 = np.uint64(_SPECIAL * 0x0101010101010101)
 _GATHER = np.uint64(0x0102040810204080)
 _HEAD_SHIFT = np.uint64(2)  # log2(PG_head)
 _U56 = np.uint64(56)
-
-
-@kernel_inline
-def find_head(S, pfn):
-    """Head pfn of the block (free, pcp or allocated) holding ``pfn``, or -1."""
-    for o in range(1, S.params[P_MAX_ORDER] + 1):
-        h = (pfn >> o) << o
-        f = S.page_flags[h]
-        if (f & (PG_buddy | PG_pcp | PG_head)) and h + (np.int64(1) << S.page_order[h]) > pfn:
-            return h
-    return -1
 
 
 @kernel_inline
@@ -179,7 +180,7 @@ def walk_step(S, pfn, rep):
         return pfn + 1
     h = pfn
     if (f & (PG_buddy | PG_pcp | PG_head)) == 0:
-        h = find_head(S, pfn)
+        h = block_head(S, pfn)
         if h < 0:
             return pfn + 1
         f = S.page_flags[h]
@@ -394,30 +395,31 @@ def prefetch_ahead(S, pf, pf2, pfn):
     links and their buddies' order, node and zone up to ``_PF_NBRS`` ahead
     (cursor ``pf2``; the walk unlinks and merges them).
     Returns the cursors moved on."""
+    nw = S.page_flags.shape[0] >> 3
+    pf = prefetch_buddies(S, max(pf, pfn) >> 3, min((pfn + _PF_AHEAD) >> 3, nw), False)
+    pf2 = prefetch_buddies(S, max(pf2, pfn) >> 3, min((pfn + _PF_NBRS) >> 3, nw), True)
+    return pf, pf2
+
+
+@kernel_inline
+def prefetch_buddies(S, k, kend, nbrs):
+    """Prefetch hints for the buddy pfns of flags words [k, kend) (8 pfns a
+    word): their order, node, zone and next link, or (``nbrs``) their list
+    neighbours' links and their buddies' order, node and zone.  Returns the
+    first pfn after them."""
     words = S.page_flags.view(np.uint64)
-    nw = words.shape[0]
-    k = max(pf, pfn) >> 3
-    kend = min((pfn + _PF_AHEAD) >> 3, nw)
     while k < kend:
         w = words[k]
         if w & _BUDDY8:
             for j in range(8):
                 if (w >> np.uint64(8 * j)) & np.uint64(PG_buddy):
                     p = (k << 3) + j
-                    prefetch(S.page_order, p)
-                    prefetch(S.page_nid, p)
-                    prefetch(S.page_zone, p)
-                    prefetch(S.lru_next, p)
-        k += 1
-    pf = k << 3
-    k = max(pf2, pfn) >> 3
-    kend = min((pfn + _PF_NBRS) >> 3, nw)
-    while k < kend:
-        w = words[k]
-        if w & _BUDDY8:
-            for j in range(8):
-                if (w >> np.uint64(8 * j)) & np.uint64(PG_buddy):
-                    p = (k << 3) + j
+                    if not nbrs:
+                        prefetch(S.page_order, p)
+                        prefetch(S.page_nid, p)
+                        prefetch(S.page_zone, p)
+                        prefetch(S.lru_next, p)
+                        continue
                     nx = S.lru_next[p]
                     pv = S.lru_prev[p]
                     if nx >= 0:
@@ -430,7 +432,7 @@ def prefetch_ahead(S, pf, pf2, pfn):
                         prefetch(S.page_nid, b)
                         prefetch(S.page_zone, b)
         k += 1
-    return pf, k << 3
+    return k << 3
 
 
 @kernel_inline

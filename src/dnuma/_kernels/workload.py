@@ -1,43 +1,56 @@
 """A compiled workload driver: random alloc/free through the same
 alloc_pages/free_pages kernels the public API calls (no shortcut).
 
-Randomness comes from a splitmix64 sequence held in a local variable (a
-numba global-generator call costs ~20 ns, a splitmix64 step ~2 ns)."""
+Randomness is the splitmix64 sequence of :mod:`.rng`, its state held in a
+local variable."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from ._jit import kernel, kernel_inline, prefetch
 from .alloc import MPOL_LOCAL, alloc_pages, free_pages
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_TO_U01 = 1.0 / 9007199254740992.0  # 2**-53
+from .rng import GOLDEN, below, pick, splitmix64
 
 
-@kernel
-def _splitmix(s):
-    """One splitmix64 step: (new state, a float in [0, 1))."""
-    s = s + _GOLDEN
-    z = s
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return s, np.float64(z >> np.uint64(11)) * _TO_U01
+class ChurnCounts(NamedTuple):
+    """The churn's counters (``ChurnLive.counts``)."""
+
+    nr_live: int  # live blocks
+    live_pages: int
+    allocs: int
+    frees: int
+    fails: int
 
 
-@kernel
-def _below(u, n):
-    """A uniform integer in [0, n) from a float ``u`` in [0, 1)."""
-    return min(np.int64(u * n), n - 1)
+W_NR_LIVE, W_LIVE_PAGES, W_ALLOCS, W_FREES, W_FAILS = range(len(ChurnCounts._fields))
+NR_W = len(ChurnCounts._fields)
 
 
-@kernel
-def _pick(u, cum):
-    for i in range(cum.shape[0]):
-        if u < cum[i]:
-            return i
-    return cum.shape[0] - 1
+class ChurnMix(NamedTuple):
+    """What the churn allocates: ``orders``/``gfps`` (int64) drawn by the
+    cumulative odds ``order_cum``/``gfp_cum`` (float64), under MPOL_LOCAL
+    (``mask`` bool[MAX_NUMNODES] and ``il`` int64[1]: scratch policy arrays)."""
+
+    order_cum: np.ndarray
+    orders: np.ndarray
+    gfp_cum: np.ndarray
+    gfps: np.ndarray
+    mask: np.ndarray
+    il: np.ndarray
+
+
+class ChurnLive(NamedTuple):
+    """The live blocks, int64 arrays of one capacity: head ``pfn``, ``order``
+    and the ``cpu`` that allocated it, the first ``counts[W_NR_LIVE]`` valid
+    (swap-remove); ``counts`` int64[NR_W] (:class:`ChurnCounts`)."""
+
+    pfn: np.ndarray
+    order: np.ndarray
+    cpu: np.ndarray
+    counts: np.ndarray
 
 
 @kernel_inline
@@ -54,15 +67,12 @@ def _prefetch_block(S, p):
 
 
 @kernel
-def churn(S, seed, n_ops, target_pages, order_cum, orders, gfp_cum, gfps, ncpu,
-          live_pfn, live_order, live_cpu, state, mask, il):
-    """Run ``n_ops`` operations: allocate while fewer than ``target_pages`` are
-    live, otherwise free a random live block (from a random CPU).
-
-    ``state`` = [n_live, live_pages, allocs, frees, fails]; live_* arrays hold
-    the live blocks (swap-remove); ``mask``/``il`` are scratch policy arrays.
-    Deterministic for a given ``seed`` >= 0 (a negative seed draws one from
-    numba's global generator).
+def churn(S, seed, n_ops, target_pages, ncpu, mix, live):
+    """Run ``n_ops`` operations: allocate (a ChurnMix ``mix`` draw, from a
+    random CPU of ``ncpu``) while fewer than ``target_pages`` are live,
+    otherwise free a random live block of ``live`` (ChurnLive) from a random
+    CPU.  Deterministic for a given ``seed`` >= 0 (a negative seed draws one
+    from numba's global generator).
 
     The slot a free takes is drawn two frees ahead (``uf1``, ``uf2``: uniform
     in [0, 1), scaled by the live count when the free happens), so the live
@@ -71,53 +81,54 @@ def churn(S, seed, n_ops, target_pages, order_cum, orders, gfp_cum, gfps, ncpu,
     """
     if seed < 0:
         seed = np.random.randint(0, 2**62)
-    rs = np.uint64(seed) * _GOLDEN
-    rs, uf1 = _splitmix(rs)
-    rs, uf2 = _splitmix(rs)
-    cap = live_pfn.shape[0]
+    state = live.counts
+    rs = np.uint64(seed) * GOLDEN
+    rs, uf1 = splitmix64(rs)
+    rs, uf2 = splitmix64(rs)
+    cap = live.pfn.shape[0]
     for _ in range(n_ops):
-        n_live = state[0]
-        if state[1] < target_pages and n_live < cap:
-            rs, u = _splitmix(rs)
-            o = orders[_pick(u, order_cum)]
-            rs, u = _splitmix(rs)
-            g = gfps[_pick(u, gfp_cum)]
-            rs, u = _splitmix(rs)
-            cpu = _below(u, ncpu)
-            p = alloc_pages(S, o, cpu, g, MPOL_LOCAL, 0, mask, il, cpu)
+        n_live = state[W_NR_LIVE]
+        if state[W_LIVE_PAGES] < target_pages and n_live < cap:
+            rs, u = splitmix64(rs)
+            o = mix.orders[pick(u, mix.order_cum)]
+            rs, u = splitmix64(rs)
+            g = mix.gfps[pick(u, mix.gfp_cum)]
+            rs, u = splitmix64(rs)
+            cpu = below(u, ncpu)
+            p = alloc_pages(S, o, cpu, g, MPOL_LOCAL, 0, mix.mask, mix.il, cpu)
             if p < 0:
-                state[4] += 1
+                state[W_FAILS] += 1
                 # fall through to a free so a full machine keeps churning
             else:
-                live_pfn[n_live] = p
-                live_order[n_live] = o
-                live_cpu[n_live] = cpu
-                state[0] = n_live + 1
-                state[1] += np.int64(1) << o
-                state[2] += 1
+                live.pfn[n_live] = p
+                live.order[n_live] = o
+                live.cpu[n_live] = cpu
+                state[W_NR_LIVE] = n_live + 1
+                state[W_LIVE_PAGES] += np.int64(1) << o
+                state[W_ALLOCS] += 1
                 continue
         if n_live == 0:
             continue
-        k = _below(uf1, n_live)
-        rs, u = _splitmix(rs)
-        cpu = _below(u, ncpu)
+        k = below(uf1, n_live)
+        rs, u = splitmix64(rs)
+        cpu = below(u, ncpu)
         last = n_live - 1
-        p = live_pfn[k]
-        o = live_order[k]
+        p = live.pfn[k]
+        o = live.order[k]
         # look ahead: the next free's block (its slot was prefetched at the
         # previous free) and the slot of the free after it
         uf1 = uf2
-        rs, uf2 = _splitmix(rs)
+        rs, uf2 = splitmix64(rs)
         if last > 0:
-            _prefetch_block(S, live_pfn[_below(uf1, last)])
-            k2 = _below(uf2, last)
-            prefetch(live_pfn, k2)
-            prefetch(live_order, k2)
-            prefetch(live_cpu, k2)
+            _prefetch_block(S, live.pfn[below(uf1, last)])
+            k2 = below(uf2, last)
+            prefetch(live.pfn, k2)
+            prefetch(live.order, k2)
+            prefetch(live.cpu, k2)
         free_pages(S, p, o, cpu)
-        live_pfn[k] = live_pfn[last]
-        live_order[k] = live_order[last]
-        live_cpu[k] = live_cpu[last]
-        state[0] = last
-        state[1] -= np.int64(1) << o
-        state[3] += 1
+        live.pfn[k] = live.pfn[last]
+        live.order[k] = live.order[last]
+        live.cpu[k] = live.cpu[last]
+        state[W_NR_LIVE] = last
+        state[W_LIVE_PAGES] -= np.int64(1) << o
+        state[W_FREES] += 1

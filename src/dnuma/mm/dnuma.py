@@ -108,14 +108,14 @@ def commit(m: Machine, layout: MemLayout) -> CommitReport:
     rep = np.zeros(_kt.NR_R, dtype=np.int64)
     _kt.transplant_pcp(m.S, rep)
     _kt.commit_walk(m.S, layout.starts, layout.ends, rep)
+    walk = _kt.WalkCounts(*rep.tolist())
 
     rebuilds0 = m.zonelist_rebuilds
     _on, off = m.rebuild_after_layout_change()
     report = CommitReport(
-        seq=seq, ranges=len(layout),
-        pages_marked=int(rep[_kt.R_MARKED]), pages_unmarked=int(rep[_kt.R_UNMARKED]),
-        free_pages_moved=int(rep[_kt.R_FREE_MOVED]), pcp_pages_moved=int(rep[_kt.R_PCP_MOVED]),
-        blocks_split=int(rep[_kt.R_SPLIT]), reserved_rehomed=int(rep[_kt.R_RESERVED]),
+        seq=seq, ranges=len(layout), pages_marked=walk.marked, pages_unmarked=walk.unmarked,
+        free_pages_moved=walk.free_moved, pcp_pages_moved=walk.pcp_moved,
+        blocks_split=walk.split, reserved_rehomed=walk.reserved,
         nodes_onlined=onlined, nodes_offlined=off,
         zonelist_rebuilds=m.zonelist_rebuilds - rebuilds0,
         seconds=time.perf_counter() - t0)

@@ -5,6 +5,6 @@ self-contained HTML page (:mod:`.html`)."""
 from __future__ import annotations
 
 from .html import write_report
-from .metrics import LayoutEvent, MapSnapshot, Metrics, read_series
+from .metrics import LayoutMark, MapSnapshot, Metrics, read_series
 
-__all__ = ["LayoutEvent", "MapSnapshot", "Metrics", "read_series", "write_report"]
+__all__ = ["LayoutMark", "MapSnapshot", "Metrics", "read_series", "write_report"]

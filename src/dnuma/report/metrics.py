@@ -100,7 +100,7 @@ class MapSnapshot:
 
 
 @dataclass
-class LayoutEvent:
+class LayoutMark:
     """A layout change (or the boot / end marker) at virtual time ``t`` (seconds).
 
     row: index of the sample taken right after it; report: the commit's
@@ -128,7 +128,7 @@ class Metrics:
             raise ValueError(f"width must be >= 1, got {width}")
         self.m = m
         self.width = int(width)
-        self.events: list[LayoutEvent] = []
+        self.events: list[LayoutMark] = []
         self.moved_off_freelists = 0
         self._t: list[float] = []
         self._tot: list[np.ndarray] = []
@@ -144,7 +144,7 @@ class Metrics:
         self._base_local = int(ns[:, _LOCAL].sum())
         self._base_other = int(ns[:, _OTHER].sum())
         self._sample(float(t0), replace=False)
-        self.events.append(LayoutEvent(float(t0), "boot", m.seq, 0, None,
+        self.events.append(LayoutMark(float(t0), "boot", m.seq, 0, None,
                                        self.snapshot(float(t0), "boot"), kind="boot"))
 
     # ------------------------------------------------------------------ sampling
@@ -276,10 +276,10 @@ class Metrics:
             if report is not None:  # a commit the notifier did not see
                 self.moved_off_freelists += report.free_pages_moved + report.pcp_pages_moved
             self._sample(t, replace=False)
-        self.events.append(LayoutEvent(t, str(name), self.m.seq, self.nsamples - 1, rep,
+        self.events.append(LayoutMark(t, str(name), self.m.seq, self.nsamples - 1, rep,
                                        self.snapshot(t, str(name))))
 
-    def finish(self, t: float | None = None) -> LayoutEvent:
+    def finish(self, t: float | None = None) -> LayoutMark:
         """The end of the run: a last sample and an ``"end"`` snapshot at ``t``
         (default: the last sample's time).  Once only: later calls return the
         same event."""
@@ -287,7 +287,7 @@ class Metrics:
             return self.events[-1]
         t = self._t[-1] if t is None else float(t)
         self.sample(t)
-        ev = LayoutEvent(t, "end", self.m.seq, self.nsamples - 1, None,
+        ev = LayoutMark(t, "end", self.m.seq, self.nsamples - 1, None,
                          self.snapshot(t, "end"), kind="end")
         self.events.append(ev)
         return ev

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .metrics import LayoutEvent, MapSnapshot, Metrics, columns_by_node
+from .metrics import LayoutMark, MapSnapshot, Metrics, columns_by_node
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -99,7 +99,7 @@ def _pfn_axis(ax: Axes, pfn_end: int, page_size: int, top: bool) -> None:
         sec.tick_params(labelsize=8)
 
 
-def _event_lines(ax: Axes, events: Sequence[LayoutEvent], label: bool, y: float = 0.99) -> None:
+def _event_lines(ax: Axes, events: Sequence[LayoutMark], label: bool, y: float = 0.99) -> None:
     """A dotted vertical line at each commit, labelled with its name at height
     ``y`` (axes fraction)."""
     tr = ax.get_xaxis_transform()

@@ -50,10 +50,12 @@ class _Event:
 
 
 class EventLoop:
-    """Events at virtual times; ``advance(t)`` runs the continuous part of the
-    model (the tasks) up to ``t`` before each event there."""
+    """Events at virtual times (ns); ``advance(t)`` runs the continuous part
+    of the model (the tasks) up to ``t`` before each event there.  As SimPy's
+    Environment: :meth:`peek` the next event's time, :meth:`run` to the end
+    or up to a time."""
 
-    def __init__(self, advance: Callable[[int], None]) -> None:
+    def __init__(self, advance: Callable[[int], None] | None = None) -> None:
         self._q: list[_Event] = []
         self._seq = 0
         self._advance = advance
@@ -66,25 +68,38 @@ class EventLoop:
         heapq.heappush(self._q, _Event(t, prio, self._seq, fn))
         self._seq += 1
 
-    def every(self, start: int, period: int, until: int, prio: int,
+    def every(self, start: int, period: int, until: int | None, prio: int,
               fn: Callable[[int], None]) -> None:
-        """Run ``fn`` at start, start + period, ... up to ``until`` inclusive."""
+        """Run ``fn`` at start, start + period, ... up to ``until`` inclusive
+        (None: for ever, for :meth:`run` with a time)."""
         if period <= 0:
             raise ValueError("period must be > 0")
 
         def tick(t: int) -> None:
             fn(t)
-            if t + period <= until:
+            if until is None or t + period <= until:
                 self.at(t + period, prio, tick)
 
-        if start <= until:
+        if until is None or start <= until:
             self.at(start, prio, tick)
 
-    def run(self) -> None:
-        """Run every event in order."""
-        while self._q:
+    def peek(self) -> int | None:
+        """The time of the next event (ns), None if there is none."""
+        return self._q[0].t if self._q else None
+
+    def run(self, until: int | None = None) -> None:
+        """Run every event in order, or (``until``) those at or before
+        ``until`` (ns), leaving the later ones queued; the clock then stands
+        at ``until``."""
+        while self._q and (until is None or self._q[0].t <= until):
             ev = heapq.heappop(self._q)
-            if ev.t > self.now:
-                self._advance(ev.t)
-                self.now = ev.t
+            self._move_to(ev.t)
             ev.fn(ev.t)
+        if until is not None:
+            self._move_to(until)
+
+    def _move_to(self, t: int) -> None:
+        if t > self.now:
+            if self._advance is not None:
+                self._advance(t)
+            self.now = t

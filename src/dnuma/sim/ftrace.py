@@ -43,7 +43,6 @@ import numpy as np
 import numpy.typing as npt
 
 from .._kernels import ftrace as _k
-from .._kernels._jit import _DISABLED
 from .._kernels.ftrace import EV_ALLOC as EV_ALLOC  # event kinds: one definition
 from .._kernels.ftrace import EV_ALLOC_FAIL as EV_ALLOC_FAIL
 from .._kernels.ftrace import EV_FREE as EV_FREE
@@ -64,8 +63,6 @@ from ..mm.errors import DnumaError
 # the stats key of each kind: the event's name (a failed alloc is an mm_page_alloc)
 KIND_NAMES = ("mm_page_alloc", "mm_page_free", "mm_page_free_batched", "mm_page_pcpu_drain",
               "mm_page_alloc")
-assert (EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_ALLOC_FAIL) == (
-    _k.EV_ALLOC, _k.EV_FREE, _k.EV_FREE_BATCHED, _k.EV_PCPU_DRAIN, _k.EV_ALLOC_FAIL)
 
 MAX_EXAMPLES = 10  # malformed lines kept as examples
 _MAX_TEXT = 300  # characters kept of an example line
@@ -97,7 +94,7 @@ _GFP_BITS = (
     "ATOMIC", "COLD", "NOTRACK", "NOTRACK_FALSE_POSITIVE", "OTHER_NODE", "NO_KSWAPD",
     "REPEAT", "NOACCOUNT",
 )
-GFP_NAMES: dict[str, frozenset[str]] = {
+TRACE_GFP_FLAGS: dict[str, frozenset[str]] = {
     **{f"__GFP_{b}": frozenset({b}) for b in _GFP_BITS},
     "__GFP_RECLAIM": _RECLAIM,
     "__GFP_WAIT": frozenset({"DIRECT_RECLAIM"}),  # <= 4.3
@@ -145,7 +142,7 @@ def gfp_to_model(text: str) -> tuple[int, tuple[str, ...]]:
         name = name.strip()
         if not name:
             continue
-        kb = GFP_NAMES.get(name)
+        kb = TRACE_GFP_FLAGS.get(name)
         if kb is None:
             unknown.append(name)
         else:
@@ -186,23 +183,23 @@ class TraceChunk:
     def __len__(self) -> int:
         return int(self.kind.shape[0])
 
+    def events(self) -> _k.TraceEvents:
+        """The arrays as the kernels take them."""
+        return _k.TraceEvents(self.kind, self.cpu, self.ts_ns, self.pfn, self.order,
+                              self.migratetype, self.gfp, self.line)
+
     @classmethod
     def empty(cls, n: int = 0) -> TraceChunk:
         """A chunk of ``n`` zeroed events."""
-        return cls(np.zeros(n, np.int8), np.zeros(n, np.int32), np.zeros(n, np.int64),
-                   np.zeros(n, np.int64), np.zeros(n, np.int8), np.zeros(n, np.int8),
-                   np.zeros(n, np.int32), np.zeros(n, np.int64))
+        return cls(*_k.new_events(n))
 
     @classmethod
     def concat(cls, chunks: Iterable[TraceChunk]) -> TraceChunk:
         """One chunk of the events of ``chunks``, in order."""
-        cs = list(chunks)
+        cs = [c.events() for c in chunks]
         if not cs:
             return cls.empty()
-        return cls(*(np.concatenate([getattr(c, f) for c in cs]) for f in _CHUNK_FIELDS))
-
-
-_CHUNK_FIELDS = ("kind", "cpu", "ts_ns", "pfn", "order", "migratetype", "gfp", "line")
+        return cls(*(np.concatenate(col) for col in zip(*cs, strict=True)))
 
 
 @dataclass
@@ -376,43 +373,38 @@ def _blocks(f: BinaryIO, size: int, path: str, prefetch: bool
 
 
 class _Intern:
-    """hash -> (value, count) table shared with the kernel (open addressing,
-    at most half full), plus the text of each hash."""
+    """hash -> (value, count) table shared with the kernel (a StrTable),
+    plus the text of each hash."""
 
     def __init__(self, cap: int = 256) -> None:
-        self.keys = np.zeros(cap, np.int64)
-        self.vals = np.zeros(cap, np.int32)
-        self.count = np.zeros(cap, np.int64)
-        self.used = np.zeros(cap, np.uint8)
+        self.table = _k.new_str_table(cap)
         self.text: dict[int, str] = {}
 
     def add(self, h: int, val: int, text: str) -> None:
         """Intern hash ``h`` (not present) with value ``val``."""
-        if 2 * (len(self.text) + 1) > self.keys.shape[0]:
-            keys, vals, count, used = self.keys, self.vals, self.count, self.used
-            cap = 2 * keys.shape[0]
-            self.keys = np.zeros(cap, np.int64)
-            self.vals = np.zeros(cap, np.int32)
-            self.count = np.zeros(cap, np.int64)
-            self.used = np.zeros(cap, np.uint8)
-            for i in np.flatnonzero(used):
-                self._put(int(keys[i]), int(vals[i]), int(count[i]))
+        old = self.table
+        if 2 * (len(self.text) + 1) > old.keys.shape[0]:
+            self.table = _k.new_str_table(2 * old.keys.shape[0])
+            for i in np.flatnonzero(old.used):
+                self._put(int(old.keys[i]), int(old.vals[i]), int(old.hits[i]))
         self._put(h, val, 0)
         self.text[h] = text
 
-    def _put(self, h: int, val: int, count: int) -> None:
-        i = int(_k.table_slot(self.keys, self.used, np.int64(h)))
-        self.keys[i] = h
-        self.vals[i] = val
-        self.count[i] = count
-        self.used[i] = 1
+    def _put(self, h: int, val: int, hits: int) -> None:
+        t = self.table
+        i = int(_k.table_slot(t, np.int64(h)))
+        t.keys[i] = h
+        t.vals[i] = val
+        t.hits[i] = hits
+        t.used[i] = 1
 
     def counts(self) -> dict[str, int]:
         """text -> count of the strings seen so far, the most frequent first."""
+        t = self.table
         out: dict[str, int] = {}
-        for i in np.flatnonzero(self.used):
-            t = self.text[int(self.keys[i])]
-            out[t] = out.get(t, 0) + int(self.count[i])
+        for i in np.flatnonzero(t.used):
+            text = self.text[int(t.keys[i])]
+            out[text] = out.get(text, 0) + int(t.hits[i])
         return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -428,18 +420,8 @@ class _Parser:
 
     def __init__(self, cap: int, stats: TraceStats) -> None:
         self.stats = stats
-        self.ev_kind = np.zeros(cap, np.int8)
-        self.ev_cpu = np.zeros(cap, np.int32)
-        self.ev_ts = np.zeros(cap, np.int64)
-        self.ev_pfn = np.zeros(cap, np.int64)
-        self.ev_order = np.zeros(cap, np.int8)
-        self.ev_mt = np.zeros(cap, np.int8)
-        self.ev_gfp = np.zeros(cap, np.int32)
-        self.ev_line = np.zeros(cap, np.int64)
-        self.sp_code = np.zeros(_SP_CAP, np.int8)
-        self.sp_line = np.zeros(_SP_CAP, np.int64)
-        self.sp_start = np.zeros(_SP_CAP, np.int64)
-        self.sp_end = np.zeros(_SP_CAP, np.int64)
+        self.ev = _k.new_events(cap)
+        self.sp = _k.new_special_lines(_SP_CAP)
         self.gfp = _Intern()
         self.other = _Intern()
         self.state = _k.new_state()
@@ -450,26 +432,24 @@ class _Parser:
     def feed(self, data: bytes, start: int, end: int) -> Iterator[TraceChunk]:
         """Parse the whole lines ``data[start:end]``; yields a chunk whenever
         the event arrays fill up."""
-        buf: Any = memoryview(data) if _DISABLED else np.frombuffer(data, np.uint8)
+        buf = _k.line_buffer(data)
         pos = start
         while True:
-            g, o = self.gfp, self.other
-            if _DISABLED:
-                with np.errstate(over="ignore"):
-                    r = self._call(buf, pos, end, g, o)
-            else:
-                r = self._call(buf, pos, end, g, o)
-            status, pos, self.line_no, self.n_ev, n_sp, a, n, h = (int(x) for x in r)
-            if n_sp:
-                self._specials(data, n_sp)
-            if status == _k.ST_DONE:
+            r: _k.ParseResult = _k.parse_lines(buf, pos, end, self.line_no, self.ev, self.n_ev,
+                                               self.sp, 0, self.gfp.table, self.other.table,
+                                               self.state)
+            pos, self.line_no, self.n_ev = int(r.pos), int(r.line_no), int(r.n_ev)
+            if r.n_sp:
+                self._specials(data, int(r.n_sp))
+            if r.status == _k.ST_DONE:
                 return
-            if status == _k.ST_FULL:
-                if self.n_ev >= self.ev_kind.shape[0]:
+            a, n, h = int(r.aux_start), int(r.aux_len), int(r.aux_hash)
+            if r.status == _k.ST_FULL:
+                if self.n_ev >= self.ev.kind.shape[0]:
                     chunk = self.flush()
                     if chunk is not None:
                         yield chunk
-            elif status == _k.ST_NEW_GFP:
+            elif r.status == _k.ST_NEW_GFP:
                 text = data[a:a + n].decode("utf-8", "replace")
                 bits, unknown = gfp_to_model(text)
                 self.gfp.add(h, bits, text)
@@ -479,19 +459,11 @@ class _Parser:
                 name = data[a:a + n].decode("utf-8", "replace") or "(unnamed)"
                 self.other.add(h, 0, name)
 
-    def _call(self, buf: Any, pos: int, end: int, g: _Intern, o: _Intern) -> tuple[int, ...]:
-        return cast(tuple[int, ...], _k.parse_lines(
-            buf, pos, end, self.line_no,
-            self.ev_kind, self.ev_cpu, self.ev_ts, self.ev_pfn, self.ev_order, self.ev_mt,
-            self.ev_gfp, self.ev_line, self.n_ev,
-            self.sp_code, self.sp_line, self.sp_start, self.sp_end, 0,
-            g.keys, g.vals, g.count, g.used, o.keys, o.count, o.used, self.state))
-
     def _specials(self, data: bytes, n: int) -> None:
-        st = self.stats
+        st, sp = self.stats, self.sp
         for i in range(n):
-            code = int(self.sp_code[i])
-            text = data[int(self.sp_start[i]):int(self.sp_end[i])].decode("utf-8", "replace")
+            code = int(sp.code[i])
+            text = data[int(sp.start[i]):int(sp.end[i])].decode("utf-8", "replace")
             if code == _k.SP_COMMENT:
                 st.comments += 1
                 if st.comments <= _MAX_HEADER_COMMENTS:
@@ -505,7 +477,7 @@ class _Parser:
                     continue
             st.malformed += 1
             if len(st.malformed_examples) < MAX_EXAMPLES:
-                st.malformed_examples.append((int(self.sp_line[i]), text[:_MAX_TEXT]))
+                st.malformed_examples.append((int(sp.line[i]), text[:_MAX_TEXT]))
 
     def _header(self, text: str) -> None:
         h = self.stats
@@ -523,10 +495,7 @@ class _Parser:
         self.sync()
         if n == 0:
             return None
-        c = TraceChunk(self.ev_kind[:n].copy(), self.ev_cpu[:n].copy(),
-                       self.ev_ts[:n].copy(), self.ev_pfn[:n].copy(),
-                       self.ev_order[:n].copy(), self.ev_mt[:n].copy(),
-                       self.ev_gfp[:n].copy(), self.ev_line[:n].copy())
+        c = TraceChunk(*(a[:n].copy() for a in self.ev))
         st = self.stats
         for k, cnt in enumerate(np.bincount(c.kind, minlength=len(KIND_NAMES))):
             st.events[KIND_NAMES[k]] += int(cnt)
@@ -541,8 +510,9 @@ class _Parser:
         """Copy the kernel-side counters into the stats."""
         st = self.stats
         st.lines = self.line_no
-        st.blank = int(self.state[_k.S_BLANK])
-        st.ts_backwards = int(self.state[_k.S_TS_BACKWARDS])
+        ps = _k.ParseState(*self.state.tolist())
+        st.blank = ps.blank
+        st.ts_backwards = ps.ts_backwards
         st.other = self.other.counts()
         st.gfp_strings = self.gfp.counts()
         unknown: dict[str, int] = {}

@@ -25,16 +25,10 @@ import numpy as np
 from .._kernels import replay as _kr
 from ..mm.errors import ConfigError
 from ..mm.machine import Machine, MachineConfig
-from ..mm.memlayout import MemLayout
-from .events import NS, parse_duration
+from .events import NS, PRIO_SAMPLE, EventLoop, parse_duration
 from .ftrace import EV_ALLOC_FAIL, TraceChunk, TraceStats, read_trace
-from .run import Observer, Step, StepLog, static_layout
+from .run import LayoutPlan, Observer, Step, StepLog
 from .scenario import LayoutEvent, ScenarioError, parse_id_list, parse_range_map
-
-COUNT_NAMES = ("allocs", "frees", "free_batched", "pcpu_drains", "alloc_fails",
-               "local_allocs", "remote_allocs")
-ANOMALY_NAMES = ("free_unseen", "double_free", "free_mismatch", "alloc_busy", "outside_model",
-                 "unaligned")
 
 
 def parse_event_spec(spec: str) -> LayoutEvent:
@@ -187,46 +181,25 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
     if chunks is None:
         stats = TraceStats()
         chunks = read_trace(path, stats=stats)
-    boot = MemLayout.from_ranges(list(m.layout))
-    evs = sorted(events, key=lambda e: e.at)
-    layouts = []
-    for ev in evs:
-        lay = static_layout(m, ev, boot)
-        if lay is None:
-            raise ConfigError(f"replay: event {ev.name!r}: debugfs scripts are not supported "
-                              "in a replay")
-        from ..mm.dnuma import validate_layout_for
-
-        validate_layout_for(m, lay)
-        layouts.append(lay)
+    plan = LayoutPlan(m, sorted(events, key=lambda e: e.at), "replay")
     observers = list(observe(m)) if observe else []
     seen = np.zeros(m.max_pfn, dtype=np.uint8)
     counts = np.zeros(_kr.NR_X, dtype=np.int64)
     no_mask = np.zeros(m.config.max_numnodes, dtype=np.bool_)
     log = StepLog(m, observers, check)
+    # the trace drives the model between events: the loop has nothing to advance
+    loop = EventLoop()
+    plan.schedule(loop, log)
+
+    def take_sample(t: int) -> None:
+        m.sync_zones()
+        for o in observers:
+            o.sample(t / NS)
+
+    loop.every(0, sample, None, PRIO_SAMPLE, take_sample)
     t_first: int | None = None
-    next_sample = 0
-    k_ev = 0
     t_rel = 0
     span = (ext.last_ns - ext.first_ns) if ext else 0
-
-    def fire_until(t: int) -> None:
-        """Fire every layout event and sample due at or before ``t``."""
-        nonlocal next_sample, k_ev
-        while True:
-            t_ev = evs[k_ev].at if k_ev < len(evs) else None
-            if t_ev is not None and t_ev <= t and t_ev <= next_sample:
-                log.close()
-                log.committed(t_ev, [(evs[k_ev].name, m.commit(layouts[k_ev]))])
-                k_ev += 1
-            elif next_sample <= t:
-                m.sync_zones()
-                for o in observers:
-                    o.sample(next_sample / NS)
-                next_sample += sample
-            else:
-                return
-
     for ch in chunks:
         n = ch.pfn.size
         if n == 0:
@@ -234,29 +207,30 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
         if t_first is None:
             t_first = int(ch.ts_ns[0])
         ts = ch.ts_ns - t_first
+        ev = ch.events()
         i = 0
         while i < n:
-            t_next = min(next_sample, evs[k_ev].at if k_ev < len(evs) else next_sample)
-            j = int(np.searchsorted(ts, t_next, side="left"))
+            # replay up to the next event or sample, run those due at the
+            # first trace event past it
+            t_next = loop.peek()
+            j = n if t_next is None else int(np.searchsorted(ts, t_next, side="left"))
             if j > i:
-                _kr.replay(m.S, ch.kind, ch.cpu, ch.pfn, ch.order, ch.gfp, ch.migratetype,
-                           i, j, seen, counts, no_mask)
+                _kr.replay(m.S, ev, i, j, seen, counts, no_mask)
             if j < n:
-                fire_until(int(ts[j]))
+                loop.run(int(ts[j]))
             i = j
         t_rel = int(ts[-1])
         if progress and span > 0:
             progress(min(1.0, t_rel / span))
     m.sync_zones()
-    fire_until(t_rel)
+    loop.run(t_rel)
     log.close()
     skipped = [f"{e.name} at {e.at / NS:g} s (after the trace's end, {t_rel / NS:g} s)"
-               for e in evs[k_ev:]]
+               for e in plan.pending]
     for o in observers:
         o.finish(t_rel / NS)
     if check:
         check(m)
-    cl = counts.tolist()
-    return ReplayResult(m, log.steps, dict(zip(COUNT_NAMES, cl[:7], strict=True)),
-                        dict(zip(ANOMALY_NAMES, cl[7:], strict=True)), stats,
+    tally = _kr.ReplayCounts(*counts.tolist())
+    return ReplayResult(m, log.steps, tally.replayed(), tally.anomalies(), stats,
                         t_rel / NS, time.perf_counter() - wall0, skipped)

@@ -12,6 +12,7 @@ from ..mm.dnuma import CommitReport, validate_layout_for
 from ..mm.errors import DnumaError
 from ..mm.machine import Machine
 from ..mm.memlayout import MemLayout
+from ..mm.memlayout_debugfs import DebugfsWrite, MemlayoutDebugfs, parse_script
 from .events import NS, PRIO_END, PRIO_LAYOUT, PRIO_SAMPLE, PRIO_VMSTAT, EventLoop
 from .scenario import LayoutEvent, Scenario, ScenarioError
 from .tasks import TaskSet
@@ -111,7 +112,7 @@ class StepLog:
             self.check(m)
 
 
-def static_layout(m: Machine, ev: LayoutEvent, boot: MemLayout) -> MemLayout | None:
+def _static_layout(m: Machine, ev: LayoutEvent, boot: MemLayout) -> MemLayout | None:
     """The layout of a stripe/push/ranges/boot event (None for a debugfs script)."""
     if ev.action == "stripe":
         nodes, block = ev.args
@@ -123,6 +124,59 @@ def static_layout(m: Machine, ev: LayoutEvent, boot: MemLayout) -> MemLayout | N
     if ev.action == "boot":
         return boot
     return None
+
+
+class LayoutPlan:
+    """The layout events of a run on ``m``, each checked before anything
+    runs: a stripe/push/ranges/boot layout validated against the machine, a
+    debugfs script parsed (errors raise ScenarioError naming ``source``, the
+    event and its time).  The run and the replay both fire them from here."""
+
+    def __init__(self, m: Machine, events: Sequence[LayoutEvent], source: str) -> None:
+        self.m = m
+        self.events = tuple(events)
+        self.fired = 0  # events fired so far (they fire in order)
+        boot = MemLayout.from_ranges(list(m.layout))
+        self._todo: list[MemLayout | list[DebugfsWrite]] = []
+        for i, ev in enumerate(self.events):
+            try:
+                lay = _static_layout(m, ev, boot)
+                if lay is not None:
+                    validate_layout_for(m, lay)
+                self._todo.append(lay if lay is not None else parse_script(*ev.args))
+            except DnumaError as exc:
+                raise ScenarioError(f"{source}: event[{i}] ({ev.name} at "
+                                    f"{ev.at / NS:g} s): {exc}") from None
+        self._debugfs: MemlayoutDebugfs | None = None  # one directory for the machine
+
+    def fire(self, i: int) -> list[tuple[str, CommitReport]]:
+        """Make event ``i``'s commits: (step name, report) each (a debugfs
+        script may commit several times: ``name``, ``name#2``, ...)."""
+        ev, todo = self.events[i], self._todo[i]
+        self.fired = i + 1
+        if isinstance(todo, MemLayout):
+            return [(ev.name, self.m.commit(todo))]
+        if self._debugfs is None:
+            self._debugfs = MemlayoutDebugfs(self.m)
+        return [(ev.name if k == 0 else f"{ev.name}#{k + 1}", r)
+                for k, r in enumerate(self._debugfs.run_script(todo))]
+
+    def schedule(self, loop: EventLoop, log: StepLog) -> None:
+        """Put every event on ``loop`` at its time, each closing the step
+        before it in ``log`` and opening its own."""
+        def at(i: int) -> Callable[[int], None]:
+            def fire(t: int) -> None:
+                log.close()
+                log.committed(t, self.fire(i))
+            return fire
+
+        for i, ev in enumerate(self.events):
+            loop.at(ev.at, PRIO_LAYOUT, at(i))
+
+    @property
+    def pending(self) -> tuple[LayoutEvent, ...]:
+        """The events not fired yet."""
+        return self.events[self.fired:]
 
 
 def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] | None = None,
@@ -142,45 +196,13 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
     else:
         raise ScenarioError(f"{sc.source}: machine.from = {sc.machine_from!r}: boot it first "
                             f"(dnuma.io.host.boot_from_host) and pass machine=")
-    boot = MemLayout.from_ranges(list(m.layout))
-    layouts: dict[int, MemLayout | None] = {}
-    scripts: dict[int, Any] = {}
-    for i, ev in enumerate(sc.events):
-        try:
-            lay = static_layout(m, ev, boot)
-            if lay is not None:
-                validate_layout_for(m, lay)
-            else:
-                from ..mm.memlayout_debugfs import parse_script
-
-                scripts[i] = parse_script(*ev.args)
-        except DnumaError as exc:
-            raise ScenarioError(f"{sc.source}: event[{i}] ({ev.name} at "
-                                f"{ev.at / NS:g} s): {exc}") from None
-        layouts[i] = lay
+    plan = LayoutPlan(m, sc.events, sc.source)
     try:
         tasks = TaskSet(m, sc.tasks, seed=sc.seed)
     except DnumaError as exc:
         raise ScenarioError(f"{sc.source}: task: {exc}") from None
     observers = list(observe(m)) if observe else []
     log = StepLog(m, observers, check)
-    debugfs: list[Any] = []  # one memlayout debugfs directory for the machine
-
-    def layout_event(i: int, ev: LayoutEvent) -> Callable[[int], None]:
-        def fire(t: int) -> None:
-            log.close()
-            lay = layouts[i]
-            if lay is not None:
-                reports = [(ev.name, m.commit(lay))]
-            else:
-                from ..mm.memlayout_debugfs import MemlayoutDebugfs
-
-                if not debugfs:
-                    debugfs.append(MemlayoutDebugfs(m))
-                reports = [(ev.name if k == 0 else f"{ev.name}#{k + 1}", r)
-                           for k, r in enumerate(debugfs[0].run_script(scripts[i]))]
-            log.committed(t, reports)
-        return fire
 
     def advance(t: int) -> None:
         tasks.run_until(t)
@@ -188,10 +210,10 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
             progress(t / NS)
 
     loop = EventLoop(advance)
-    for i, ev in enumerate(sc.events):
-        loop.at(ev.at, PRIO_LAYOUT, layout_event(i, ev))
+    plan.schedule(loop, log)
     loop.every(VMSTAT_INTERVAL, VMSTAT_INTERVAL, sc.duration, PRIO_VMSTAT,
                lambda t: m.vmstat_tick())
+
     def sample(t: int) -> None:
         for o in observers:
             o.sample(t / NS)

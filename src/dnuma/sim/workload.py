@@ -12,15 +12,9 @@ from .._kernels import workload as _kw
 from ..mm.constants import __GFP_RECLAIMABLE, GFP_HIGHUSER_MOVABLE, GFP_KERNEL
 from ..mm.errors import ConfigError
 from ..mm.machine import Machine
+from .tasks import cumulative_weights
 
 DEFAULT_GFPS = (GFP_KERNEL, GFP_HIGHUSER_MOVABLE, __GFP_RECLAIMABLE)
-
-
-def _cum(weights: Sequence[float], what: str) -> np.ndarray:
-    w = np.asarray(weights, dtype=np.float64)
-    if w.size == 0 or np.any(w < 0) or w.sum() <= 0:
-        raise ConfigError(f"{what}: weights must be non-negative and not all zero")
-    return np.cumsum(w / w.sum())
 
 
 @dataclass
@@ -39,7 +33,7 @@ class Churn:
     gfp_weights: Sequence[float] = (3, 6, 1)
     seed: int = 0
     capacity: int | None = None
-    state: np.ndarray = field(init=False)
+    live: _kw.ChurnLive = field(init=False)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fill <= 1.0:
@@ -49,36 +43,34 @@ class Churn:
             raise ConfigError(f"orders: each must be in [0, {mo}]")
         if len(self.orders) != len(self.order_weights) or len(self.gfps) != len(self.gfp_weights):
             raise ConfigError("orders/gfps and their weights must have the same length")
-        self._order_cum = _cum(self.order_weights, "order_weights")
-        self._gfp_cum = _cum(self.gfp_weights, "gfp_weights")
-        self._orders = np.asarray(self.orders, dtype=np.int64)
-        self._gfps = np.asarray(self.gfps, dtype=np.int64)
+        self._mix = _kw.ChurnMix(
+            order_cum=cumulative_weights(self.order_weights, "order_weights"),
+            orders=np.asarray(self.orders, dtype=np.int64),
+            gfp_cum=cumulative_weights(self.gfp_weights, "gfp_weights"),
+            gfps=np.asarray(self.gfps, dtype=np.int64),
+            mask=np.zeros(self.machine.config.max_numnodes, dtype=np.bool_),
+            il=np.full(1, -1, dtype=np.int64))
         present = self.machine.total_present_pages
         self.target_pages = int(present * self.fill)
         cap = self.capacity or max(16, self.target_pages + 16)
-        self.live_pfn = np.full(cap, -1, dtype=np.int64)
-        self.live_order = np.zeros(cap, dtype=np.int64)
-        self.live_cpu = np.zeros(cap, dtype=np.int64)
-        self.state = np.zeros(5, dtype=np.int64)
-        self._mask = np.zeros(self.machine.config.max_numnodes, dtype=np.bool_)
-        self._il = np.full(1, -1, dtype=np.int64)
+        self.live = _kw.ChurnLive(pfn=np.full(cap, -1, dtype=np.int64),
+                                  order=np.zeros(cap, dtype=np.int64),
+                                  cpu=np.zeros(cap, dtype=np.int64),
+                                  counts=np.zeros(_kw.NR_W, dtype=np.int64))
         self._calls = 0
 
     @property
+    def counts(self) -> _kw.ChurnCounts:
+        """Live blocks and pages, allocations, frees and failed allocations so far."""
+        return _kw.ChurnCounts(*self.live.counts.tolist())
+
+    @property
     def live_pages(self) -> int:
-        return int(self.state[1])
+        return self.counts.live_pages
 
     @property
     def allocs(self) -> int:
-        return int(self.state[2])
-
-    @property
-    def frees(self) -> int:
-        return int(self.state[3])
-
-    @property
-    def fails(self) -> int:
-        return int(self.state[4])
+        return self.counts.allocs
 
     def run(self, n_ops: int) -> None:
         """Run ``n_ops`` operations (deterministic for the churn's seed)."""
@@ -86,9 +78,8 @@ class Churn:
         # when several churns share numba's generator
         seed = (self.seed * 1_000_003 + self._calls) % (2**31)
         self._calls += 1
-        _kw.churn(self.machine.S, seed, n_ops, self.target_pages, self._order_cum, self._orders,
-                  self._gfp_cum, self._gfps, self.machine.nr_cpus, self.live_pfn,
-                  self.live_order, self.live_cpu, self.state, self._mask, self._il)
+        _kw.churn(self.machine.S, seed, n_ops, self.target_pages, self.machine.nr_cpus,
+                  self._mix, self.live)
         self.machine.sync_zones()
 
     def warm_up(self, max_ops: int | None = None) -> None:
@@ -103,9 +94,9 @@ class Churn:
                 break
 
     def free_all(self) -> None:
-        """Free every live block (from CPU 0)."""
-        for k in range(int(self.state[0])):
-            self.machine.free_pages(int(self.live_pfn[k]), int(self.live_order[k]),
-                                    int(self.live_cpu[k]))
-        self.state[0] = 0
-        self.state[1] = 0
+        """Free every live block (from the CPU that allocated it)."""
+        lb = self.live
+        for k in range(self.counts.nr_live):
+            self.machine.free_pages(int(lb.pfn[k]), int(lb.order[k]), int(lb.cpu[k]))
+        lb.counts[_kw.W_NR_LIVE] = 0
+        lb.counts[_kw.W_LIVE_PAGES] = 0
