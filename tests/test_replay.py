@@ -124,6 +124,20 @@ def test_layout_events_move_the_traces_pages(tmp_path):
     assert cols["t"].size >= 3 and np.all(np.diff(cols["t"]) >= 0) and cols["t"][-1] > 0
 
 
+def test_replay_runs_a_scenarios_debugfs_scripts():
+    """The layout events of a replay are prepared and fired as a run's are:
+    a debugfs script commits (several times: one step each), a bad layout
+    is refused before anything runs, naming the event."""
+    from dnuma.sim.scenario import load_scenario
+
+    sc = load_scenario("debugfs")
+    res = replay_trace(EXCERPT, sc.machine, sc.events, check=validate_all)
+    assert [s.name for s in res.steps] == ["new-node-2", "stripe"]
+    assert res.steps[0].report.nodes_onlined == [2] and res.skipped_events == []
+    with pytest.raises(DnumaError, match=r"replay: event\[0\] \(push at 0.001 s\)"):
+        replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:99")])
+
+
 def test_same_trace_same_result():
     a = replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:1")]).summary()
     b = replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:1")]).summary()

@@ -89,6 +89,24 @@ def test_event_loop_orders_by_time_priority_sequence():
     assert advanced == [3, 4, 5, 8]  # the tasks run up to each new instant once
 
 
+def test_event_loop_peek_and_run_until():
+    """As SimPy's Environment: peek at the next event, run up to a time
+    (inclusive) leaving later events queued; a period without an end."""
+    seen: list[tuple[int, str]] = []
+    loop = EventLoop()
+    assert loop.peek() is None
+    loop.every(0, 10, None, PRIO_SAMPLE, lambda t: seen.append((t, "tick")))
+    loop.at(10, PRIO_LAYOUT, lambda t: seen.append((t, "layout")))
+    assert loop.peek() == 0
+    loop.run(10)
+    assert seen == [(0, "tick"), (10, "layout"), (10, "tick")]
+    assert loop.now == 10 and loop.peek() == 20
+    loop.run(15)  # nothing due: the clock moves on
+    assert loop.now == 15 and len(seen) == 3
+    with pytest.raises(ValueError, match="past"):
+        loop.at(12, PRIO_LAYOUT, lambda t: None)
+
+
 def test_parse_duration_and_ids():
     assert parse_duration("250ms") == NS // 4
     assert parse_duration(2) == 2 * NS and parse_duration("1.5s") == 3 * NS // 2

@@ -22,11 +22,12 @@ Python ints), not a uint8 array: :func:`line_buffer` gives the right one.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from ._jit import _DISABLED, kernel
+from ._jit import _DISABLED, kernel, kernel_inline
 
 # event kinds (the rows' ``kind``)
 EV_ALLOC = 0
@@ -54,6 +55,8 @@ _L_LOST = 3
 _L_BLANK = 4
 _L_OTHER = 5
 
+B = TypeVar("B")
+
 PFN_LIMIT = 1 << 52  # pfns of a 64-bit physical address space with 4 KiB pages
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -79,22 +82,19 @@ def str_hash(data: bytes) -> int:
 UNNAMED_HASH = str_hash(b"")  # the name hash of a line without an event name
 
 
-
-def _packed(*names: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """``names`` packed for :func:`find_name`: (their bytes, the offsets of
-    each, one more at the end)."""
-    offs = np.cumsum([0, *map(len, names)]).astype(np.int64)
-    return np.frombuffer(b"".join(names), np.uint8).copy(), offs
+def _names(*names: bytes) -> tuple[np.ndarray, ...]:
+    """``names`` as uint8 arrays: a global tuple of them is a constant in a
+    kernel, whose loop over it compares with immediates."""
+    return tuple(np.frombuffer(n, np.uint8) for n in names)
 
 
 # the event names and their kinds (<= 3.2: mm_page_free_direct, mm_pagevec_free)
-_EV_NAMES, _EV_OFFS = _packed(b"mm_page_alloc", b"mm_page_free", b"mm_page_free_batched",
-                              b"mm_page_pcpu_drain", b"mm_page_free_direct",
-                              b"mm_pagevec_free")
+_EV_NAMES = _names(b"mm_page_alloc", b"mm_page_free", b"mm_page_free_batched",
+                   b"mm_page_pcpu_drain", b"mm_page_free_direct", b"mm_pagevec_free")
 _EV_KINDS = np.array([EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_FREE,
                       EV_FREE_BATCHED], np.int64)
 # the keys of the fields read (a key's bit in ``have``: 1 << its index)
-_KEY_NAMES, _KEY_OFFS = _packed(b"pfn", b"page", b"order", b"migratetype", b"gfp_flags")
+_KEY_NAMES = _names(b"pfn", b"page", b"order", b"migratetype", b"gfp_flags")
 _K_PFN, _K_PAGE, _K_ORDER, _K_MT, _K_GFP = range(5)
 _HAVE_PFN = 1 << _K_PFN
 _HAVE_PAGE = 1 << _K_PAGE
@@ -130,18 +130,31 @@ else:
 
 
 @kernel
-def find_name(buf, a, b, names, offs):
-    """The index of buf[a:b] among the names packed by :func:`_packed`
-    (``names``, ``offs``), or -1."""
-    n = b - a
-    for j in range(offs.shape[0] - 1):
-        s = offs[j]
-        if offs[j + 1] - s == n:
-            k = 0
-            while k < n and buf[a + k] == names[s + k]:
-                k += 1
-            if k == n:
-                return j
+def _eq(buf, a, b, pat):
+    """Whether buf[a:b] equals the uint8 array ``pat``."""
+    if b - a != pat.shape[0]:
+        return False
+    for i in range(pat.shape[0]):  # noqa: SIM110 - no generators in kernels
+        if buf[a + i] != pat[i]:
+            return False
+    return True
+
+
+@kernel_inline
+def _event_kind(buf, a, b):
+    """The EV_* kind of the event named buf[a:b], or -1."""
+    for j, name in enumerate(_EV_NAMES):
+        if _eq(buf, a, b, name):
+            return _EV_KINDS[j]
+    return -1
+
+
+@kernel_inline
+def _field_key(buf, a, b):
+    """The index in _KEY_NAMES of the field key buf[a:b], or -1."""
+    for j, name in enumerate(_KEY_NAMES):
+        if _eq(buf, a, b, name):
+            return j
     return -1
 
 
@@ -370,10 +383,9 @@ def _parse_line(buf, s, e):
         return _L_OTHER, 0, cpu, ts, 0, 0, 0, 0, a, 0, UNNAMED_HASH
     n = q - a
     q += 1
-    j = find_name(buf, a, q - 1, _EV_NAMES, _EV_OFFS)
-    if j < 0:
+    kind = _event_kind(buf, a, q - 1)
+    if kind < 0:
         return _L_OTHER, 0, cpu, ts, 0, 0, 0, 0, a, n, buf_hash(buf, a, a + n)
-    kind = _EV_KINDS[j]
 
     # the fields "key=value ..." (unknown keys such as cold= are skipped)
     have = 0
@@ -400,7 +412,7 @@ def _parse_line(buf, s, e):
         va = q
         while q < e and not _blank(buf[q]):
             q += 1
-        key = find_name(buf, ka, kb, _KEY_NAMES, _KEY_OFFS)
+        key = _field_key(buf, ka, kb)
         if key == _K_PFN:
             ok, pfn, huge = _parse_uint(buf, va, q)
         elif key == _K_PAGE:
@@ -462,9 +474,14 @@ EVENT_DTYPES: tuple[type[np.signedinteger[Any]], ...] = (
     np.int8, np.int32, np.int64, np.int64, np.int8, np.int8, np.int32, np.int64)
 
 
+def _zeroed(bundle: Callable[..., B], n: int, *dtypes: Any) -> B:
+    """A ``bundle`` of zeroed arrays of ``n`` items, of ``dtypes`` in field order."""
+    return bundle(*(np.zeros(n, dt) for dt in dtypes))
+
+
 def new_events(n: int) -> TraceEvents:
     """``n`` zeroed events."""
-    return TraceEvents(*(np.zeros(n, dt) for dt in EVENT_DTYPES))
+    return _zeroed(TraceEvents, n, *EVENT_DTYPES)
 
 
 class SpecialLines(NamedTuple):
@@ -479,8 +496,7 @@ class SpecialLines(NamedTuple):
 
 def new_special_lines(n: int) -> SpecialLines:
     """Room for ``n`` non-event lines."""
-    return SpecialLines(np.zeros(n, np.int8), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                        np.zeros(n, np.int64))
+    return _zeroed(SpecialLines, n, np.int8, np.int64, np.int64, np.int64)
 
 
 class StrTable(NamedTuple):
@@ -496,8 +512,7 @@ class StrTable(NamedTuple):
 
 def new_str_table(cap: int) -> StrTable:
     """An empty table of ``cap`` slots (a power of 2)."""
-    return StrTable(np.zeros(cap, np.int64), np.zeros(cap, np.int32), np.zeros(cap, np.int64),
-                    np.zeros(cap, np.uint8))
+    return _zeroed(StrTable, cap, np.int64, np.int32, np.int64, np.uint8)
 
 
 class ParseState(NamedTuple):

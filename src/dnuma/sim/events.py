@@ -47,6 +47,8 @@ class _Event:
     prio: int
     seq: int
     fn: Callable[[int], None] = field(compare=False)
+    period: int = field(compare=False)  # > 0: again every period ns, up to until
+    until: int | None = field(compare=False)  # inclusive (None: for ever)
 
 
 class EventLoop:
@@ -63,10 +65,7 @@ class EventLoop:
 
     def at(self, t: int, prio: int, fn: Callable[[int], None]) -> None:
         """Run ``fn(t)`` at time ``t`` (ns)."""
-        if t < self.now:
-            raise ValueError(f"event at {t} ns is in the past (now {self.now} ns)")
-        heapq.heappush(self._q, _Event(t, prio, self._seq, fn))
-        self._seq += 1
+        self._push(t, prio, fn, 0, None)
 
     def every(self, start: int, period: int, until: int | None, prio: int,
               fn: Callable[[int], None]) -> None:
@@ -74,14 +73,8 @@ class EventLoop:
         (None: for ever, for :meth:`run` with a time)."""
         if period <= 0:
             raise ValueError("period must be > 0")
-
-        def tick(t: int) -> None:
-            fn(t)
-            if until is None or t + period <= until:
-                self.at(t + period, prio, tick)
-
         if until is None or start <= until:
-            self.at(start, prio, tick)
+            self._push(start, prio, fn, period, until)
 
     def peek(self) -> int | None:
         """The time of the next event (ns), None if there is none."""
@@ -95,8 +88,18 @@ class EventLoop:
             ev = heapq.heappop(self._q)
             self._move_to(ev.t)
             ev.fn(ev.t)
+            nxt = ev.t + ev.period
+            if ev.period and (ev.until is None or nxt <= ev.until):
+                self._push(nxt, ev.prio, ev.fn, ev.period, ev.until)
         if until is not None:
             self._move_to(until)
+
+    def _push(self, t: int, prio: int, fn: Callable[[int], None], period: int,
+              until: int | None) -> None:
+        if t < self.now:
+            raise ValueError(f"event at {t} ns is in the past (now {self.now} ns)")
+        heapq.heappush(self._q, _Event(t, prio, self._seq, fn, period, until))
+        self._seq += 1
 
     def _move_to(self, t: int) -> None:
         if t > self.now:
