@@ -6,8 +6,9 @@ second set of arrays (:class:`SpecialLines`).
 
 gfp_flags strings and the names of other events are identified by a 64-bit
 hash (:func:`str_hash`) through small open-addressing tables owned by the
-caller (:class:`StrTable`).  An unseen string stops the parse at its line (status ST_NEW_GFP /
-ST_NEW_EVENT) so that the caller can intern it and call again from there.
+caller (:class:`StrTable`).  An unseen string stops the parse at its line
+(status ST_NEW_GFP / ST_NEW_EVENT) so that the caller can intern it and call
+again from there.
 
 Line grammar (leading blanks and a trailing CR ignored)::
 
@@ -54,8 +55,6 @@ _L_MALFORMED = 2
 _L_LOST = 3
 _L_BLANK = 4
 _L_OTHER = 5
-
-B = TypeVar("B")
 
 PFN_LIMIT = 1 << 52  # pfns of a 64-bit physical address space with 4 KiB pages
 
@@ -454,11 +453,11 @@ def _parse_line(buf, s, e):
 
 
 class TraceEvents(NamedTuple):
-    """Events as arrays of one length, a row an event: ``kind`` (EV_*),
-    ``cpu``, ``ts_ns`` (trace clock, ns), ``pfn`` (-1 for EV_ALLOC_FAIL),
-    ``order``, ``migratetype`` (-1 for the frees, which print none), ``gfp``
-    (model gfp bits of the allocations, 0 for the others), ``line`` (1-based
-    line number); their dtypes are EVENT_DTYPES."""
+    """Events as arrays of one length, a row an event: ``kind`` int8 (EV_*),
+    ``cpu`` int32, ``ts_ns`` int64 (trace clock, ns), ``pfn`` int64 (-1 for
+    EV_ALLOC_FAIL), ``order`` int8, ``migratetype`` int8 (-1 for the frees,
+    which print none), ``gfp`` int32 (model gfp bits of the allocations, 0
+    for the others), ``line`` int64 (1-based line number)."""
 
     kind: np.ndarray
     cpu: np.ndarray
@@ -470,8 +469,7 @@ class TraceEvents(NamedTuple):
     line: np.ndarray
 
 
-EVENT_DTYPES: tuple[type[np.signedinteger[Any]], ...] = (
-    np.int8, np.int32, np.int64, np.int64, np.int8, np.int8, np.int32, np.int64)
+B = TypeVar("B")
 
 
 def _zeroed(bundle: Callable[..., B], n: int, *dtypes: Any) -> B:
@@ -481,7 +479,8 @@ def _zeroed(bundle: Callable[..., B], n: int, *dtypes: Any) -> B:
 
 def new_events(n: int) -> TraceEvents:
     """``n`` zeroed events."""
-    return _zeroed(TraceEvents, n, *EVENT_DTYPES)
+    return _zeroed(TraceEvents, n, np.int8, np.int32, np.int64, np.int64, np.int8, np.int8,
+                   np.int32, np.int64)
 
 
 class SpecialLines(NamedTuple):

@@ -92,10 +92,11 @@ def earlier(t1, s1, t2, s2):
 
 
 @kernel
-def heap_sift(lb, n, i, t, slot, up):
+def min_heap_sift(lb, n, i, t, slot, up):
     """Move the hole at heap index ``i`` of a heap of ``n`` entries towards
     the root (``up``) or the leaves until the entry (t, slot) fits there, and
-    put it there (min_heap_sift_up / min_heap_sift_down, lib/min_heap.c)."""
+    put it there (min_heap_sift_up / min_heap_sift_down of
+    include/linux/min_heap.h, one loop for both)."""
     ht = lb.heap_t
     hs = lb.heap_slot
     while True:
@@ -121,20 +122,20 @@ def heap_sift(lb, n, i, t, slot, up):
 
 
 @kernel
-def heap_push(lb, t, slot):
+def min_heap_push(lb, t, slot):
     """Add the entry (t, slot)."""
     i = lb.ctl[CTL_HEAP]
     lb.ctl[CTL_HEAP] = i + 1
-    heap_sift(lb, i + 1, i, t, slot, True)
+    min_heap_sift(lb, i + 1, i, t, slot, True)
 
 
 @kernel
-def heap_pop(lb):
+def min_heap_pop(lb):
     """Remove the earliest entry; returns its slot (ties: lowest slot)."""
     top = lb.heap_slot[0]
     n = lb.ctl[CTL_HEAP] - 1
     lb.ctl[CTL_HEAP] = n
-    heap_sift(lb, n, 0, lb.heap_t[n], lb.heap_slot[n], False)
+    min_heap_sift(lb, n, 0, lb.heap_t[n], lb.heap_slot[n], False)
     return top
 
 
@@ -162,7 +163,7 @@ def run_tasks(S, t1, tt, lb, rng, now):
                 kbest = k
         if ctl[CTL_HEAP] > 0 and lb.heap_t[0] < t1 and (kbest < 0 or lb.heap_t[0] <= tbest):
             now[0] = lb.heap_t[0]
-            slot = heap_pop(lb)
+            slot = min_heap_pop(lb)
             k = lb.task[slot]
             cpu = tt.cpus[k, below(next_u01(rng), tt.ncpus[k])]
             free_pages(S, lb.pfn[slot], lb.order[slot], cpu)
@@ -198,4 +199,4 @@ def run_tasks(S, t1, tt, lb, rng, now):
         lb.pfn[slot] = p
         lb.order[slot] = o
         lb.task[slot] = k
-        heap_push(lb, tbest + exp_ns(next_u01(rng), tt.life_ns[k]), slot)
+        min_heap_push(lb, tbest + exp_ns(next_u01(rng), tt.life_ns[k]), slot)
