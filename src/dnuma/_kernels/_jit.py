@@ -19,7 +19,7 @@ import numba
 F = TypeVar("F", bound=Callable[..., Any])
 
 # DNUMA_NO_JIT=1 runs every kernel as plain Python (for debugging and coverage).
-_DISABLED = os.environ.get("DNUMA_NO_JIT", "") not in ("", "0")
+JIT_DISABLED = os.environ.get("DNUMA_NO_JIT", "") not in ("", "0")
 
 # Kernels run without numba's reference-counting runtime (NRT): with it, every
 # call that passes the KState bundle increfs and decrefs each of its ~40
@@ -39,20 +39,20 @@ def _cache_dir() -> str:
     return str(Path(base) / f"numba-{h.hexdigest()[:16]}")
 
 
-if not _DISABLED and not os.environ.get("NUMBA_CACHE_DIR"):
+if not JIT_DISABLED and not os.environ.get("NUMBA_CACHE_DIR"):
     numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]
 
 
 def kernel(fn: F) -> F:
     """Compile ``fn`` with the project's flags (or leave it as Python)."""
-    if _DISABLED:
+    if JIT_DISABLED:
         return fn
     return numba.njit(**_FLAGS)(fn)
 
 
 def kernel_alloc(fn: F) -> F:
     """Like :func:`kernel`, for the few kernels that allocate arrays (with NRT)."""
-    if _DISABLED:
+    if JIT_DISABLED:
         return fn
     return numba.njit(**_ALLOC_FLAGS)(fn)
 
@@ -67,7 +67,7 @@ def kernel_alloc(fn: F) -> F:
 def kernel_inline(fn: F) -> F:
     """Like :func:`kernel`, inlined into its callers at numba IR level (for
     the per-operation alloc/free path; see the note above)."""
-    if _DISABLED:
+    if JIT_DISABLED:
         return fn
     return numba.njit(inline="always", **_FLAGS)(fn)
 
@@ -76,7 +76,7 @@ def _prefetch_py(arr: Any, idx: Any) -> None:
     """Plain-Python stand-in for :func:`prefetch` (DNUMA_NO_JIT)."""
 
 
-if _DISABLED:
+if JIT_DISABLED:
     prefetch: Callable[[Any, Any], None] = _prefetch_py
 else:
     from llvmlite import ir

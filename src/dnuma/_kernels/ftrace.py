@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from ._jit import _DISABLED, kernel, kernel_inline
+from ._jit import JIT_DISABLED, kernel, kernel_inline
 
 # event kinds (the rows' ``kind``)
 EV_ALLOC = 0
@@ -102,7 +102,7 @@ _HAVE_MT = 1 << _K_MT
 _HAVE_GFP = 1 << _K_GFP
 
 
-if _DISABLED:
+if JIT_DISABLED:
 
     def buf_hash(buf, a, b):
         """str_hash of buf[a:b] (plain Python)."""
@@ -533,7 +533,7 @@ def new_state() -> np.ndarray:
 def line_buffer(data: bytes) -> Any:
     """``data`` as parse_lines reads it: a uint8 array (a memoryview when the
     kernels run as plain Python, see the module docstring)."""
-    return memoryview(data) if _DISABLED else np.frombuffer(data, np.uint8)
+    return memoryview(data) if JIT_DISABLED else np.frombuffer(data, np.uint8)
 
 
 class ParseResult(NamedTuple):

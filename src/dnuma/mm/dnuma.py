@@ -1,4 +1,4 @@
-"""The Dynamic NUMA commit (the RFC's memlayout_commit, in DESIGN.md's order):
+"""The Dynamic NUMA commit (the RFC's memlayout_commit, in docs/DESIGN.md's order):
 
 validate -> notify "going" (veto: nothing changed) -> online nodes -> install
 the layout (seq + 1) -> mark allocated pages whose node changes -> transplant
