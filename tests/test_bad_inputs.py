@@ -12,7 +12,7 @@ Case keys: ``name``, ``kind`` (one of KINDS), ``argv``, ``files`` (name ->
 text), ``setup`` (actions, below), ``stdin`` (text, or ``@NAME`` for a
 file's bytes), ``stdout`` (a path to send stdout to, e.g. /dev/full),
 ``expect``, ``exit``, ``json``, ``timeout``, ``max_rss_mb``, ``root``
-(needs root).  Setup actions: ``copy DATA NAME`` (from tests/data),
+(needs root), ``xfail`` (why the case still fails: a known gap, strict).  Setup actions: ``copy DATA NAME`` (from tests/data),
 ``truncate NAME BYTES``, ``gzip NAME`` (NAME.gz beside it), ``fifo NAME
 FROM`` (a FIFO a thread fills with FROM's bytes, once), ``mknod NAME`` (a
 character device like /dev/null), ``xz NAME``.
@@ -45,7 +45,8 @@ def _cases() -> list[Any]:
     out = []
     for f in sorted(CORPUS.glob("*.toml")):
         for case in tomllib.loads(f.read_text())["case"]:
-            out.append(pytest.param(case, id=f"{f.stem}:{case['name']}"))
+            marks = [pytest.mark.xfail(reason=case["xfail"], strict=True)] if "xfail" in case else []
+            out.append(pytest.param(case, id=f"{f.stem}:{case['name']}", marks=marks))
     return out
 
 
