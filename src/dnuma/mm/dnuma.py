@@ -58,23 +58,31 @@ class CommitReport:
 
 def validate_layout_for(m: Machine, layout: MemLayout) -> None:
     """Raise LayoutError (naming the range) if ``layout`` cannot go on ``m``:
-    pfns beyond the end of memory, or a node that is not possible."""
+    not a valid MemLayout, pfns beyond the end of memory, or a node outside
+    the machine's MAX_NUMNODES or not possible."""
     if not isinstance(layout, MemLayout):
-        raise LayoutError(f"expected a MemLayout, got {type(layout).__name__}")
+        raise LayoutError(f"layout: expected a MemLayout, got {type(layout).__name__}")
+    layout.check()
     end = m.ram_ranges()[-1][1]
     bad = np.flatnonzero(layout.ends >= end)
     if bad.size:
         k = int(bad[0])
-        raise LayoutError(f"range {layout.starts[k]:#x}-{layout.ends[k]:#x}: beyond the end "
-                          f"of memory (last pfn {end - 1:#x})")
-    possible = m.topo.node_states[N_POSSIBLE]
+        raise LayoutError(f"range {layout.starts[k]:#x}-{layout.ends[k]:#x}: beyond "
+                          f"the end of memory (last pfn {end - 1:#x}; range #{k})")
+    maxn = m.config.max_numnodes
     nids = layout.nids.astype(np.int64)
-    bad = np.flatnonzero((nids >= m.config.max_numnodes) | ~possible[np.minimum(
-        nids, m.config.max_numnodes - 1)])
+    bad = np.flatnonzero(nids >= maxn)
     if bad.size:
         k = int(bad[0])
-        raise LayoutError(f"range {layout.starts[k]:#x}-{layout.ends[k]:#x}: node {nids[k]} "
-                          f"is not possible (MAX_NUMNODES {m.config.max_numnodes})")
+        raise LayoutError(f"range {layout.starts[k]:#x}-{layout.ends[k]:#x}: node "
+                          f"{nids[k]} is not possible: outside [0, {maxn}) (this machine's "
+                          f"MAX_NUMNODES; range #{k})")
+    possible = m.topo.node_states[N_POSSIBLE]
+    bad = np.flatnonzero(~possible[nids])
+    if bad.size:
+        k = int(bad[0])
+        raise LayoutError(f"range {layout.starts[k]:#x}-{layout.ends[k]:#x}: node "
+                          f"{nids[k]} is not possible (MAX_NUMNODES {maxn}; range #{k})")
 
 
 def effective_layout(old: MemLayout, new: MemLayout) -> MemLayout:

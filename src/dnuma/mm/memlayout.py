@@ -13,12 +13,22 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .._kernels import lookup as _lk
 from .constants import MAX_MAX_NUMNODES, NUMA_NO_NODE
-from .errors import LayoutError
+from .errors import (
+    ArgError,
+    LayoutError,
+    check_bytes,
+    check_int,
+    check_int_array,
+    first_outside,
+    is_int,
+    show,
+)
 
 
 @dataclass
@@ -28,6 +38,14 @@ class LookupStats:
     hits: int = 0
     misses: int = 0
     cache: np.ndarray = field(default_factory=lambda: np.full(1, -1, np.int64))
+
+
+#: pfns a layout may name: [0, PFN_LIMIT); machines end below 2**31 (int32 lists)
+PFN_LIMIT = 1 << 31
+#: bytes building one range of a stripe or a push costs at its peak (the
+#: final 18 plus the int64 temporaries of the build and the sort)
+BUILD_BYTES_PER_RANGE = 96
+_NID_NOTE = " (MAX_MAX_NUMNODES; a machine's own MAX_NUMNODES may be lower)"
 
 
 class MemLayout:
@@ -41,6 +59,18 @@ class MemLayout:
 
     def __init__(self, starts: np.ndarray, ends: np.ndarray, nids: np.ndarray,
                  seq: int = -1) -> None:
+        """Ranges ``starts[i]..ends[i]`` (inclusive pfns) -> ``nids[i]``: 1-d
+        integer arrays of one length, sorted by start pfn and not overlapping,
+        pfns in [0, PFN_LIMIT), nids in [0, MAX_MAX_NUMNODES); ``seq`` >= -1
+        (-1: not committed).  Raises LayoutError naming the first bad range.
+        The arrays are kept (converted to int64, int64, int16 if they are not)
+        and made read-only."""
+        s, e, n = _check_values(starts, ends, nids)
+        _check_sorted(s, e, n)
+        self._set(s, e, n.astype(np.int16, copy=False),
+                  check_int("seq", seq, -1, 1 << 63, LayoutError))
+
+    def _set(self, starts: np.ndarray, ends: np.ndarray, nids: np.ndarray, seq: int) -> None:
         self.starts = starts
         self.ends = ends
         self.nids = nids
@@ -50,46 +80,62 @@ class MemLayout:
         for a in (starts, ends, nids):
             a.setflags(write=False)
 
+    def check(self) -> None:
+        """Raise LayoutError unless the arrays still hold a valid layout (a
+        commit re-checks: the attributes of a layout can be re-bound)."""
+        s, e, n = _check_values(self.starts, self.ends, self.nids)
+        _check_sorted(s, e, n)
+
     # ---- builders -------------------------------------------------------
     @classmethod
     def from_ranges(cls, ranges: Iterable[tuple[int, int, int]]) -> MemLayout:
         """From ``(pfn_start, pfn_end_inclusive, nid)`` triples, in any order.
 
-        Raises LayoutError naming the offending range for an empty layout,
-        start > end, a negative pfn, a nid outside [0, 1024) or an overlap.
+        Raises LayoutError naming the offending range (its index in
+        ``ranges``) for an empty layout, a value that is not an integer,
+        start > end, a pfn outside [0, PFN_LIMIT), a nid outside
+        [0, MAX_MAX_NUMNODES) or an overlap.
         """
-        rows = [tuple(int(v) for v in r) for r in ranges]
+        rows: list[tuple[Any, ...]] = []
+        for i, r in enumerate(ranges):
+            try:
+                t = tuple(r)
+            except TypeError:
+                raise LayoutError(f"range #{i}: expected (start, end, nid), got {show(r)}") \
+                    from None
+            if len(t) != 3:
+                raise LayoutError(f"range #{i}: expected (start, end, nid), got {t!r}")
+            for what, v in zip(("start", "end", "nid"), t, strict=True):
+                if type(v) is not int and not is_int(v):
+                    raise LayoutError(f"range #{i}: {what} is not an integer: {show(v)}")
+            rows.append(t)
         if not rows:
             raise LayoutError("empty layout: at least one range is needed")
-        for i, r in enumerate(rows):
-            if len(r) != 3:
-                raise LayoutError(f"range #{i}: expected (start, end, nid), got {r!r}")
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        try:
+            arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        except OverflowError:  # a Python int beyond int64: name the first
+            for i, t in enumerate(rows):
+                for what, v in zip(("start", "end", "nid"), t, strict=True):
+                    if not -(1 << 63) <= int(v) < 1 << 63:
+                        raise LayoutError(f"range #{i}: {what} {int(v)} is beyond the int64 "
+                                          f"range (pfns must be in [0, {PFN_LIMIT:#x}))") \
+                            from None
+            raise
         return cls.from_arrays(arr[:, 0], arr[:, 1], arr[:, 2])
 
     @classmethod
     def from_arrays(cls, starts: np.ndarray, ends: np.ndarray, nids: np.ndarray) -> MemLayout:
-        """Vectorised :meth:`from_ranges` (same checks)."""
-        starts = np.asarray(starts, dtype=np.int64)
-        ends = np.asarray(ends, dtype=np.int64)
-        nids = np.asarray(nids, dtype=np.int64)
-        if starts.size == 0:
-            raise LayoutError("empty layout: at least one range is needed")
-        if not (starts.shape == ends.shape == nids.shape) or starts.ndim != 1:
-            raise LayoutError("starts, ends and nids must be 1-d arrays of one length")
-        _first_bad(starts > ends, "start > end", starts, ends, nids)
-        _first_bad(starts < 0, "negative pfn", starts, ends, nids)
-        _first_bad((nids < 0) | (nids >= MAX_MAX_NUMNODES),
-                   f"nid outside [0, {MAX_MAX_NUMNODES})", starts, ends, nids)
-        order = np.argsort(starts, kind="stable")
-        s, e, n = starts[order], ends[order], nids[order]
+        """Vectorised :meth:`from_ranges` (same checks; ranges in any order)."""
+        s, e, n = _check_values(starts, ends, nids)
+        order = np.argsort(s, kind="stable")
+        s, e, n = s[order], e[order], n[order]
         if s.size > 1:
             ov = np.flatnonzero(s[1:] <= e[:-1])
             if ov.size:
                 k = int(ov[0])
-                raise LayoutError(
-                    f"overlapping ranges: {s[k]:#x}-{e[k]:#x} (node {n[k]}) and "
-                    f"{s[k + 1]:#x}-{e[k + 1]:#x} (node {n[k + 1]})")
+                a, b = sorted((int(order[k]), int(order[k + 1])))
+                raise LayoutError(f"overlapping ranges: {_range(a, starts, ends, nids)} and "
+                                  f"{_range(b, starts, ends, nids)}")
         return cls(s.copy(), e.copy(), n.astype(np.int16))
 
     @classmethod
@@ -98,17 +144,18 @@ class MemLayout:
         """The RFC test script's stripe: memory cut in ``block_pfns`` blocks
         (aligned to absolute pfns), given to ``nodes`` round-robin by block index.
 
-        ram_ranges: ``(start_pfn, end_pfn_exclusive)`` of RAM; holes stay uncovered.
+        ram_ranges: ``(start_pfn, end_pfn_exclusive)`` of RAM; holes stay
+        uncovered.  Refuses (LayoutError) a stripe whose ranges would not fit
+        in memory (BUILD_BYTES_PER_RANGE bytes each while it is built).
         """
-        if block_pfns <= 0:
-            raise LayoutError(f"stripe block must be > 0 pfns, got {block_pfns}")
-        if not nodes:
-            raise LayoutError("stripe needs at least one node")
-        nd = np.asarray(list(nodes), dtype=np.int64)
+        block_pfns = check_int("stripe block_pfns", block_pfns, 1, 1 << 62, LayoutError)
+        nd = _node_list(nodes)
+        rr = _ram_ranges(ram_ranges)
+        nblocks = sum((hi - 1) // block_pfns - lo // block_pfns + 1 for lo, hi in rr)
+        check_bytes(f"stripe of {nblocks:,} ranges ({block_pfns} pfns a block)",
+                    nblocks * BUILD_BYTES_PER_RANGE, LayoutError)
         parts_s, parts_e, parts_n = [], [], []
-        for lo, hi in ram_ranges:
-            if hi <= lo:
-                continue
+        for lo, hi in rr:
             b0, b1 = lo // block_pfns, (hi - 1) // block_pfns
             blk = np.arange(b0, b1 + 1, dtype=np.int64)
             s = np.maximum(blk * block_pfns, lo)
@@ -123,17 +170,24 @@ class MemLayout:
 
     @classmethod
     def push(cls, ram_ranges: Sequence[tuple[int, int]], nid: int) -> MemLayout:
-        """The RFC test script's push: every RAM range to ``nid``."""
-        rows = [(lo, hi - 1, nid) for lo, hi in ram_ranges if hi > lo]
-        return cls.from_ranges(rows)
+        """The RFC test script's push: every RAM range
+        (``(start_pfn, end_pfn_exclusive)``) to ``nid``."""
+        nid = check_int("push nid", nid, 0, MAX_MAX_NUMNODES, LayoutError, _NID_NOTE)
+        return cls.from_ranges([(lo, hi - 1, nid) for lo, hi in _ram_ranges(ram_ranges)])
 
     @classmethod
     def from_nid_array(cls, page_nid: np.ndarray, present: np.ndarray) -> MemLayout:
-        """Runs of equal nid over present pfns (the "current" layout)."""
-        idx = np.flatnonzero(present)
+        """Runs of equal nid over present pfns (the "current" layout):
+        ``page_nid`` integers and ``present`` bools, one per pfn."""
+        nid_all = check_int_array("page_nid", page_nid, LayoutError)
+        pres = np.asarray(present)
+        if pres.dtype != np.bool_ or pres.shape != nid_all.shape:
+            raise LayoutError(f"present: expected {nid_all.size} bools (one per pfn of "
+                              f"page_nid), got dtype {pres.dtype} shape {pres.shape}")
+        idx = np.flatnonzero(pres)
         if idx.size == 0:
             raise LayoutError("no present pages")
-        nid = page_nid[idx].astype(np.int64)
+        nid = nid_all[idx].astype(np.int64)
         brk = np.flatnonzero((np.diff(idx) != 1) | (np.diff(nid) != 0))
         first = np.concatenate(([0], brk + 1))
         last = np.concatenate((brk, [idx.size - 1]))
@@ -141,7 +195,9 @@ class MemLayout:
 
     def with_seq(self, seq: int) -> MemLayout:
         """The same ranges carrying version ``seq`` (arrays are shared)."""
-        ml = MemLayout(self.starts, self.ends, self.nids, seq)
+        ml = MemLayout.__new__(MemLayout)
+        ml._set(self.starts, self.ends, self.nids, check_int("seq", seq, -1, 1 << 63,
+                                                             LayoutError))
         ml._tbl = self._tbl
         return ml
 
@@ -183,24 +239,27 @@ class MemLayout:
 
     def pfn_to_nid(self, pfn: int) -> int:
         """``memlayout_pfn_to_nid_no_pageflags``: nid of ``pfn`` or NUMA_NO_NODE."""
+        pfn = check_int("pfn", pfn, -(1 << 63), 1 << 63)
         out = self.lookup(np.array([pfn], dtype=np.int64))
         return int(out[0])
 
     def lookup(self, pfns: np.ndarray) -> np.ndarray:
-        """Vectorised pfn -> nid (int16, -1 where uncovered), counting cache stats."""
-        pfns = np.ascontiguousarray(pfns, dtype=np.int64)
-        out = np.empty(pfns.shape, np.int16)
-        h, m = _lk.lookup_many(self.table, self.starts, self.ends, self.nids, pfns, out,
-                               self.stats.cache)
+        """Vectorised pfn -> nid (int16, -1 where uncovered), counting cache
+        stats: ``pfns`` integers of any shape (ArgError for other dtypes)."""
+        q = _pfn_array(pfns)
+        out = np.empty(q.shape, np.int16)
+        h, m = _lk.lookup_many(self.table, self.starts, self.ends, self.nids, q.ravel(),
+                               out.reshape(-1), self.stats.cache)
         self.stats.hits += int(h)
         self.stats.misses += int(m)
         return out
 
     def lookup_nocount(self, pfns: np.ndarray) -> np.ndarray:
         """pfn -> nid without touching the statistics (model-internal reads)."""
-        pfns = np.ascontiguousarray(pfns, dtype=np.int64)
-        out = np.empty(pfns.shape, np.int16)
-        _lk.lookup_fast(self.table, self.starts, self.ends, self.nids, pfns, out)
+        q = _pfn_array(pfns)
+        out = np.empty(q.shape, np.int16)
+        _lk.lookup_fast(self.table, self.starts, self.ends, self.nids, q.ravel(),
+                        out.reshape(-1))
         return out
 
     def debugfs_names(self) -> list[tuple[str, int]]:
@@ -208,12 +267,104 @@ class MemLayout:
         return [(f"{s:X}-{e:X}", n) for s, e, n in self]
 
 
-def _first_bad(mask: np.ndarray, rule: str, s: np.ndarray, e: np.ndarray,
-               n: np.ndarray) -> None:
-    bad = np.flatnonzero(mask)
+def _range(k: int, s: np.ndarray, e: np.ndarray, n: np.ndarray) -> str:
+    """Range ``k`` of the arrays for a message: ``range #k (start-end -> node n)``."""
+    return f"range #{k} ({int(s[k]):#x}-{int(e[k]):#x} -> node {int(n[k])})"
+
+
+def _check_values(starts: Any, ends: Any, nids: Any) -> tuple[np.ndarray, ...]:
+    """The three arrays as int64 (nids still their own integer dtype), or
+    LayoutError naming the first range with a bad value: non-integer
+    dtypes, unequal lengths, no range, pfns outside [0, PFN_LIMIT), start >
+    end, nids outside [0, MAX_MAX_NUMNODES)."""
+    raw = [check_int_array(name, a, LayoutError)
+           for name, a in (("starts", starts), ("ends", ends), ("nids", nids))]
+    s, e, n = raw
+    if not s.size == e.size == n.size:
+        raise LayoutError(f"starts, ends and nids must have one length, got {s.size}, "
+                          f"{e.size} and {n.size}")
+    if s.size == 0:
+        raise LayoutError("empty layout: at least one range is needed")
+    for arr, what in ((s, "start pfn"), (e, "end pfn")):
+        k = first_outside(arr, 0, PFN_LIMIT)
+        if k >= 0:
+            why = "negative" if arr[k] < 0 else f"beyond PFN_LIMIT {PFN_LIMIT:#x}"
+            raise LayoutError(f"{_range(k, s, e, n)}: {why} {what} (pfns are in "
+                              f"[0, {PFN_LIMIT:#x}))")
+    k = first_outside(n, 0, MAX_MAX_NUMNODES)
+    if k >= 0:
+        raise LayoutError(f"{_range(k, s, e, n)}: nid {int(n[k])} outside "
+                          f"[0, {MAX_MAX_NUMNODES}){_NID_NOTE}")
+    s = np.ascontiguousarray(s, dtype=np.int64)
+    e = np.ascontiguousarray(e, dtype=np.int64)
+    bad = np.flatnonzero(s > e)
     if bad.size:
-        k = int(bad[0])
-        raise LayoutError(f"range #{k} ({s[k]:#x}-{e[k]:#x} -> node {n[k]}): {rule}")
+        raise LayoutError(f"{_range(int(bad[0]), s, e, n)}: start > end")
+    return s, e, np.ascontiguousarray(n)
+
+
+def _check_sorted(s: np.ndarray, e: np.ndarray, n: np.ndarray) -> None:
+    """LayoutError unless the ranges are sorted by start and disjoint."""
+    if s.size < 2:
+        return
+    bad = np.flatnonzero(s[1:] <= e[:-1])
+    if bad.size:
+        k = int(bad[0]) + 1
+        if s[k] < s[k - 1]:
+            raise LayoutError(f"{_range(k, s, e, n)} starts before {_range(k - 1, s, e, n)}: "
+                              f"ranges must be sorted by start pfn (from_ranges sorts)")
+        raise LayoutError(f"overlapping ranges: {_range(k - 1, s, e, n)} and "
+                          f"{_range(k, s, e, n)}")
+
+
+def _pfn_array(pfns: Any) -> np.ndarray:
+    """Query pfns as int64 (no copy when they are), refusing non-integers."""
+    q = np.asarray(pfns)
+    if q.dtype == np.int64:
+        return np.ascontiguousarray(q)
+    if q.dtype.kind not in "iu":
+        raise ArgError(f"pfns: expected integers, got an array of dtype {q.dtype}")
+    if q.dtype == np.uint64 and q.size and int(q.max()) >= 1 << 63:
+        raise ArgError(f"pfns: {int(q.max())} is beyond the int64 range")
+    return np.ascontiguousarray(q, dtype=np.int64)
+
+
+def _node_list(nodes: Any) -> np.ndarray:
+    """A stripe's nodes as int64, or LayoutError naming the bad one."""
+    try:
+        vals = list(nodes)
+    except TypeError:
+        raise LayoutError(f"stripe nodes: expected a sequence of node ids, got "
+                          f"{show(nodes)}") from None
+    if not vals:
+        raise LayoutError("stripe needs at least one node")
+    for i, v in enumerate(vals):
+        check_int(f"stripe nodes[{i}]", v, 0, MAX_MAX_NUMNODES, LayoutError, _NID_NOTE)
+    return np.array([int(v) for v in vals], dtype=np.int64)
+
+
+def _ram_ranges(ram_ranges: Any) -> list[tuple[int, int]]:
+    """``(start_pfn, end_pfn_exclusive)`` pairs, the empty ones dropped, or
+    LayoutError naming the bad one (not integers, end before start, pfns
+    outside [0, PFN_LIMIT])."""
+    out = []
+    try:
+        rows = list(ram_ranges)
+    except TypeError:
+        raise LayoutError(f"ram_ranges: expected (start_pfn, end_pfn) pairs, got "
+                          f"{show(ram_ranges)}") from None
+    for i, r in enumerate(rows):
+        try:
+            lo, hi = r
+        except (TypeError, ValueError):
+            raise LayoutError(f"ram_ranges[{i}]: expected (start_pfn, end_pfn), got "
+                              f"{show(r)}") from None
+        lo = check_int(f"ram_ranges[{i}] start", lo, 0, PFN_LIMIT + 1, LayoutError)
+        hi = check_int(f"ram_ranges[{i}] end", hi, lo, PFN_LIMIT + 1, LayoutError,
+                       " (end is exclusive, at least the start)")
+        if hi > lo:
+            out.append((lo, hi))
+    return out
 
 
 class LayoutBacklog:
@@ -221,9 +372,8 @@ class LayoutBacklog:
     0 keeps none, N keeps the last N, -1 keeps all."""
 
     def __init__(self, size: int = 0) -> None:
-        if size < -1:
-            raise LayoutError(f"backlog size must be -1, 0 or N > 0, got {size}")
-        self.size = size
+        self.size = check_int("backlog size", size, -1, 1 << 31, LayoutError,
+                              " (-1 keeps all, 0 none, N the last N)")
         self._q: deque[MemLayout] = deque(maxlen=None if size < 0 else size)
 
     def feed(self, ml: MemLayout) -> None:
