@@ -76,15 +76,16 @@ def is_int(value: Any) -> bool:
 
 
 def check_int(name: str, value: Any, lo: int, hi: int, err: type[DnumaError] = ArgError,
-              note: str = "") -> int:
-    """``value`` as an int in [lo, hi) or ``err`` naming ``name`` (``note``,
-    e.g. the limit's kernel name, follows the range)."""
+              note: str = "", *, closed: bool = False) -> int:
+    """``value`` as an int in [lo, hi) ([lo, hi] when ``closed``) or ``err``
+    naming ``name`` (``note``, e.g. the limit's kernel name, follows the range)."""
     if type(value) is not int:
         if not is_int(value):
             raise err(f"{name}: expected an integer, got {show(value)}")
         value = int(value)
-    if not lo <= value < hi:
-        raise err(f"{name}: {value} outside [{lo}, {hi}){note}")
+    if not lo <= value < hi + closed:
+        rng = f"[{lo}, {hi}]" if closed else f"[{lo}, {hi})"
+        raise err(f"{name}: {value} outside {rng}{note}")
     return value
 
 
@@ -134,15 +135,16 @@ def available_bytes() -> int | None:
         return None
 
 
-def check_bytes(what: str, needed: int, err: type[DnumaError] = ConfigError) -> None:
+def check_bytes(what: str, needed: int, err: type[DnumaError] = ConfigError,
+                available: bool = True) -> None:
     """Refuse (``err``, saying how many bytes) building something of
-    ``needed`` bytes beyond MAX_STATE_BYTES or the memory available."""
+    ``needed`` bytes beyond MAX_STATE_BYTES or (``available``) the memory
+    this process could get."""
     cap = MAX_STATE_BYTES
     if cap is not None and needed > cap:
         raise err(f"{what}: would need {needed:,} bytes of model state, more than the "
                   f"cap of {cap:,} bytes (errors.MAX_STATE_BYTES)")
-    avail = available_bytes()
+    avail = available_bytes() if available else None
     if avail is not None and needed > avail:
         raise err(f"{what}: would need {needed:,} bytes of model state, more than the "
                   f"{avail:,} bytes of memory available")
-

@@ -14,10 +14,16 @@ import numpy as np
 from .._kernels import alloc as _ka
 from .._kernels import boot as _kb
 from .._kernels import buddy as _kbd
+from .._kernels import lookup as _lk
 from .._kernels import state as _st
 from .constants import (
+    __GFP_DMA,
+    __GFP_DMA32,
+    __GFP_HIGHMEM,
+    __GFP_MOVABLE,
     DEFAULT_MAX_NUMNODES,
     GFP_KERNEL,
+    MAX_MAX_NUMNODES,
     MAX_NR_ZONES,
     MODE_NODE,
     MPOL_LOCAL,
@@ -34,8 +40,17 @@ from .constants import (
     PG_reserved,
 )
 from .dnuma import CommitReport, commit
-from .errors import AllocArgError, BadFreeError, ConfigError
-from .memlayout import LayoutBacklog, MemLayout
+from .errors import (
+    AllocArgError,
+    ArgError,
+    BadFreeError,
+    ConfigError,
+    check_bytes,
+    check_int,
+    is_int,
+    show,
+)
+from .memlayout import PFN_LIMIT, LayoutBacklog, MemLayout
 from .mmzone import PgData, Zone
 from .notifier import NotifierChain
 from .page_alloc import (
@@ -44,20 +59,78 @@ from .page_alloc import (
     init_per_zone_wmark_min,
     update_node_states,
 )
-from .topology import Topology
+from .topology import NR_CPUS, Topology, check_cpu_to_node, check_distance
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGTP]?)(i?B)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*(\d{1,24})\s*([KMGTP]?)(i?B)?\s*$", re.IGNORECASE)
+
+#: gfp_t is an unsigned int
+GFP_BITS = 32
+GFP_ZONEMASK = __GFP_DMA | __GFP_HIGHMEM | __GFP_DMA32 | __GFP_MOVABLE
+#: include/linux/gfp.h: the zone-modifier combinations gfp_zone() BUGs on
+GFP_ZONE_BAD = (1 << (__GFP_DMA | __GFP_HIGHMEM)
+                | 1 << (__GFP_DMA | __GFP_DMA32)
+                | 1 << (__GFP_DMA32 | __GFP_HIGHMEM)
+                | 1 << (__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM)
+                | 1 << (__GFP_MOVABLE | __GFP_HIGHMEM | __GFP_DMA)
+                | 1 << (__GFP_MOVABLE | __GFP_DMA32 | __GFP_DMA)
+                | 1 << (__GFP_MOVABLE | __GFP_DMA32 | __GFP_HIGHMEM)
+                | 1 << (__GFP_MOVABLE | __GFP_DMA32 | __GFP_DMA | __GFP_HIGHMEM))
+#: arch/x86/mm/init_64.c set_memory_block_size_order(): at most MEM_SIZE_FOR_LARGE_BLOCK
+MAX_MEMORY_BLOCK_BYTES = 64 << 30
+#: page_owner is int16; -1 means free
+OWNER_LIMIT = int(np.iinfo(_st.STATE_BY_NAME["page_owner"].dtype).max) + 1
 
 
 def parse_size(text: str | int) -> int:
-    """'128M', '1TiB', '4096' -> bytes."""
-    if isinstance(text, int):
-        return text
+    """'128M', '1TiB', '4096' (or an int) -> bytes; ConfigError for anything
+    else (floats, negative numbers, bools)."""
+    if type(text) is int or is_int(text):
+        return check_int("size", text, 0, 1 << 63, ConfigError, " (bytes)")
+    if not isinstance(text, str):
+        raise ConfigError(f"size: expected e.g. 128M, 4GiB or a number of bytes, got "
+                          f"{show(text)}")
     mt = _SIZE_RE.match(text)
     if not mt:
-        raise ConfigError(f"size: cannot parse {text!r} (expected e.g. 128M, 4GiB)")
+        raise ConfigError(f"size: cannot parse {text[:40]!r} (expected e.g. 128M, 4GiB)")
     mult = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
     return int(mt.group(1)) * mult[mt.group(2).upper()]
+
+
+def _rows(field: str, value: Any, width: int) -> list[tuple[int, ...]]:
+    """``value`` as a list of ``width``-tuples of ints, or ConfigError naming
+    the field and the row."""
+    try:
+        rows = [tuple(r) for r in value]
+    except TypeError:
+        raise ConfigError(f"{field}: expected a sequence of {width}-tuples of integers, "
+                          f"got {show(value)}") from None
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise ConfigError(f"{field} range #{i}: expected {width} integers, got {r!r}")
+        for v in r:
+            if type(v) is not int and not is_int(v):
+                raise ConfigError(f"{field} range #{i}: expected integers, got {show(v)}")
+    return [tuple(int(v) for v in r) for r in rows]
+
+
+def _check_ram(rows: list[tuple[int, ...]], max_numnodes: int) -> list[tuple[int, int, int]]:
+    """memblock ranges sorted by start: non-empty, pfns in [0, PFN_LIMIT),
+    nodes in [0, max_numnodes), disjoint."""
+    if not rows:
+        raise ConfigError("ram: no memory ranges")
+    srt = sorted((s, e, n) for s, e, n in rows)
+    for i, (s, e, n) in enumerate(srt):
+        if s < 0 or e <= s:
+            raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): empty or negative")
+        if not 0 <= n < max_numnodes:
+            raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): node {n} outside "
+                              f"[0, {max_numnodes}) (max_numnodes)")
+        if i and s < srt[i - 1][1]:
+            raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}) overlaps the previous one")
+    if srt[-1][1] >= PFN_LIMIT:
+        raise ConfigError(f"ram: pfns beyond 2**31 are not supported (int32 lists): the last "
+                          f"range ends at {srt[-1][1]:#x}")
+    return srt
 
 
 @dataclass(frozen=True)
@@ -65,10 +138,17 @@ class MachineConfig:
     """What to boot: RAM ranges by node, CPUs, distances, page profile.
 
     ram: ``(start_pfn, end_pfn_exclusive, nid)`` memblock ranges (holes between);
-    cpu_to_node: the node of each CPU; reserved: ``(start_pfn, end_pfn)`` ranges
-    never given to the buddy allocator; min_free_kbytes: the sysctl, if set;
-    memory_block_bytes: an explicit memory block size (a power of two, at
-    least a section), else the architecture's probe decides.
+    cpu_to_node: the node of each CPU (1 to NR_CPUS CPUs); distance: the SLIT
+    of nodes 0..k-1 (square, symmetric); reserved: ``(start_pfn, end_pfn)``
+    ranges never given to the buddy allocator; min_free_kbytes: the sysctl
+    (kB, at most the machine's memory), if set; backlog: old layouts kept (-1
+    all); memory_block_bytes: an explicit memory block size (a power of two,
+    at least a section, at most 64 GiB), else the architecture's probe decides.
+
+    Every field is checked when the config is made (ConfigError naming the
+    field and the allowed range), sequences normalised to tuples of ints;
+    a state beyond errors.MAX_STATE_BYTES is refused here, one beyond the
+    memory available when a machine boots.
     """
 
     ram: tuple[tuple[int, int, int], ...]
@@ -81,16 +161,68 @@ class MachineConfig:
     backlog: int = 0
     memory_block_bytes: int | None = None  # set_memory_block_size_order(); None: probe
 
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        if not isinstance(self.profile, PageProfile):
+            raise ConfigError(f"profile: expected a PageProfile, got {show(self.profile)}")
+        maxn = check_int("max_numnodes", self.max_numnodes, 1, MAX_MAX_NUMNODES, ConfigError,
+                         " (MAX_NUMNODES: 1 << NODES_SHIFT)", closed=True)
+        put(self, "max_numnodes", maxn)
+        ram = _rows("ram", self.ram, 3)
+        srt = _check_ram(ram, maxn)
+        put(self, "ram", tuple(ram))
+        put(self, "cpu_to_node", check_cpu_to_node(self.cpu_to_node, maxn))
+        if self.distance is not None:
+            put(self, "distance", check_distance(self.distance, maxn))
+        res = _rows("reserved", self.reserved, 2)
+        for i, (rs, re_) in enumerate(res):
+            if not 0 <= rs < re_ <= PFN_LIMIT:
+                raise ConfigError(f"reserved range #{i} [{rs:#x}, {re_:#x}): empty or outside "
+                                  f"[0, {PFN_LIMIT:#x}]")
+        put(self, "reserved", tuple(res))
+        if self.min_free_kbytes is not None:
+            ram_kb = sum(e - s for s, e, _n in srt) << self.profile.page_shift >> 10
+            put(self, "min_free_kbytes", check_int(
+                "min_free_kbytes", self.min_free_kbytes, 0, ram_kb, ConfigError,
+                " (kB: the sysctl's minimum 0, at most the machine's memory)", closed=True))
+        put(self, "backlog", check_int("backlog", self.backlog, -1, 1 << 31, ConfigError,
+                                       " (-1 keeps every old layout, 0 none, N the last N)"))
+        mb = self.memory_block_bytes
+        if mb is not None:
+            sec = 1 << self.profile.section_size_bits
+            mb = check_int("memory_block_bytes", mb, sec, MAX_MEMORY_BLOCK_BYTES, ConfigError,
+                           " (bytes: a section to MEM_SIZE_FOR_LARGE_BLOCK)", closed=True)
+            if mb & (mb - 1):
+                raise ConfigError(f"memory_block_bytes: {mb:#x} is not a power of two of at "
+                                  f"least one section ({sec:#x})")
+            put(self, "memory_block_bytes", mb)
+        check_bytes(f"ram: a machine of {srt[-1][1]:,} pfns and {len(self.cpu_to_node)} CPUs",
+                    state_bytes(self), ConfigError, available=False)
+
     @classmethod
     def uniform(cls, nodes: int = 2, mem: str | int = "128M", cpus: int = 8,
                 profile: PageProfile = X86_64, **kw: Any) -> MachineConfig:
         """``nodes`` nodes sharing ``mem`` bytes evenly (contiguous, node 0 lowest)
         and ``cpus`` CPUs evenly."""
-        if nodes < 1 or cpus < 1:
-            raise ConfigError(f"uniform: nodes ({nodes}) and cpus ({cpus}) must be >= 1")
-        total = parse_size(mem) >> profile.page_shift
+        if not isinstance(profile, PageProfile):
+            raise ConfigError(f"profile: expected a PageProfile, got {show(profile)}")
+        maxn = check_int("max_numnodes", kw.get("max_numnodes", DEFAULT_MAX_NUMNODES), 1,
+                         MAX_MAX_NUMNODES, ConfigError, " (MAX_NUMNODES: 1 << NODES_SHIFT)",
+                         closed=True)
+        nodes = check_int("nodes", nodes, 1, maxn, ConfigError, " (max_numnodes)",
+                          closed=True)
+        cpus = check_int("cpus", cpus, 1, NR_CPUS, ConfigError, " (NR_CPUS)", closed=True)
+        try:
+            total = parse_size(mem) >> profile.page_shift
+        except ConfigError as e:
+            raise ConfigError(f"mem: {e}") from None
         if total < nodes * profile.nr_page_orders:
-            raise ConfigError(f"uniform: {mem} is too small for {nodes} nodes")
+            raise ConfigError(f"mem: {mem} is too small for {nodes} nodes")
+        if total >= PFN_LIMIT:
+            raise ConfigError(f"mem: {mem} is {total:,} pfns, outside [0, {PFN_LIMIT:,}) "
+                              f"(int32 lists)")
+        check_bytes(f"mem: {mem} ({total:,} pfns)", int(total * _st.per_pfn_bytes()),
+                    ConfigError, available=False)
         per = total // nodes
         ram = tuple((i * per, (i + 1) * per if i < nodes - 1 else total, i)
                     for i in range(nodes))
@@ -124,7 +256,16 @@ class Machine:
 
     def __init__(self, config: MachineConfig, initial: InitialState | None = None) -> None:
         """Boot ``config``; with ``initial``, start from a real allocation state
-        (allocated blocks and pageblock types, e.g. from /proc/kpageflags)."""
+        (allocated blocks and pageblock types, e.g. from /proc/kpageflags).
+
+        ConfigError when the model state would not fit in the memory available.
+        """
+        if not isinstance(config, MachineConfig):
+            raise ConfigError(f"config: expected a MachineConfig, got {show(config)}")
+        if initial is not None and not isinstance(initial, InitialState):
+            raise ConfigError(f"initial: expected an InitialState, got {show(initial)}")
+        check_bytes(f"machine of {state_dims(config)['pfn']:,} pfns and "
+                    f"{len(config.cpu_to_node)} CPUs", state_bytes(config), ConfigError)
         self._setup(config)
         self._boot(initial)
 
@@ -145,7 +286,7 @@ class Machine:
         # scratch policy arrays for calls without a MemPolicy
         self._no_mask = np.zeros(config.max_numnodes, dtype=np.bool_)
         self._no_il = np.full(1, -1, dtype=np.int64)
-        self._ram = self._check_ram(config)
+        self._ram = _check_ram(list(config.ram), config.max_numnodes)
 
     # ------------------------------------------------------------------ state
     #: Python-side scalars a snapshot must carry (besides config and layouts)
@@ -191,35 +332,14 @@ class Machine:
         return m
 
     # ------------------------------------------------------------------ boot
-    def _check_ram(self, c: MachineConfig) -> list[tuple[int, int, int]]:
-        if not c.ram:
-            raise ConfigError("ram: no memory ranges")
-        rows = sorted((int(s), int(e), int(n)) for s, e, n in c.ram)
-        for i, (s, e, n) in enumerate(rows):
-            if s < 0 or e <= s:
-                raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): empty or negative")
-            if not 0 <= n < c.max_numnodes:
-                raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): node {n} outside "
-                                  f"[0, {c.max_numnodes})")
-            if i and s < rows[i - 1][1]:
-                raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}) overlaps the previous one")
-        if rows[-1][1] >= 2**31:
-            raise ConfigError("ram: pfns beyond 2**31 are not supported (int32 lists)")
-        for s, e in c.reserved:
-            if e <= s:
-                raise ConfigError(f"reserved range [{s:#x}, {e:#x}) is empty")
-        mb = c.memory_block_bytes
-        if mb is not None and (mb & (mb - 1) or mb < 1 << c.profile.section_size_bits):
-            raise ConfigError(f"memory_block_bytes: {mb:#x} is not a power of two of at "
-                              f"least one section ({1 << c.profile.section_size_bits:#x})")
-        return rows
-
     def _zone_limits(self) -> tuple[int, int]:
         p = self.profile
         return p.dma_limit_bytes >> p.page_shift, p.dma32_limit_bytes >> p.page_shift
 
     def zone_idx_of_pfn(self, pfn: int) -> int:
         """The zone type of a pfn (arch zone limits, like zone_sizes_init)."""
+        if type(pfn) is not int:
+            pfn = check_int("pfn", pfn, 0, 1 << 63)
         dma, dma32 = self._zone_limits()
         if pfn < dma:
             return ZONE_DMA
@@ -448,28 +568,43 @@ class Machine:
         return int(self.S.zone_free.sum()) + self.pages_on_pcp()
 
     def NODE_DATA(self, nid: int) -> PgData:
-        self._check_nid(nid)
-        return PgData(self, nid)
+        """The node ``nid`` (``pglist_data``); AllocArgError outside [0, MAX_NUMNODES)."""
+        return PgData(self, self._check_nid(nid))
 
     def zone(self, nid: int, zone_idx: int) -> Zone:
-        self._check_nid(nid)
-        if not 0 <= zone_idx < MAX_NR_ZONES:
-            raise AllocArgError(f"zone index {zone_idx} outside [0, {MAX_NR_ZONES})")
+        """``NODE_DATA(nid)->node_zones[zone_idx]``."""
+        nid = self._check_nid(nid)
+        zone_idx = check_int("zone_idx", zone_idx, 0, MAX_NR_ZONES, AllocArgError,
+                             " (MAX_NR_ZONES)")
         return Zone(self, nid, zone_idx)
 
     def for_each_online_node(self) -> Iterator[int]:
         return self.topo.for_each_online_node()
 
     def for_each_node_state(self, state: int) -> Iterator[int]:
+        """The nodes in node state ``state`` (N_POSSIBLE ... N_CPU)."""
         return self.topo.for_each_node_state(state)
 
     def for_each_populated_zone(self) -> Iterator[Zone]:
         for gz in np.flatnonzero(self.S.zone_present > 0).tolist():
             yield Zone(self, gz // MAX_NR_ZONES, gz % MAX_NR_ZONES)
 
-    def _check_nid(self, nid: int) -> None:
-        if not 0 <= nid < self.config.max_numnodes:
-            raise AllocArgError(f"node {nid} outside [0, {self.config.max_numnodes})")
+    def _check_nid(self, nid: int, name: str = "nid") -> int:
+        maxn = self.config.max_numnodes
+        if type(nid) is int and 0 <= nid < maxn:
+            return nid
+        return check_int(name, nid, 0, maxn, AllocArgError, " (this machine's MAX_NUMNODES)")
+
+    def _check_cpu(self, cpu: int) -> int:
+        if type(cpu) is int and 0 <= cpu < self.topo.nr_cpu_ids:
+            return cpu
+        return check_int("cpu", cpu, 0, self.topo.nr_cpu_ids, AllocArgError, " (nr_cpu_ids)")
+
+    def _check_order(self, order: int, err: type[ArgError]) -> int:
+        top = self.profile.max_page_order
+        if type(order) is int and 0 <= order <= top:
+            return order
+        return check_int("order", order, 0, top, err, " (MAX_PAGE_ORDER)", closed=True)
 
     def numastat(self, nid: int) -> dict[str, int]:
         return self.NODE_DATA(nid).numastat()
@@ -481,18 +616,27 @@ class Machine:
         """Allocate 2**order pages on behalf of a task running on ``cpu``.
 
         nid given: ``alloc_pages_node(nid)`` (no task policy); else the task's
-        ``policy`` (local when None).  Returns the head pfn, or None on failure.
+        ``policy`` (local when None).  owner: a task id in [0, 32767] kept
+        with the block.  Returns the head pfn, or None on failure; bad
+        arguments raise AllocArgError before anything changes.
         """
-        if not 0 <= order <= self.profile.max_page_order:
-            raise AllocArgError(f"order {order} outside [0, {self.profile.max_page_order}]")
-        if not 0 <= cpu < self.nr_cpus:
-            raise AllocArgError(f"cpu {cpu} outside [0, {self.nr_cpus})")
+        order = self._check_order(order, AllocArgError)
+        cpu = self._check_cpu(cpu)
+        gfp = check_gfp(gfp)
+        if type(owner) is not int or not 0 <= owner < OWNER_LIMIT:
+            owner = check_int("owner", owner, 0, OWNER_LIMIT, AllocArgError,
+                              " (page_owner is int16)")
         if nid is not None:
-            self._check_nid(nid)
+            if policy is not None:
+                raise AllocArgError("nid and policy: give one (alloc_pages_node takes no "
+                                    "task policy)")
+            nid = self._check_nid(nid)
             mode, target, mask, il = MODE_NODE, nid, self._no_mask, self._no_il
         elif policy is None:
             mode, target, mask, il = MPOL_LOCAL, 0, self._no_mask, self._no_il
         else:
+            if not isinstance(policy, MemPolicy):
+                raise AllocArgError(f"policy: expected a MemPolicy, got {show(policy)}")
             mask, il = policy.arrays(self.config.max_numnodes)
             first = policy.nodes[0] if policy.nodes else 0
             mode, target = policy.mode, first
@@ -503,10 +647,14 @@ class Machine:
         """``__free_pages``: free the block at ``pfn`` from ``cpu``.
 
         Raises BadFreeError (nothing changed) unless ``pfn`` heads an allocated
-        block of exactly that order.
+        block of exactly that order (an integer in [0, MAX_PAGE_ORDER]);
+        AllocArgError for a bad ``cpu``.
         """
-        if not 0 <= cpu < self.nr_cpus:
-            raise AllocArgError(f"cpu {cpu} outside [0, {self.nr_cpus})")
+        if type(pfn) is not int or not 0 <= pfn < self.max_pfn:
+            pfn = check_int("pfn", pfn, 0, self.max_pfn, BadFreeError,
+                            " (the machine's pfns)")
+        order = self._check_order(order, BadFreeError)
+        cpu = self._check_cpu(cpu)
         if _ka.free_pages(self.S, pfn, order, cpu) != 0:
             raise BadFreeError(self._why_bad_free(pfn, order))
         self.sync_zones()
@@ -537,7 +685,9 @@ class Machine:
 
     # ------------------------------------------------------------------ dnuma
     def commit(self, layout: MemLayout) -> CommitReport:
-        """Install ``layout`` (see :func:`dnuma.mm.dnuma.commit`)."""
+        """Install ``layout`` (see :func:`dnuma.mm.dnuma.commit`); LayoutError
+        (nothing changed) for a layout that is not a valid MemLayout or does
+        not fit this machine."""
         return commit(self, layout)
 
     def rebuild_after_layout_change(self) -> tuple[list[int], list[int]]:
@@ -604,6 +754,28 @@ def state_dims(c: MachineConfig) -> dict[str, int]:
             "cpu": len(c.cpu_to_node), "node": c.max_numnodes, "node_state": NR_NODE_STATES}
 
 
+def check_gfp(gfp: int) -> int:
+    """``gfp`` as an int: a gfp_t (32 bits) whose zone modifiers gfp_zone()
+    accepts (not GFP_ZONE_BAD, e.g. __GFP_DMA | __GFP_DMA32); AllocArgError
+    otherwise."""
+    if type(gfp) is not int or not 0 <= gfp < 1 << GFP_BITS:
+        gfp = check_int("gfp", gfp, 0, 1 << GFP_BITS, AllocArgError, " (gfp_t)")
+    if (GFP_ZONE_BAD >> (gfp & GFP_ZONEMASK)) & 1:
+        raise AllocArgError(f"gfp: {gfp:#x} combines zone modifiers gfp_zone() refuses "
+                            f"(GFP_ZONE_BAD: {gfp & GFP_ZONEMASK:#x})")
+    return gfp
+
+
+def state_bytes(c: MachineConfig) -> int:
+    """Bytes of the state arrays a machine booted from ``c`` holds: the
+    saved arrays (15 1/8 bytes a pfn, per-zone, per-cpu and per-node ones)
+    and the boot layout's lookup table."""
+    total = sum(int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+                for dt, shape in saved_arrays(c).values())
+    pfns = state_dims(c)["pfn"]
+    return total + 4 * ((pfns >> _lk.LOOKUP_SHIFT) + 1)
+
+
 def saved_arrays(c: MachineConfig) -> dict[str, tuple[np.dtype[Any], tuple[int, ...]]]:
     """dtype and shape of every saved state array (what
     :meth:`Machine.state_arrays` returns, a snapshot holds and
@@ -657,5 +829,10 @@ def block_mask(S: _st.KState, flag: int) -> np.ndarray:
 
 def boot(nodes: int = 2, mem: str | int = "128M", cpus: int = 8,
          config: MachineConfig | None = None, **kw: Any) -> Machine:
-    """Boot a machine: ``boot(nodes=2, mem="128M", cpus=8)`` or ``boot(config=...)``."""
-    return Machine(config or MachineConfig.uniform(nodes, mem, cpus, **kw))
+    """Boot a machine: ``boot(nodes=2, mem="128M", cpus=8)`` or ``boot(config=...)``
+    (``mem`` in bytes or like "128M"; ConfigError naming a bad field)."""
+    if config is not None and kw:
+        raise ConfigError(f"config: give a MachineConfig or its fields "
+                          f"({', '.join(sorted(kw))}), not both")
+    return Machine(config if config is not None else
+                   MachineConfig.uniform(nodes, mem, cpus, **kw))

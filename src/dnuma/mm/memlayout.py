@@ -288,9 +288,8 @@ def _check_values(starts: Any, ends: Any, nids: Any) -> tuple[np.ndarray, ...]:
     for arr, what in ((s, "start pfn"), (e, "end pfn")):
         k = first_outside(arr, 0, PFN_LIMIT)
         if k >= 0:
-            why = "negative" if arr[k] < 0 else f"beyond PFN_LIMIT {PFN_LIMIT:#x}"
-            raise LayoutError(f"{_range(k, s, e, n)}: {why} {what} (pfns are in "
-                              f"[0, {PFN_LIMIT:#x}))")
+            why = f"negative {what}" if arr[k] < 0 else f"{what} beyond PFN_LIMIT"
+            raise LayoutError(f"{_range(k, s, e, n)}: {why} (pfns are in [0, {PFN_LIMIT:#x}))")
     k = first_outside(n, 0, MAX_MAX_NUMNODES)
     if k >= 0:
         raise LayoutError(f"{_range(k, s, e, n)}: nid {int(n[k])} outside "

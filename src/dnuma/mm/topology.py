@@ -17,7 +17,69 @@ from .constants import (
     NR_NODE_STATES,
     REMOTE_DISTANCE,
 )
-from .errors import ConfigError
+from .errors import ArgError, ConfigError, check_int, is_int, show
+
+#: CONFIG_NR_CPUS's largest value (x86_64 with MAXSMP): the most CPUs a machine has
+NR_CPUS = 8192
+#: the largest SLIT distance the model takes (node_distance() is a u8; 255 is
+#: "unreachable" in ACPI)
+MAX_DISTANCE = 254
+
+
+def check_cpu_to_node(cpu_to_node: Sequence[int], max_numnodes: int) -> tuple[int, ...]:
+    """cpu_to_node as a tuple of ints: 1 to NR_CPUS CPUs, each on a node in
+    [0, max_numnodes); ConfigError naming the CPU otherwise."""
+    try:
+        c2n = list(cpu_to_node)
+    except TypeError:
+        raise ConfigError(f"cpus: cpu_to_node must be a sequence of node ids, got "
+                          f"{show(cpu_to_node)}") from None
+    if not c2n:
+        raise ConfigError("cpus: at least one CPU is needed")
+    if len(c2n) > NR_CPUS:
+        raise ConfigError(f"cpus: {len(c2n)} CPUs outside [1, {NR_CPUS}] (NR_CPUS)")
+    for cpu, n in enumerate(c2n):
+        if type(n) is not int and not is_int(n):
+            raise ConfigError(f"cpus: cpu {cpu}: node is not an integer: {show(n)}")
+        if not 0 <= n < max_numnodes:
+            raise ConfigError(f"cpus: cpu {cpu} on node {n}, outside [0, {max_numnodes}) "
+                              f"(max_numnodes)")
+    return tuple(int(n) for n in c2n)
+
+
+def check_distance(matrix: Sequence[Sequence[int]], max_numnodes: int) -> tuple[tuple[int, ...],
+                                                                                ...]:
+    """The SLIT of nodes 0..k-1 as a k x k tuple of ints, or ConfigError:
+    square (no ragged rows), 1 <= k <= max_numnodes, integers, the diagonal
+    LOCAL_DISTANCE, others in (LOCAL_DISTANCE, MAX_DISTANCE] (ACPI's
+    slit_valid() and numa_set_distance()), symmetric."""
+    try:
+        rows = [list(r) for r in matrix]
+    except TypeError:
+        raise ConfigError(f"distance: expected a square matrix (a list of rows of "
+                          f"integers), got {show(matrix)}") from None
+    k = len(rows)
+    if not 1 <= k <= max_numnodes:
+        raise ConfigError(f"distance: {k} rows outside [1, {max_numnodes}] (max_numnodes)")
+    for i, r in enumerate(rows):
+        if len(r) != k:
+            raise ConfigError(f"distance: row {i} has {len(r)} entries, expected {k} "
+                              f"(a square matrix)")
+        for j, v in enumerate(r):
+            if type(v) is not int and not is_int(v):
+                raise ConfigError(f"distance[{i}][{j}]: expected an integer, got {show(v)}")
+            if i == j and v != LOCAL_DISTANCE:
+                raise ConfigError(f"distance[{i}][{i}]: {v}, the diagonal must be "
+                                  f"{LOCAL_DISTANCE} (LOCAL_DISTANCE)")
+            if i != j and not LOCAL_DISTANCE < v <= MAX_DISTANCE:
+                raise ConfigError(f"distance[{i}][{j}]: {v} outside ({LOCAL_DISTANCE}, "
+                                  f"{MAX_DISTANCE}] (remote distances)")
+    for i in range(k):
+        for j in range(i):
+            if rows[i][j] != rows[j][i]:
+                raise ConfigError(f"distance: not symmetric: distance[{i}][{j}] = "
+                                  f"{rows[i][j]} but distance[{j}][{i}] = {rows[j][i]}")
+    return tuple(tuple(int(v) for v in r) for r in rows)
 
 
 class Topology:
@@ -26,23 +88,17 @@ class Topology:
     def __init__(self, max_numnodes: int, cpu_to_node: Sequence[int],
                  distance: Sequence[Sequence[int]] | None = None,
                  possible: Sequence[int] | None = None) -> None:
-        if not 1 <= max_numnodes <= MAX_MAX_NUMNODES:
-            raise ConfigError(f"max_numnodes: {max_numnodes} not in [1, {MAX_MAX_NUMNODES}]")
+        max_numnodes = check_int("max_numnodes", max_numnodes, 1, MAX_MAX_NUMNODES,
+                                 ConfigError, " (MAX_NUMNODES: 1 << NODES_SHIFT)", closed=True)
         self.max_numnodes = max_numnodes
         dims = {"node": max_numnodes, "node_state": NR_NODE_STATES}
-        c2n = np.asarray(list(cpu_to_node), dtype=STATE_BY_NAME["cpu_to_node"].dtype)
-        if c2n.size == 0:
-            raise ConfigError("cpus: at least one CPU is needed")
-        bad = np.flatnonzero((c2n < 0) | (c2n >= max_numnodes))
-        if bad.size:
-            raise ConfigError(f"cpus: cpu {bad[0]} on node {c2n[bad[0]]}, "
-                              f"outside [0, {max_numnodes})")
+        c2n = np.asarray(check_cpu_to_node(cpu_to_node, max_numnodes),
+                         dtype=STATE_BY_NAME["cpu_to_node"].dtype)
         self.cpu_to_node = c2n
         self.node_states = new_array("node_states", dims)
         poss = range(max_numnodes) if possible is None else possible
         for n in poss:
-            if not 0 <= n < max_numnodes:
-                raise ConfigError(f"possible: node {n} outside [0, {max_numnodes})")
+            n = check_int("possible node", n, 0, max_numnodes, ConfigError, " (max_numnodes)")
             self.node_states[N_POSSIBLE, n] = True
         self.distance = new_array("distance", dims)
         self.distance[:] = REMOTE_DISTANCE
@@ -62,21 +118,19 @@ class Topology:
         return int(poss[-1]) + 1 if poss.size else 0
 
     def set_distances(self, matrix: Sequence[Sequence[int]]) -> None:
-        """Set the SLIT for nodes 0..k-1 from a k x k matrix (others keep theirs)."""
-        m = np.asarray(matrix, dtype=np.int64)
-        k = m.shape[0] if m.ndim == 2 else -1
-        if m.ndim != 2 or m.shape[1] != k or k > self.max_numnodes:
-            raise ConfigError(f"distance: expected a square matrix of at most "
-                              f"{self.max_numnodes} nodes, got shape {m.shape}")
-        if np.any(np.diag(m) != LOCAL_DISTANCE):
-            raise ConfigError(f"distance: the diagonal must be {LOCAL_DISTANCE}")
-        off = m[~np.eye(k, dtype=bool)]
-        if off.size and (off.min() <= LOCAL_DISTANCE or off.max() > 254):
-            raise ConfigError("distance: remote distances must be in (10, 254]")
+        """Set the SLIT for nodes 0..k-1 from a k x k matrix (others keep
+        theirs); ConfigError (nothing set) unless :func:`check_distance` takes it."""
+        m = np.asarray(check_distance(matrix, self.max_numnodes), dtype=np.int64)
+        k = m.shape[0]
         self.distance[:k, :k] = m
 
+    def _nid(self, name: str, nid: int) -> int:
+        return check_int(name, nid, 0, self.max_numnodes, ArgError, " (MAX_NUMNODES)")
+
     def node_distance(self, a: int, b: int) -> int:
-        return int(self.distance[a, b])
+        """node_distance(a, b) (the SLIT entry)."""
+        return int(self.distance[self._nid("node_distance a", a),
+                                 self._nid("node_distance b", b)])
 
     def cpu_packages(self) -> dict[int, list[int]]:
         """The CPU topology the model invents (it has none of its own): one
@@ -89,7 +143,8 @@ class Topology:
         return pkg
 
     def cpumask_of_node(self, nid: int) -> list[int]:
-        return np.flatnonzero(self.cpu_to_node == nid).tolist()
+        """The CPUs of node ``nid``, ascending."""
+        return np.flatnonzero(self.cpu_to_node == self._nid("nid", nid)).tolist()
 
     def refresh_cpu_states(self) -> None:
         """N_CPU from cpu_to_node; a node with CPUs is online."""
@@ -98,10 +153,12 @@ class Topology:
         self.node_states[N_ONLINE] |= self.node_states[N_CPU]
 
     def node_state(self, nid: int, state: int) -> bool:
-        return bool(self.node_states[state, nid])
+        """node_state(nid, state)."""
+        return bool(self.node_states[_state(state), self._nid("nid", nid)])
 
     def for_each_node_state(self, state: int) -> Iterator[int]:
-        yield from np.flatnonzero(self.node_states[state]).tolist()
+        """The nodes in ``state`` (N_POSSIBLE ... N_CPU), ascending."""
+        return iter(np.flatnonzero(self.node_states[_state(state)]).tolist())
 
     def for_each_online_node(self) -> Iterator[int]:
         return self.for_each_node_state(N_ONLINE)
@@ -109,3 +166,8 @@ class Topology:
     def for_each_node(self) -> Iterator[int]:
         """``for_each_node``: every possible node."""
         return self.for_each_node_state(N_POSSIBLE)
+
+
+def _state(state: int) -> int:
+    return check_int("node state", state, 0, NR_NODE_STATES, ArgError,
+                     " (enum node_states)")
