@@ -25,6 +25,7 @@ from .constants import (
     GFP_KERNEL,
     MAX_MAX_NUMNODES,
     MAX_NR_ZONES,
+    MIGRATE_TYPES,
     MODE_NODE,
     MPOL_LOCAL,
     NR_NODE_STATES,
@@ -36,8 +37,10 @@ from .constants import (
     PG_buddy,
     PG_head,
     PG_hole,
+    PG_lru,
     PG_pcp,
     PG_reserved,
+    PG_slab,
 )
 from .dnuma import CommitReport, commit
 from .errors import (
@@ -47,6 +50,8 @@ from .errors import (
     ConfigError,
     check_bytes,
     check_int,
+    check_int_array,
+    first_outside,
     is_int,
     show,
 )
@@ -311,6 +316,8 @@ class Machine:
                 scalars: dict[str, Any]) -> Machine:
         """A machine in exactly the state :meth:`state_arrays` and the
         scalars describe (no boot): the inverse of a snapshot."""
+        if not isinstance(config, MachineConfig):
+            raise ConfigError(f"config: expected a MachineConfig, got {show(config)}")
         m = cls.__new__(cls)
         m._setup(config)
         saved = [a.name for a in _st.owned_by(_st.MACHINE, _st.TOPOLOGY)]
@@ -430,17 +437,34 @@ class Machine:
         node boundaries, for memblock_free_all."""
         a = self._arrays
         flags, order, owner = a["page_flags"], a["page_order"], a["page_owner"]
-        heads = np.asarray(init.alloc_pfn, dtype=np.int64)
-        orders = np.asarray(init.alloc_order, dtype=np.int64)
-        extra = np.asarray(init.alloc_flags, dtype=np.uint8)
-        if not heads.shape == orders.shape == extra.shape or heads.ndim != 1 or (
-                init.alloc_owner is not None and np.shape(init.alloc_owner) != heads.shape):
+        arrs = {k: check_int_array(f"initial state: {k}", getattr(init, k), ConfigError)
+                for k in ("alloc_pfn", "alloc_order", "alloc_flags", "alloc_owner", "pb_mt")
+                if getattr(init, k) is not None}
+        n0 = arrs["alloc_pfn"].size
+        if any(arrs[k].size != n0 for k in ("alloc_order", "alloc_flags", "alloc_owner")
+               if k in arrs):
             raise ConfigError("initial state: alloc_pfn, alloc_order, alloc_flags (and "
                               "alloc_owner) must be 1-d arrays of the same length")
         npb = a["pb_mt"].size
-        if init.pb_mt is not None and np.shape(init.pb_mt) != (npb,):
+        if "pb_mt" in arrs and arrs["pb_mt"].size != npb:
             raise ConfigError(f"initial state: pb_mt must have one migratetype for each of "
-                              f"the {npb} pageblocks, got shape {np.shape(init.pb_mt)}")
+                              f"the {npb} pageblocks, got shape {arrs['pb_mt'].shape}")
+        for k, lo, hi, what in (("alloc_flags", 0, 256, "uint8 flags"),
+                                ("alloc_owner", 0, OWNER_LIMIT, "page_owner is int16"),
+                                ("pb_mt", 0, MIGRATE_TYPES, "MIGRATE_TYPES"),
+                                ("alloc_pfn", 0, 1 << 62, "pfns"),
+                                ("alloc_order", -(1 << 62), 1 << 62, "orders")):
+            i = first_outside(arrs[k], lo, hi) if k in arrs else -1
+            if i >= 0:
+                raise ConfigError(f"initial state: {k}[{i}] = {int(arrs[k][i])} outside "
+                                  f"[{lo}, {hi}) ({what})")
+        if arrs["alloc_flags"].size and int(np.bitwise_or.reduce(arrs["alloc_flags"])) & ~(
+                PG_slab | PG_lru):
+            raise ConfigError(f"initial state: alloc_flags may hold only PG_slab "
+                              f"({PG_slab}) and PG_lru ({PG_lru})")
+        heads = arrs["alloc_pfn"].astype(np.int64)
+        orders = arrs["alloc_order"].astype(np.int64)
+        extra = arrs["alloc_flags"].astype(np.uint8)
         size = flags.size
         bad = (orders < 0) | (orders > self.profile.max_page_order)
         n = np.int64(1) << np.clip(orders, 0, 62)
@@ -465,10 +489,9 @@ class Machine:
                               f"order {int(orders[i])} spans two zones or nodes")
         flags[heads] |= PG_head | extra
         order[heads] = orders
-        owner[heads] = np.asarray(init.alloc_owner, dtype=np.int16) \
-            if init.alloc_owner is not None else 0
-        if init.pb_mt is not None:
-            a["pb_mt"][:] = init.pb_mt
+        owner[heads] = arrs["alloc_owner"].astype(np.int16) if "alloc_owner" in arrs else 0
+        if "pb_mt" in arrs:
+            a["pb_mt"][:] = arrs["pb_mt"]
         free = (flags & (PG_hole | PG_reserved)) == 0
         free &= ~taken
         # cut runs where the zone or the node changes, as memblock ranges are

@@ -20,6 +20,7 @@ from .constants import (
     WMARK_PROMO,
     ZONE_NAMES,
 )
+from .errors import AllocArgError, check_int
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -41,6 +42,12 @@ class Zone:
     m: Machine
     nid: int
     zone_idx: int
+
+    def __post_init__(self) -> None:
+        check_int("nid", self.nid, 0, self.m.config.max_numnodes, AllocArgError,
+                  " (this machine's MAX_NUMNODES)")
+        check_int("zone_idx", self.zone_idx, 0, MAX_NR_ZONES, AllocArgError,
+                  " (MAX_NR_ZONES)")
 
     @property
     def gz(self) -> int:
@@ -94,8 +101,10 @@ class Zone:
         return self.m.S.lowmem_reserve[self.gz].tolist()
 
     def pcp(self, cpu: int) -> dict[str, int]:
-        """The CPU's per_cpu_pages: count, high, batch, high_min, high_max."""
+        """The CPU's per_cpu_pages: count, high, batch, high_min, high_max
+        (counts in pages); AllocArgError for a cpu outside [0, nr_cpu_ids)."""
         S = self.m.S
+        cpu = check_int("cpu", cpu, 0, self.m.nr_cpus, AllocArgError, " (nr_cpu_ids)")
         return {"count": int(S.pcp_count[cpu, self.gz]), "high": int(S.pcp_high[cpu, self.gz]),
                 "batch": int(S.pcp_batch[self.gz]), "high_min": int(S.pcp_high_min[self.gz]),
                 "high_max": int(S.pcp_high_max[self.gz])}
@@ -115,6 +124,10 @@ class PgData:
 
     m: Machine
     node_id: int
+
+    def __post_init__(self) -> None:
+        check_int("nid", self.node_id, 0, self.m.config.max_numnodes, AllocArgError,
+                  " (this machine's MAX_NUMNODES)")
 
     @property
     def node_zones(self) -> list[Zone]:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import NotifyVeto
+from .errors import ArgError, NotifyVeto, check_int, show
 
 MEMLAYOUT_GOING = "going"
 MEMLAYOUT_DONE = "done"
@@ -41,6 +41,13 @@ class NotifierChain:
         self._n = 0
 
     def register(self, fn: Listener, name: str | None = None, priority: int = 0) -> None:
+        """Add ``fn`` (called with a MemlayoutEvent) under ``name``; higher
+        ``priority`` is called first.  ArgError for a bad argument."""
+        if not callable(fn):
+            raise ArgError(f"fn: expected a callable listener, got {show(fn)}")
+        if name is not None and not isinstance(name, str):
+            raise ArgError(f"name: expected a string or None, got {show(name)}")
+        priority = check_int("priority", priority, -(1 << 31), 1 << 31, ArgError, " (int)")
         self._n += 1
         label = name or str(getattr(fn, "__name__", "listener"))
         self._chain.append((-priority, self._n, label, fn))

@@ -13,6 +13,7 @@ import numpy as np
 from .._kernels.state import P_POLICY_ZONE
 from .constants import (
     LOWMEM_RESERVE_RATIO,
+    MAX_MAX_NUMNODES,
     MAX_NR_ZONES,
     MPOL_BIND,
     MPOL_DEFAULT,
@@ -32,7 +33,7 @@ from .constants import (
     ZONE_MOVABLE,
     ZONE_NORMAL,
 )
-from .errors import AllocArgError
+from .errors import AllocArgError, check_int, is_int, show
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -47,17 +48,25 @@ class MemPolicy:
     interleave over ``nodes``.  Interleave keeps its cursor (``il_prev``)."""
 
     def __init__(self, mode: str | int = "local", nodes: Sequence[int] = ()) -> None:
-        m = POLICY_NAMES.get(mode) if isinstance(mode, str) else mode
+        """``mode``: a POLICY_NAMES name or an MPOL_* value; ``nodes``: node ids
+        in [0, MAX_MAX_NUMNODES) (a machine checks its own MAX_NUMNODES when
+        it allocates).  AllocArgError otherwise."""
+        m = POLICY_NAMES.get(mode) if isinstance(mode, str) else mode if is_int(mode) else None
         if m is None or m not in (MPOL_DEFAULT, MPOL_LOCAL, MPOL_PREFERRED, MPOL_BIND,
                                   MPOL_INTERLEAVE):
             raise AllocArgError(f"policy: unknown mode {mode!r} (expected one of "
                                 f"{', '.join(POLICY_NAMES)})")
         self.mode = int(m)
-        self.nodes = sorted({int(n) for n in nodes})
+        try:
+            vals = list(nodes)
+        except TypeError:
+            raise AllocArgError(f"policy nodes: expected a sequence of node ids, got "
+                                f"{show(nodes)}") from None
+        self.nodes = sorted({check_int(f"policy nodes[{i}]", n, 0, MAX_MAX_NUMNODES,
+                                       AllocArgError, " (MAX_MAX_NUMNODES)")
+                             for i, n in enumerate(vals)})
         if self.mode in (MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE) and not self.nodes:
             raise AllocArgError(f"policy {mode!r} needs at least one node")
-        if self.nodes and self.nodes[0] < 0:
-            raise AllocArgError(f"policy: negative node {self.nodes[0]}")
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None
 
     def arrays(self, max_numnodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +74,7 @@ class MemPolicy:
         if self._arrays is None or self._arrays[0].size != max_numnodes:
             if self.nodes and self.nodes[-1] >= max_numnodes:
                 raise AllocArgError(f"policy: node {self.nodes[-1]} outside "
-                                    f"[0, {max_numnodes})")
+                                    f"[0, {max_numnodes}) (this machine's MAX_NUMNODES)")
             mask = np.zeros(max_numnodes, dtype=np.bool_)
             mask[self.nodes] = True
             # set_mempolicy resets il_prev to MAX_NUMNODES - 1: the first
@@ -82,9 +91,15 @@ def int_sqrt(x: int) -> int:
     return math.isqrt(max(0, x))
 
 
+#: calculate_min_free_kbytes() clamps the value it computes to these (kB)
+MIN_FREE_KBYTES_MIN = 128
+MIN_FREE_KBYTES_MAX = 262144
+
+
 def calculate_min_free_kbytes(m: Machine) -> None:
-    """calculate_min_free_kbytes: sqrt(16 * lowmem kB), clamped to [128, 262144],
-    unless the user set a larger value."""
+    """calculate_min_free_kbytes: sqrt(16 * lowmem kB), clamped to
+    [MIN_FREE_KBYTES_MIN, MIN_FREE_KBYTES_MAX] kB, unless the user set a
+    larger value (MachineConfig keeps that within the machine's memory)."""
     S = m.S
     nz = S.zone_managed.size
     zidx = np.arange(nz) % MAX_NR_ZONES
@@ -93,7 +108,7 @@ def calculate_min_free_kbytes(m: Machine) -> None:
     lowmem_kb = int(free_buf) * (m.profile.page_size >> 10)
     new = int_sqrt(lowmem_kb * 16)
     if new > m.user_min_free_kbytes:
-        m.min_free_kbytes = min(max(new, 128), 262144)
+        m.min_free_kbytes = min(max(new, MIN_FREE_KBYTES_MIN), MIN_FREE_KBYTES_MAX)
 
 
 def setup_per_zone_wmarks(m: Machine) -> None:
