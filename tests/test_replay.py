@@ -124,23 +124,31 @@ def test_layout_events_move_the_traces_pages(tmp_path):
     assert cols["t"].size >= 3 and np.all(np.diff(cols["t"]) >= 0) and cols["t"][-1] > 0
 
 
-def test_replay_runs_a_scenarios_debugfs_scripts():
+def test_replay_runs_a_scenarios_debugfs_scripts(tmp_path):
     """The layout events of a replay are prepared and fired as a run's are:
     a debugfs script commits (several times: one step each), a bad layout
     is refused before anything runs, naming the event."""
     from dnuma.sim.scenario import load_scenario
 
-    sc = load_scenario("debugfs")
-    res = replay_trace(EXCERPT, sc.machine, sc.events, check=validate_all)
+    sc = load_scenario("debugfs")  # 64 MiB: a trace of its pfns, over 4 s
+    t = write_trace(tmp_path / "t.txt", [
+        line(0.5 * k, ev, 0x100 * (k % 0x30), cpu=k % 2)
+        for k in range(1, 9) for ev in ("mm_page_alloc", "mm_page_free")])
+    res = replay_trace(t, sc.machine, sc.events, check=validate_all)
     assert [s.name for s in res.steps] == ["new-node-2", "stripe"]
     assert res.steps[0].report.nodes_onlined == [2] and res.skipped_events == []
     with pytest.raises(DnumaError, match=r"replay: event\[0\] \(push at 0.001 s\)"):
         replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:99")])
 
 
+def covering_machine() -> MachineConfig:
+    """Two nodes over the excerpt's pfns (up to 0x18b81b)."""
+    return MachineConfig.uniform(nodes=2, mem="8G", cpus=2)
+
+
 def test_same_trace_same_result():
-    a = replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:1")]).summary()
-    b = replay_trace(EXCERPT, small_machine(), [parse_event_spec("0.001:push:1")]).summary()
+    a = replay_trace(EXCERPT, covering_machine(), [parse_event_spec("0.001:push:1")]).summary()
+    b = replay_trace(EXCERPT, covering_machine(), [parse_event_spec("0.001:push:1")]).summary()
     for s in (a, b):
         s.pop("wall_seconds")
         s.pop("events_per_s")

@@ -58,7 +58,7 @@ class ReplayCounts(NamedTuple):
     double_free: int  # free of a page the trace already freed
     free_mismatch: int  # free whose order or head does not match the allocation
     alloc_busy: int  # allocation of a page the model holds allocated (a free missed)
-    outside_model: int  # pfn beyond the model, in a hole or reserved
+    outside_model: int  # pfn beyond the model, in a hole or reserved; order > MAX_PAGE_ORDER
     unaligned: int  # block head not aligned to its order
 
     def replayed(self) -> dict[str, int]:
@@ -158,6 +158,7 @@ def replay(S, ev, start, stop, seen, counts, no_mask):
     """Apply the events [start, stop) of ``ev`` (ftrace.TraceEvents) to the
     model; count in ``counts`` (ReplayCounts fields)."""
     max_pfn = S.params[P_MAX_PFN]
+    max_order = S.params[P_MAX_ORDER]
     ncpu = S.cpu_to_node.shape[0]
     for i in range(start, stop):
         k = ev.kind[i]
@@ -165,6 +166,10 @@ def replay(S, ev, start, stop, seen, counts, no_mask):
         o = np.int64(ev.order[i])
         c = np.int64(ev.cpu[i]) % ncpu
         if k == EV_ALLOC:
+            # an order above MAX_PAGE_ORDER has no free list (and 1 << 63 overflows)
+            if o > max_order:
+                counts[A_OUTSIDE] += 1
+                continue
             n = np.int64(1) << o
             if p < 0 or p + n > max_pfn:
                 counts[A_OUTSIDE] += 1
@@ -200,7 +205,7 @@ def replay(S, ev, start, stop, seen, counts, no_mask):
             if pref >= 0:
                 zone_statistics(S, pref, gz, local)
         elif k == EV_FREE:
-            if p < 0 or p >= max_pfn:
+            if p < 0 or p >= max_pfn or o > max_order:
                 counts[A_OUTSIDE] += 1
                 continue
             if free_pages(S, p, o, c) == ERR_BAD_FREE:

@@ -28,10 +28,12 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import io
 import lzma
 import os
 import queue
 import re
+import stat
 import threading
 import zlib
 from collections.abc import Generator, Iterable, Iterator
@@ -238,6 +240,7 @@ class TraceStats:
     last_ts_ns: int | None = None
     tracer: str | None = None
     nr_cpus: int | None = None
+    nr_cpus_line: int | None = None  # the header line of '#P:N'
     entries_in_buffer: int | None = None
     entries_written: int | None = None
 
@@ -262,6 +265,28 @@ _BZ2_MAGIC = b"BZh"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _TRACE_DAT_MAGIC = b"\x17\x08Dtracing"
 _STREAM_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
+_SNIFF = 1 << 16  # bytes of the first read (the magic is in its first 6)
+
+#: "-" names standard input
+STDIN = "-"
+
+
+def trace_name(path: str | os.PathLike[str]) -> str:
+    """How messages name a trace: its path, ``stdin`` for ``-``."""
+    p = os.fspath(path)
+    return "stdin" if p == STDIN else p
+
+
+def rereadable(path: str | os.PathLike[str]) -> bool:
+    """Whether the trace can be opened and read a second time: a regular file
+    (not ``-``, a pipe, a FIFO or a character device)."""
+    p = os.fspath(path)
+    if p == STDIN:
+        return False
+    try:
+        return stat.S_ISREG(os.stat(p).st_mode)
+    except OSError:
+        return False
 
 
 def _looks_binary(head: bytes) -> bool:
@@ -271,63 +296,151 @@ def _looks_binary(head: bytes) -> bool:
     return ctrl > len(head) // 10
 
 
-def open_trace(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a trace for binary reading, decompressing gzip, xz or bzip2 (told
-    by their magic bytes).  Raises TraceError (naming the path) if it is
-    missing, unreadable, a corrupt stream or not text."""
+class _Head(io.RawIOBase):
+    """The bytes read to sniff the format, then the rest of ``raw``: a stream
+    (pipe, FIFO) is read once and nothing of it is lost."""
+
+    def __init__(self, head: bytes, raw: io.RawIOBase) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int | None:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._raw.readinto(b)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _OwnsSource(io.BufferedIOBase):
+    """A decompressor that closes the stream it reads when it is closed."""
+
+    source: BinaryIO | None = None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.source is not None:
+                self.source.close()
+
+
+class _XZFile(_OwnsSource, lzma.LZMAFile):
+    pass
+
+
+class _GzipFile(_OwnsSource, gzip.GzipFile):
+    pass
+
+
+class _BZ2File(_OwnsSource, bz2.BZ2File):
+    pass
+
+
+_DECOMPRESSORS: dict[str, Any] = {"xz": _XZFile, "bzip2": _BZ2File}  # gzip: fileobj=
+
+
+@dataclass
+class _Opened:
+    f: BinaryIO  # the decompressed text
+    kind: str  # "text", "xz", "gzip", "bzip2"
+    name: str  # for messages (trace_name)
+
+
+def _open(path: str | os.PathLike[str]) -> _Opened:
+    """Open ``path`` (``-``: stdin) once: sniff the compression from the first
+    bytes read and keep them, so that a pipe or a FIFO loses nothing."""
     p = os.fspath(path)
+    name = trace_name(p)
+    raw: io.RawIOBase
     try:
-        with open(p, "rb") as raw:
-            magic = raw.read(6)
+        raw = io.FileIO(os.dup(0) if p == STDIN else p, "rb")
     except FileNotFoundError:
-        raise TraceError(f"{p}: no such file") from None
+        raise TraceError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise TraceError(f"{p}: is a directory") from None
+        raise TraceError(f"{name}: is a directory") from None
     except OSError as exc:
-        raise TraceError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        raise TraceError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    try:
+        magic = b""
+        while len(magic) < len(_XZ_MAGIC):  # a pipe may give a few bytes at a time
+            b = raw.read(_SNIFF)
+            if not b:
+                break
+            magic += b
+    except OSError as exc:
+        raw.close()
+        raise TraceError(f"{name}: cannot read: {exc.strerror or exc}") from None
     if magic.startswith(_TRACE_DAT_MAGIC[:6]):
-        raise TraceError(f"{p}: not text: a trace-cmd .dat file (convert it with trace-cmd "
+        raw.close()
+        raise TraceError(f"{name}: not text: a trace-cmd .dat file (convert it with trace-cmd "
                          "report)")
     if magic.startswith(_ZSTD_MAGIC):
-        raise TraceError(f"{p}: zstd-compressed; decompress it first (zstd -d)")
-    f: Any
-    try:
-        if magic.startswith(_XZ_MAGIC):
-            kind = "xz"
-            f = lzma.LZMAFile(p)  # noqa: SIM115 - returned open
-        elif magic.startswith(_GZ_MAGIC):
-            kind = "gzip"
-            f = gzip.GzipFile(p)
-        elif magic.startswith(_BZ2_MAGIC):
-            kind = "bzip2"
-            f = bz2.BZ2File(p)
-        else:
-            kind = "text"
-            f = open(p, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise TraceError(f"{p}: cannot read: {exc.strerror or exc}") from None
+        raw.close()
+        raise TraceError(f"{name}: zstd-compressed; decompress it first (zstd -d)")
+    stream = io.BufferedReader(_Head(magic, raw), _SNIFF)
+    kind = ("xz" if magic.startswith(_XZ_MAGIC) else "gzip" if magic.startswith(_GZ_MAGIC)
+            else "bzip2" if magic.startswith(_BZ2_MAGIC) else "text")
+    f: Any = stream
+    if kind == "gzip":
+        f = _GzipFile(fileobj=stream)
+    elif kind != "text":
+        f = _DECOMPRESSORS[kind](stream)
+    if kind != "text":
+        f.source = stream
     try:
         head = f.peek(4096)[:4096]
     except _STREAM_ERRORS as exc:
         f.close()
-        raise TraceError(f"{p}: not a valid {kind} stream: {exc}") from None
+        raise TraceError(f"{name}: {_stream_error(kind, exc)}") from None
     if _looks_binary(head):
         f.close()
         what = "text" if kind == "text" else f"text inside its {kind} compression"
-        raise TraceError(f"{p}: not {what} (binary data)")
-    return cast(BinaryIO, f)
+        raise TraceError(f"{name}: not {what} (binary data)")
+    return _Opened(cast(BinaryIO, f), kind, name)
 
 
-def _blocks(f: BinaryIO, size: int, path: str, prefetch: bool
-            ) -> Generator[bytes, None, None]:
-    """The decompressed content of ``f`` in blocks of ``size`` bytes, read in
+def _stream_error(kind: str, exc: BaseException, done: int | None = None) -> str:
+    """What went wrong reading a ``kind`` stream, for a message."""
+    after = "" if done is None else f" after {done} bytes of text"
+    if (isinstance(exc, OSError) and exc.errno is not None) or kind == "text":
+        return f"read error{after}: {getattr(exc, 'strerror', None) or exc}"
+    if isinstance(exc, EOFError):
+        return f"truncated {kind} stream: it ends before its end-of-stream marker{after}"
+    return f"not a valid {kind} stream{after}: {exc}"
+
+
+def open_trace(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a trace (``-``: stdin) for binary reading, decompressing gzip, xz
+    or bzip2 (told by their magic bytes; the file is opened and read once).
+    Raises TraceError (naming the path) if it is missing, unreadable, a
+    corrupt stream or not text."""
+    return _open(path).f
+
+
+def _blocks(src: _Opened, size: int, prefetch: bool) -> Generator[bytes, None, None]:
+    """The decompressed content of ``src`` in blocks of ``size`` bytes, read in
     a thread ahead of the consumer when ``prefetch``."""
+    done = 0
 
     def read() -> bytes:
+        nonlocal done
         try:
-            return f.read(size)
+            b = src.f.read(size)
         except _STREAM_ERRORS as exc:
-            raise TraceError(f"{path}: read error: {exc}") from None
+            raise TraceError(f"{src.name}: {_stream_error(src.kind, exc, done)}") from None
+        done += len(b)
+        return b
 
     if not prefetch:
         while b := read():
@@ -409,10 +522,17 @@ class _Intern:
 
 
 _TRACER_RE = re.compile(r"^#\s*tracer:\s*(\S+)")
-_ENTRIES_RE = re.compile(r"entries-in-buffer/entries-written:\s*(\d+)/(\d+)")
-_NRCPU_RE = re.compile(r"#P:(\d+)")
-_LOST_RE = re.compile(r"^\s*CPU:\s*\d+\s+\[LOST(?:\s+(\d+))?\s+EVENTS\]\s*$")
+# header counts and LOST notes of more than 18 digits are not understood (a
+# value must fit an int64): the header field is ignored, the note malformed
+_ENTRIES_RE = re.compile(r"entries-in-buffer/entries-written:\s*(\d{1,18})/(\d{1,18})\b",
+                         re.ASCII)
+_NRCPU_RE = re.compile(r"#P:(\d{1,18})\b", re.ASCII)
+_LOST_RE = re.compile(r"^\s*CPU:\s*\d{1,18}\s+\[LOST(?:\s+(\d{1,18}))?\s+EVENTS\]\s*$",
+                      re.ASCII)
 _MAX_HEADER_COMMENTS = 1000
+#: a line longer than this (bytes) is counted as malformed without being
+#: kept whole (a binary tail or a missing newline cannot fill the memory)
+MAX_LINE_BYTES = 1 << 20
 
 
 class _Parser:
@@ -467,7 +587,7 @@ class _Parser:
             if code == _k.SP_COMMENT:
                 st.comments += 1
                 if st.comments <= _MAX_HEADER_COMMENTS:
-                    self._header(text)
+                    self._header(text, int(sp.line[i]))
                 continue
             if code == _k.SP_LOST:
                 m = _LOST_RE.match(text)
@@ -475,18 +595,28 @@ class _Parser:
                     st.lost_lines += 1
                     st.lost_events += int(m.group(1) or 0)
                     continue
-            st.malformed += 1
-            if len(st.malformed_examples) < MAX_EXAMPLES:
-                st.malformed_examples.append((int(sp.line[i]), text[:_MAX_TEXT]))
+            self._malformed(int(sp.line[i]), text)
 
-    def _header(self, text: str) -> None:
+    def _malformed(self, line: int, text: str) -> None:
+        st = self.stats
+        st.malformed += 1
+        if len(st.malformed_examples) < MAX_EXAMPLES:
+            st.malformed_examples.append((line, text[:_MAX_TEXT]))
+
+    def long_line(self, head: bytes) -> None:
+        """Count a line of more than MAX_LINE_BYTES (``head``: its start) as
+        malformed."""
+        self.line_no += 1
+        self._malformed(self.line_no, head[:_MAX_TEXT].decode("utf-8", "replace") + "...")
+
+    def _header(self, text: str, line: int) -> None:
         h = self.stats
         if m := _TRACER_RE.match(text):
             h.tracer = m.group(1)
         if m := _ENTRIES_RE.search(text):
             h.entries_in_buffer, h.entries_written = int(m.group(1)), int(m.group(2))
         if m := _NRCPU_RE.search(text):
-            h.nr_cpus = int(m.group(1))
+            h.nr_cpus, h.nr_cpus_line = int(m.group(1)), line
 
     def flush(self) -> TraceChunk | None:
         """The events parsed since the last flush (None if none), stats synced."""
@@ -525,51 +655,67 @@ class _Parser:
 def read_trace(path: str | os.PathLike[str], chunk_bytes: int = 8 << 20,
                stats: TraceStats | None = None, *, prefetch: bool = True
                ) -> Iterator[TraceChunk]:
-    """Stream the kmem events of a trace as TraceChunks (about one per
-    ``chunk_bytes`` of decompressed text).
+    """Stream the kmem events of a trace (``-``: stdin) as TraceChunks (about
+    one per ``chunk_bytes`` of decompressed text).
 
-    The file is checked at once (TraceError if missing, unreadable or not
-    text); it is then read in blocks, decompressed in a reader thread when
-    ``prefetch``.  ``stats`` (if given) is filled as the chunks are yielded and
-    complete once the iterator is exhausted.  Malformed lines and lines of
-    other events are counted there, never raised; a trace without any event
-    yields nothing.
+    The file is opened and checked at once (TraceError if missing, unreadable
+    or not text), and read once, a pipe or a FIFO as well as a file; it is
+    read in blocks, decompressed in a reader thread when ``prefetch``.
+    ``stats`` (if given) is filled as the chunks are yielded and complete once
+    the iterator is exhausted.  Malformed lines (a line of more than
+    MAX_LINE_BYTES among them) and lines of other events are counted there,
+    never raised; a trace without any event yields nothing.  A truncated or
+    corrupt compressed stream raises TraceError when it is met.
     """
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
-    open_trace(path).close()
+    src = _open(path)
     st = stats if stats is not None else TraceStats()
     st.path = os.fspath(path)
-    return _read(st, chunk_bytes, prefetch)
+    return _read(src, st, chunk_bytes, prefetch)
 
 
-def _read(st: TraceStats, chunk_bytes: int, prefetch: bool) -> Iterator[TraceChunk]:
+def _read(src: _Opened, st: TraceStats, chunk_bytes: int, prefetch: bool
+          ) -> Iterator[TraceChunk]:
     parser = _Parser(max(64, chunk_bytes // 48), st)
-    carry = b""
-    with (open_trace(st.path) as f,
-          contextlib.closing(_blocks(f, chunk_bytes, st.path, prefetch)) as blocks):
+    carry = bytearray()  # the start of a line the next block ends
+    long_head: bytes | None = None  # the start of a too-long line being skipped
+    with (contextlib.closing(src.f),
+          contextlib.closing(_blocks(src, chunk_bytes, prefetch)) as blocks):
         for block in blocks:
             st.bytes += len(block)
             start = 0
-            if carry:
+            if carry or long_head is not None:
                 nl = block.find(b"\n")
                 if nl < 0:
-                    carry += block
+                    if long_head is None:
+                        carry += block
+                        if len(carry) > MAX_LINE_BYTES:
+                            long_head, carry = bytes(carry[:_MAX_TEXT]), bytearray()
                     continue
-                head = carry + block[:nl + 1]
-                yield from parser.feed(head, 0, len(head))
+                if long_head is not None:
+                    parser.long_line(long_head)
+                    long_head = None
+                else:
+                    carry += block[:nl + 1]
+                    yield from parser.feed(bytes(carry), 0, len(carry))
+                    carry = bytearray()
                 start = nl + 1
             last = block.rfind(b"\n")
             if last >= start:
                 yield from parser.feed(block, start, last + 1)
-                carry = block[last + 1:]
+                start = last + 1
+            if len(block) - start > MAX_LINE_BYTES:
+                long_head = block[start:start + _MAX_TEXT]
             else:
-                carry = block[start:]
+                carry += block[start:]
             chunk = parser.flush()
             if chunk is not None:
                 yield chunk
-    if carry:
-        yield from parser.feed(carry, 0, len(carry))
+    if long_head is not None:
+        parser.long_line(long_head)
+    elif carry:
+        yield from parser.feed(bytes(carry), 0, len(carry))
     chunk = parser.flush()
     if chunk is not None:
         yield chunk
