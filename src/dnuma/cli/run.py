@@ -119,10 +119,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ replay
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from ..sim.events import parse_duration
-    from ..sim.replay import parse_event_spec, replay_trace
+    from ..mm.constants import DEFAULT_MAX_NUMNODES
+    from ..sim.replay import parse_event_spec, parse_trace_time, replay_trace
 
+    if not 1 <= args.nodes <= DEFAULT_MAX_NUMNODES:
+        raise UsageError(f"--nodes {args.nodes}: must be in [1, {DEFAULT_MAX_NUMNODES}] "
+                         "(MAX_NUMNODES)")
+    sample = None if args.sample is None else parse_trace_time(args.sample, "--sample")
+    if sample == 0:
+        raise UsageError(f"--sample {args.sample!r}: must be > 0")
     events = [parse_event_spec(s) for s in args.event]
+    labels = [f"--event {s!r}" for s in args.event]
     config = None
     machine = None
     if args.scenario:
@@ -133,14 +140,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         config = sc.machine
         machine = scenario_machine(sc)
         events = list(sc.events) + events
+        labels = [f"{args.scenario}: event[{i}]" for i in range(len(sc.events))] + labels
     quiet = args.json
     metrics: list[Metrics] = []
     t0 = time.perf_counter()
     with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet, unit="") as prog:
-        res = replay_trace(args.trace, config, events, parse_duration(args.sample, "--sample"),
+        res = replay_trace(args.trace, config, events, sample,
                            observe=None if args.no_report else observers(metrics),
                            progress=prog, check=check_fn(args.check), nodes=args.nodes,
-                           machine=machine)
+                           machine=machine, event_labels=labels)
     summary = res.summary()
     if args.json:
         print_json(summary)
@@ -218,7 +226,8 @@ def add_replay_parser(sub: Any) -> None:
                                     "mm_page_free_batched/mm_page_pcpu_drain from a tracefs "
                                     "'trace' or 'trace_pipe' text file (plain, .gz, .xz), "
                                     "with layout events at trace times.")
-    rp.add_argument("trace")
+    rp.add_argument("trace", help="the trace file, or - for stdin (a pipe or a FIFO is read "
+                                  "once)")
     rp.add_argument("--event", action="append", default=[], metavar="AT:ACTION[:ARGS]",
                     help="a layout event at AT seconds after the first trace event: "
                          "0.5:stripe:0,1:256, 1s:push:1, 2s:boot, 1:ranges:0-7FFF=1 "
@@ -226,6 +235,8 @@ def add_replay_parser(sub: Any) -> None:
     rp.add_argument("--scenario", help="machine and layout events from a scenario file")
     rp.add_argument("--nodes", type=int, default=1,
                     help="nodes of the default machine (covers the trace's pfns; default 1)")
-    rp.add_argument("--sample", default="100ms", help="sampling interval in trace time")
+    rp.add_argument("--sample", default=None,
+                    help="sampling interval in trace time (default 100ms, wider on a trace "
+                         "long enough for more than 100000 samples)")
     _add_run_options(rp)
     rp.set_defaults(func=_cmd_replay)
