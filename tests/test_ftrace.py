@@ -15,7 +15,10 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import os
 import re
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,7 @@ from dnuma.sim.ftrace import (
     EV_FREE,
     EV_FREE_BATCHED,
     EV_PCPU_DRAIN,
+    MAX_LINE_BYTES,
     TraceChunk,
     TraceError,
     TraceStats,
@@ -45,6 +49,8 @@ from dnuma.sim.ftrace import (
     load_trace,
     open_trace,
     read_trace,
+    rereadable,
+    trace_name,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -453,3 +459,89 @@ def test_many_distinct_strings(tmp_path):
     assert st.other == {f"event_{i}": 1 for i in range(600)}
     assert len(st.gfp_strings) == 300 and set(st.gfp_strings.values()) == {2}
     assert st.unknown_gfp == {f"__GFP_X{i}": 2 for i in range(300)}
+
+
+# --- streams, long lines, huge header numbers ---------------------------------
+
+
+def _fifo(tmp_path: Path, data: bytes, piece: int = 0) -> tuple[Path, threading.Thread]:
+    """A FIFO a thread fills with ``data`` (its first bytes ``piece`` at a time)."""
+    p = tmp_path / "fifo"
+    os.mkfifo(p)
+
+    def fill() -> None:
+        with open(p, "wb", buffering=0) as f:
+            i = 0
+            while piece and i < 16:
+                f.write(data[i:i + piece])
+                time.sleep(0.01)
+                i += piece
+            f.write(data[i:])
+
+    t = threading.Thread(target=fill, daemon=True)
+    t.start()
+    return p, t
+
+
+@pytest.mark.parametrize("packer", [None, gzip.compress, lzma.compress, bz2.compress])
+def test_a_fifo_is_read_once_and_whole(tmp_path, excerpt_text, packer):
+    """A FIFO (or a pipe) is opened once; the bytes read to tell the format
+    are kept: the events are those of the file, a few bytes at a time or not."""
+    ref, ref_st = parse(EXCERPT)
+    data = excerpt_text.encode()
+    data = packer(data) if packer else data
+    for piece in (0, 1):
+        p, t = _fifo(tmp_path, data, piece)
+        c, st = parse(p, chunk_bytes=50_000)
+        t.join(timeout=5)
+        assert rows(c) == rows(ref) and st.lines == ref_st.lines == 3147
+        p.unlink()
+
+
+def test_stdin_is_dash(monkeypatch, tmp_path, excerpt_text):
+    (tmp_path / "t.txt").write_text(excerpt_text)
+    fd = os.open(tmp_path / "t.txt", os.O_RDONLY)
+    saved = os.dup(0)
+    try:
+        os.dup2(fd, 0)
+        c, st = parse(Path("-"))
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(fd)
+    assert st.path == "-" and len(c) == 1181 + 1033 + 676 + 245
+    assert trace_name("-") == "stdin" and not rereadable("-")
+    assert rereadable(tmp_path / "t.txt")
+
+
+def test_a_line_past_max_line_bytes_is_one_malformed_line(tmp_path):
+    ev = head("1.0") + "mm_page_free: pfn=0x10 order=0"
+    big = b"x" * (MAX_LINE_BYTES + 10)
+    t = tmp_path / "long.txt"
+    t.write_bytes(f"{ev}\n".encode() + big + f"\n{ev}\n".encode() + big)
+    for kw in ({}, {"chunk_bytes": 4096}, {"chunk_bytes": MAX_LINE_BYTES // 3}):
+        c, st = parse(t, **kw)
+        assert c.line.tolist() == [1, 3] and st.lines == 4 and st.malformed == 2
+        assert [no for no, _ in st.malformed_examples] == [2, 4]
+        assert st.malformed_examples[0][1].startswith("xxx")
+
+
+def test_huge_header_numbers_are_not_understood(tmp_path):
+    digits = "9" * 5000  # more than int() takes from text
+    t = write(tmp_path / "t.txt", [
+        f"# entries-in-buffer/entries-written: 1/{digits}   #P:{digits}",
+        head("1.0") + "mm_page_free: pfn=0x10 order=0",
+        f"CPU:0 [LOST {digits} EVENTS]", "CPU:1 [LOST 7 EVENTS]", "#P:4"])
+    _, st = parse(t)
+    assert st.entries_written is None and st.nr_cpus == 4 and st.nr_cpus_line == 5
+    assert st.malformed == 1 and st.lost_lines == 1 and st.lost_events == 7
+
+
+@pytest.mark.parametrize("packer,kind", [(gzip.compress, "gzip"), (lzma.compress, "xz"),
+                                         (bz2.compress, "bzip2")])
+def test_a_truncated_stream_says_so(tmp_path, excerpt_text, packer, kind):
+    data = packer(excerpt_text.encode())
+    cut = tmp_path / "cut"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(TraceError, match=rf"cut: truncated {kind} stream: it ends before"):
+        list(read_trace(cut, chunk_bytes=4096))

@@ -195,3 +195,77 @@ def test_cli_replay_json_and_errors(tmp_path, capsys):
     assert "missing.txt" in capsys.readouterr().err
     assert main(["replay", str(EXCERPT), "--event", "soon:boot"]) == 2
     assert "--event" in capsys.readouterr().err
+
+
+def test_a_machine_sized_from_a_trace_is_bounded(tmp_path):
+    """CPUs beyond MAX_CPUS and pfns beyond MAX_PFNS are refused, naming the
+    line, before anything is allocated; onto a given machine they are only
+    counted (the CPU taken modulo, the pfn outside the model)."""
+    import dnuma.sim.replay as rp
+    from dnuma.sim.ftrace import TraceError
+
+    t = write_trace(tmp_path / "cpu.txt", [line(1.0, "mm_page_alloc", 0x10),
+                                           line(1.1, "mm_page_free", 0x10, cpu=99999)])
+    with pytest.raises(TraceError, match=rf"cpu.txt: line 4: CPU 99999 .* {rp.MAX_CPUS} CPUs"):
+        replay_trace(t)
+    res = replay_trace(t, small_machine(), check=validate_all)
+    assert res.counts["allocs"] == 1 and res.counts["frees"] == 1
+    t = write_trace(tmp_path / "pfn.txt", [line(1.0, "mm_page_alloc", 0x10),
+                                           line(1.1, "mm_page_free", 1 << 30)])
+    with pytest.raises(TraceError, match=r"pfn.txt: line 4: pfn 0x40000000 .* 0x10000000"):
+        replay_trace(t)
+    assert replay_trace(t, small_machine()).anomalies["outside_model"] == 1
+    t = write_trace(tmp_path / "hdr.txt", ["#P:5000", line(1.0, "mm_page_alloc", 0x10)])
+    with pytest.raises(TraceError, match=r"hdr.txt: line 3: the header's #P:5000"):
+        replay_trace(t)
+
+
+def test_orders_above_max_page_order_are_outside_the_model(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [line(1.0, "mm_page_alloc", 0, order=63),
+                                         line(1.1, "mm_page_alloc", 0x10),
+                                         line(1.2, "mm_page_free", 0, order=63),
+                                         line(1.3, "mm_page_alloc", 0x800, order=11)])
+    for cfg in (None, small_machine()):
+        res = replay_trace(t, cfg, check=validate_all)
+        assert res.counts["allocs"] == 1 and res.anomalies["outside_model"] == 3
+
+
+def test_a_machine_holding_none_of_the_trace_is_refused(tmp_path):
+    from dnuma.sim.ftrace import TraceError
+
+    t = write_trace(tmp_path / "t.txt", [line(1.0, "mm_page_alloc", 0x100000),
+                                         line(1.1, "mm_page_free", 0x100000)])
+    with pytest.raises(TraceError, match=r"t.txt: none of the trace's 2 allocations and frees "
+                                         r"\(pfns 0x100000-0x100000\) .* 0x0-0x2000"):
+        replay_trace(t, small_machine())
+
+
+def test_samples_are_bounded(tmp_path):
+    import dnuma.sim.replay as rp
+
+    t = write_trace(tmp_path / "t.txt", [line(1.0, "mm_page_alloc", 0x10),
+                                         line(3.0, "mm_page_free", 0x10)])
+    with pytest.raises(DnumaError, match=r"t.txt: --sample 1us takes 2000001 samples"):
+        replay_trace(t, sample=1000)
+    with pytest.raises(DnumaError, match="sample"):
+        replay_trace(t, sample=0)
+    assert replay_trace(t, sample=None).sample_ns == NS // 10
+    t = write_trace(tmp_path / "long.txt", [line(1.0, "mm_page_alloc", 0x10),
+                                            line(100_001.0, "mm_page_free", 0x10)])
+    res = replay_trace(t, sample=None)
+    assert res.sample_ns > NS and res.summary()["sample_s"] == res.sample_ns / NS
+    assert 100_000 // (res.sample_ns / NS) + 1 <= rp.MAX_SAMPLES
+
+
+def test_cli_names_the_flag(tmp_path, capsys):
+    t = write_trace(tmp_path / "t.txt", [line(1.0, "mm_page_alloc", 0x10)])
+    for argv, want in [(["--event", "0.5:stripe:0,99:256"], "--event '0.5:stripe:0,99:256' "
+                                                              "(stripe at 0.5 s): "),
+                       (["--event", "1s:teleport"], "unknown action 'teleport'"),
+                       (["--event", "1s:stripe:0:0"], "stripe block must be > 0"),
+                       (["--nodes", "0"], "--nodes 0: must be in [1, 64]"),
+                       (["--sample", "0"], "--sample '0': must be > 0"),
+                       (["--sample", "1e400s"], "--sample")]:
+        assert main(["replay", str(t), "--no-report", *argv]) == 2
+        err = capsys.readouterr().err
+        assert want in err and len(err.splitlines()) == 1, err
