@@ -13,7 +13,7 @@ text), ``setup`` (actions, below), ``stdin`` (text, or ``@NAME`` for a
 file's bytes), ``stdout`` (a path to send stdout to, e.g. /dev/full),
 ``expect``, ``exit``, ``json``, ``timeout``, ``max_rss_mb``, ``root``
 (needs root), ``xfail`` (why the case still fails: a known gap, strict).  Setup actions: ``copy DATA NAME`` (from tests/data),
-``truncate NAME BYTES``, ``gzip NAME`` (NAME.gz beside it), ``fifo NAME
+``truncate NAME BYTES``, ``bytes NAME HEX``, ``mkdir NAME``, ``gzip NAME`` (NAME.gz beside it), ``fifo NAME
 FROM`` (a FIFO a thread fills with FROM's bytes, once), ``mknod NAME`` (a
 character device like /dev/null), ``xz NAME``.
 """
@@ -106,6 +106,10 @@ def _setup(case: dict[str, Any], d: Path) -> list[threading.Thread]:
             t = threading.Thread(target=fill, daemon=True)
             t.start()
             threads.append(t)
+        elif op == "bytes":
+            (d / args[0]).write_bytes(bytes.fromhex(args[1]))
+        elif op == "mkdir":
+            (d / args[0]).mkdir()
         elif op == "mknod":
             os.mknod(d / args[0], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
         else:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numba
+import numba.core.event
+
+from . import _notice
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +44,21 @@ def _cache_dir() -> str:
 
 if not JIT_DISABLED and not os.environ.get("NUMBA_CACHE_DIR"):
     numba.config.CACHE_DIR = _cache_dir()  # type: ignore[attr-defined]
+
+
+class _CompileListener(numba.core.event.Listener):
+    """Feeds the "compiling the kernels" line (numba fires "numba:compile"
+    only on a cache miss)."""
+
+    def on_start(self, event: Any) -> None:
+        _notice.compile_started()
+
+    def on_end(self, event: Any) -> None:
+        _notice.compile_ended()
+
+
+if not JIT_DISABLED:
+    numba.core.event.register("numba:compile", _CompileListener())
 
 
 def kernel(fn: F) -> F:

@@ -6,11 +6,13 @@ its module (:mod:`.run`: demo, run, replay; :mod:`.layout`; :mod:`.boot`;
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
+from .._kernels._notice import end_compile_notice
 from ..mm.errors import DnumaError
 from . import bench, boot, layout, run, snapshot
 
@@ -52,15 +54,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except BrokenPipeError:  # e.g. `dnuma run demo --json | head`
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
+        end_compile_notice()
         print("dnuma: interrupted", file=sys.stderr)
         return 130
     except DnumaError as exc:  # one clear line unless --debug
         if args.debug:
             raise
+        end_compile_notice()
         print(f"dnuma: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if args.debug or exc.filename is not None:
+            raise
+        # stdout went away or filled up (/dev/full): say so once, and let the
+        # interpreter's final flush find nowhere to fail
+        end_compile_notice()
+        print(f"dnuma: error: stdout: {exc.strerror}", file=sys.stderr)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 2

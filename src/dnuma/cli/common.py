@@ -7,10 +7,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._kernels._notice import end_compile_notice
 from ..mm.errors import DnumaError
 
 if TYPE_CHECKING:
@@ -20,6 +21,48 @@ if TYPE_CHECKING:
 
 class UsageError(DnumaError):
     """Bad command-line input: one line on stderr, exit 2."""
+
+
+@contextmanager
+def output_dirs(**dirs: str | Path | None) -> Iterator[None]:
+    """Create the output folders ``dirs`` (flag name -> folder; None: not
+    asked for) before the work starts, so that a bad target fails first; if
+    the work then fails, remove the folders made here that are still empty."""
+    made: list[Path] = []
+    for flag, d in dirs.items():
+        if d is None:
+            continue
+        p = Path(d)
+        missing = [q for q in (p, *p.parents) if not q.exists()]
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _remove_empty(made)
+            raise UsageError(f"--{flag.replace('_', '-')} {d}: cannot create the folder: "
+                             f"{exc.strerror}") from None
+        made.extend(missing)
+    try:
+        yield
+    except BaseException:
+        _remove_empty(made)
+        raise
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    for q in dirs:  # deepest first
+        with suppress(OSError):
+            q.rmdir()
+
+
+def check_file_target(path: str | Path, flag: str) -> None:
+    """A file the command will write at the end: its folder must exist and
+    it must be missing or a regular file (never a device, FIFO or folder)."""
+    p = Path(path)
+    if not p.parent.is_dir():
+        raise UsageError(f"{flag} {path}: folder {p.parent} does not exist")
+    if p.exists() and not p.is_file():
+        raise UsageError(f"{flag} {path}: exists and is not a regular file; refusing to "
+                         "replace it")
 
 
 @contextmanager
@@ -33,6 +76,7 @@ def progress_bar(total: float, desc: str, quiet: bool,
         return
     from tqdm import tqdm
 
+    end_compile_notice()
     counts = " {n:.2f}/{total:.2f} {unit}" if unit else ""
     with tqdm(total=total, desc=desc, unit=unit, delay=1.0, leave=False, file=sys.stderr,
               bar_format="{desc}: {percentage:3.0f}%|{bar}|" + counts
@@ -44,6 +88,7 @@ def progress_bar(total: float, desc: str, quiet: bool,
 
 def print_json(doc: Any) -> None:
     """``doc`` on stdout, indented, with a final newline."""
+    end_compile_notice()
     json.dump(doc, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
@@ -76,6 +121,7 @@ def write_outputs(out: Path, title: str, summary: dict[str, Any], metrics: Metri
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out {out}: cannot create: {exc.strerror}") from None
+    end_compile_notice()
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     series = metrics.write_series(out)

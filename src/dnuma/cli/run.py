@@ -4,7 +4,6 @@ kmem trace played onto a model machine, with its table and output folder."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from .common import (
     UsageError,
+    check_file_target,
     check_fn,
     format_steps,
     observers,
+    output_dirs,
     print_json,
     progress_bar,
     write_outputs,
@@ -23,28 +24,42 @@ from .common import (
 if TYPE_CHECKING:
     from ..mm.machine import Machine
     from ..report.metrics import Metrics
-    from ..sim.scenario import LayoutEvent
+    from ..sim.scenario import LayoutEvent, Scenario
 
 
 # ------------------------------------------------------------------ run / demo
 def _run(args: argparse.Namespace, scenario_arg: str) -> int:
-    from ..sim.run import run_scenario, warm_up
     from ..sim.scenario import load_scenario
-    from .machine import scenario_machine
 
     sc = load_scenario(scenario_arg)
     if args.seed is not None:
         sc = replace(sc, seed=args.seed)
     if args.debugfs:
-        sc = replace(sc, events=tuple(sorted([*sc.events, *map(_debugfs_event, args.debugfs)],
-                                             key=lambda e: e.at)))
+        extra = [_debugfs_event(spec) for spec in args.debugfs]
+        for spec, ev in zip(args.debugfs, extra, strict=True):
+            if ev.at > sc.duration:
+                raise UsageError(f"--debugfs {spec}: {ev.at / 1e9:g} s is after the end of "
+                                 f"the run ({sc.duration / 1e9:g} s)")
+        sc = replace(sc, events=tuple(sorted([*sc.events, *extra], key=lambda e: e.at)))
+    if args.save_snapshot:
+        check_file_target(args.save_snapshot, "--save-snapshot")
+    with output_dirs(out=None if args.no_report else args.out, sysroot=args.sysroot):
+        return _run_scenario(args, sc)
+
+
+def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
+    from ..mm.errors import ConfigError
+    from ..sim.run import run_scenario, warm_up
+    from .machine import scenario_machine
+
     quiet = args.json
     if not quiet:
         print(f"dnuma {sc.name}: {sc.description or sc.source}", flush=True)
-        print("compiling the kernels (cached after the first run)...", file=sys.stderr,
-              flush=True)
     warm_up()
-    machine = scenario_machine(sc)
+    try:
+        machine = scenario_machine(sc)
+    except ConfigError as exc:
+        raise ConfigError(f"{sc.source}: machine: {exc}") from None
     metrics: list[Metrics] = []
     sysroot: list[Any] = []
 
@@ -97,6 +112,9 @@ def _debugfs_event(spec: str) -> LayoutEvent:
         text = Path(path).read_text()
     except OSError as exc:
         raise UsageError(f"--debugfs {spec!r}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--debugfs {spec!r}: {path}: not UTF-8 text (byte {exc.start})") \
+            from None
     return LayoutEvent(parse_duration(at, f"--debugfs {spec!r}: time"), "debugfs",
                        (text, path), Path(path).stem)
 
@@ -172,6 +190,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parsers
+def seed(text: str) -> int:
+    """--seed: an integer in [0, 2**64)."""
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= v < 2**64:
+        raise argparse.ArgumentTypeError(f"{v} is not in [0, 2**64)")
+    return v
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="dnuma-out", metavar="DIR",
                    help="output folder: summary.json, metrics.csv, report.html "
@@ -185,7 +214,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_scenario_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--seed", type=seed, default=None, help="override the scenario's seed")
     p.add_argument("--sysroot", metavar="DIR",
                    help="after every layout event write DIR/NN-EVENT/ and at the end "
                         "DIR/final/: the model's /sys/devices/system, /proc and memlayout "

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._kernels import state as _st
-from .dnuma import CommitReport
+from .dnuma import CommitReport, validate_layout_for
 from .errors import DnumaError, LayoutError
 from .memlayout import MemLayout
 
@@ -235,12 +235,16 @@ class MemlayoutDebugfs:
             last = m.ram_ranges()[-1][1] - 1
             raise LayoutError(f"range {self._starts[k]:#x}-{self._ends[k]:#x}: beyond the "
                               f"end of memory (last pfn {last:#x})")
-        layout = MemLayout.from_ranges(self.pending)
-        report: CommitReport = m.commit(layout)
+        report = self._install(MemLayout.from_ranges(self.pending))
         self._starts, self._ends, self._nids = [], [], []
         self.commit_value = val & 0xFF
-        self.last_report = report
+        if report is not None:
+            self.last_report = report
         return report
+
+    def _install(self, layout: MemLayout) -> CommitReport | None:
+        """memlayout_commit: install ``layout`` on the machine."""
+        return self.machine.commit(layout)
 
     def _clear_write(self, val: int) -> None:
         """``dnuma_user_clear_watch``: drop the pending layout (start and end stay)."""
@@ -340,6 +344,16 @@ class MemlayoutDebugfs:
 # ---- scripts ---------------------------------------------------------------
 _EXPECTED = ("expected 'FILE [VALUE]' or 'echo VALUE > .../memlayout/FILE' with FILE one of "
              + ", ".join(WRITABLE))
+
+
+class DebugfsDryRun(MemlayoutDebugfs):
+    """The directory of ``machine`` for checking scripts before they run:
+    writes are refused as they would be, and a commit only validates its
+    layout against the machine (``validate_layout_for``), committing nothing."""
+
+    def _install(self, layout: MemLayout) -> CommitReport | None:
+        validate_layout_for(self.machine, layout)
+        return None
 
 
 def _script_error(source: str, lineno: int, msg: str) -> DebugfsError:

@@ -23,22 +23,24 @@ _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": NS, "m": 60 * NS, "min": 6
 _DUR_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ns|us|ms|s|min|m)?\s*$")
 
 
+MAX_DURATION_S = 10**7  # seconds: the longest time any input may name (~116 days)
+
+
 def parse_duration(value: object, what: str = "duration") -> int:
-    """'500ms', '2s', 1.5 (seconds) -> nanoseconds (>= 0)."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a duration like '500ms' or a number of seconds, "
-                          f"got {value!r}")
-    if isinstance(value, int | float):
+    """'500ms', '2s', 1.5 (seconds) -> nanoseconds, in [0, MAX_DURATION_S] s."""
+    secs: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
         secs = float(value)
-        if secs < 0 or secs != secs:
-            raise ConfigError(f"{what}: must be a non-negative number of seconds, got {value!r}")
-        return round(secs * NS)
-    if isinstance(value, str):
+    elif isinstance(value, str):
         mt = _DUR_RE.match(value)
         if mt:
-            return round(float(mt.group(1)) * _UNITS[mt.group(2) or "s"])
-    raise ConfigError(f"{what}: expected a duration like '500ms', '2s' or a number of "
-                      f"seconds, got {value!r}")
+            secs = float(mt.group(1)) * _UNITS[mt.group(2) or "s"] / NS
+    if secs is None:
+        raise ConfigError(f"{what}: expected a duration like '500ms', '2s' or a number of "
+                          f"seconds, got {value!r}")
+    if not 0 <= secs <= MAX_DURATION_S:  # also NaN
+        raise ConfigError(f"{what}: {value!r} is not in [0, {MAX_DURATION_S:g}] seconds")
+    return round(secs * NS)
 
 
 @dataclass(order=True)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..mm.dnuma import CommitReport, validate_layout_for
-from ..mm.errors import DnumaError
+from ..mm.errors import DnumaError, LayoutError
 from ..mm.machine import Machine
 from ..mm.memlayout import MemLayout
-from ..mm.memlayout_debugfs import DebugfsWrite, MemlayoutDebugfs, parse_script
+from ..mm.memlayout_debugfs import DebugfsDryRun, DebugfsWrite, MemlayoutDebugfs, parse_script
 from .events import NS, PRIO_END, PRIO_LAYOUT, PRIO_SAMPLE, PRIO_VMSTAT, EventLoop
 from .scenario import LayoutEvent, Scenario, ScenarioError
 from .tasks import TaskSet
@@ -114,6 +114,12 @@ class StepLog:
 
 def _static_layout(m: Machine, ev: LayoutEvent, boot: MemLayout) -> MemLayout | None:
     """The layout of a stripe/push/ranges/boot event (None for a debugfs script)."""
+    maxn = m.config.max_numnodes
+    nodes = ev.args[0] if ev.action == "stripe" else [ev.args] if ev.action == "push" else []
+    for n in nodes:
+        if not 0 <= n < maxn:
+            raise LayoutError(f"{ev.action}: node {n} is not possible: outside [0, {maxn}) "
+                              "(this machine's MAX_NUMNODES)")
     if ev.action == "stripe":
         nodes, block = ev.args
         return MemLayout.stripe(m.ram_ranges(), list(nodes), block)
@@ -138,15 +144,23 @@ class LayoutPlan:
         self.fired = 0  # events fired so far (they fire in order)
         boot = MemLayout.from_ranges(list(m.layout))
         self._todo: list[MemLayout | list[DebugfsWrite]] = []
+        dry = DebugfsDryRun(m)  # the scripts, in order, as the one directory sees them
         for i, ev in enumerate(self.events):
             try:
                 lay = _static_layout(m, ev, boot)
                 if lay is not None:
                     validate_layout_for(m, lay)
-                self._todo.append(lay if lay is not None else parse_script(*ev.args))
+                    self._todo.append(lay)
+                    continue
+                writes = parse_script(*ev.args)
             except DnumaError as exc:
                 raise ScenarioError(f"{source}: event[{i}] ({ev.name} at "
                                     f"{ev.at / NS:g} s): {exc}") from None
+            try:
+                dry.run_script(writes)
+            except DnumaError as exc:  # names the script, its line and the write
+                raise ScenarioError(str(exc)) from None
+            self._todo.append(writes)
         self._debugfs: MemlayoutDebugfs | None = None  # one directory for the machine
 
     def fire(self, i: int) -> list[tuple[str, CommitReport]]:

@@ -10,6 +10,7 @@ scenarios and docs in README.md.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Any
 from ..mm import constants as C
 from ..mm.errors import ConfigError, DnumaError
 from ..mm.machine import MachineConfig, parse_size
+from ..mm.memlayout import PFN_LIMIT
 from ..mm.nodemask import bitmap_parselist
 from .events import NS, parse_duration
 from .tasks import TaskSpec
@@ -30,6 +32,9 @@ GFP_NAMES: dict[str, int] = {k: int(v) for k, v in vars(C).items()
                              if k.startswith(("GFP_", "__GFP_")) and isinstance(v, int)}
 MIGRATETYPE_GFP = {"unmovable": C.GFP_KERNEL, "movable": C.GFP_HIGHUSER_MOVABLE,
                    "reclaimable": C.GFP_KERNEL | C.__GFP_RECLAIMABLE}
+MAX_RATE = 1e9  # allocations a second, a task
+MAX_RUN_ALLOCS = 10**9  # allocations a run's tasks may make (~3 min at 5 M/s)
+MAX_SAMPLES = 10**6  # metric samples of a run
 _RANGE_RE = re.compile(r"^\s*(?:0[xX])?([0-9a-fA-F]+)\s*-\s*(?:0[xX])?([0-9a-fA-F]+)\s*$")
 
 
@@ -94,6 +99,13 @@ class _At:
             return v
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             raise self.fail(k, f"{v} not in [{lo}, {hi if hi is not None else 'inf'}]")
+        return v
+
+    def number(self, k: str, what: str, lo: float, hi: float, default: Any = ...) -> Any:
+        """A finite int or float in [lo, hi]."""
+        v = self.get(k, (int, float), default, what)
+        if v is not default and not lo <= v <= hi:  # also NaN
+            raise self.fail(k, f"{v!r} is not a finite number in [{lo:g}, {hi:g}] ({what})")
         return v
 
     def duration(self, k: str, default: Any = ...) -> Any:
@@ -165,6 +177,8 @@ def parse_range_map(tbl: object, where: str) -> list[tuple[int, int, int]]:
         s, e = int(mt.group(1), 16), int(mt.group(2), 16)
         if s > e:
             raise ScenarioError(f"{where}: {name!r}: start > end")
+        if e >= PFN_LIMIT:
+            raise ScenarioError(f"{where}: {name!r}: pfns must be below {PFN_LIMIT:#x}")
         if not isinstance(nid, int) or isinstance(nid, bool) or nid < 0:
             raise ScenarioError(f"{where}: {name!r}: node must be a non-negative integer, "
                                 f"got {nid!r}")
@@ -195,16 +209,16 @@ _MACHINE_KEYS = ("nodes", "cpus", "cpus_per_node", "cpu_to_node", "mem", "mem_pe
 
 
 def _machine_from(at: _At, base: Path | None) -> str:
-    """``from = "host"`` or a folder (relative to the scenario file)."""
+    """``from = "host"``, a folder or a snapshot file (relative to the scenario file)."""
     at.check_keys(("from",))
-    src = at.get("from", str, what='"host" or a folder of /proc and /sys files')
+    src = at.get("from", str, what='"host", a folder of /proc and /sys files or a snapshot')
     if src == "host":
         return src
     p = Path(src)
     if not p.is_absolute() and base is not None:
         p = base / p
-    if not p.is_dir():
-        raise at.fail("from", f"{p}: no such folder")
+    if not p.is_dir() and not p.is_file():
+        raise at.fail("from", f"{p}: no such folder or snapshot file")
     return str(p)
 
 
@@ -253,8 +267,10 @@ def _machine(at: _At) -> MachineConfig:
         raise at.fail("cpu_to_node", f"node ids must be in [0, {maxn})")
     if "distance" in at.tbl:
         d = at.get("distance", list, what="a square list of lists")
-        if not all(isinstance(r, list) and all(isinstance(x, int) for x in r) for r in d):
-            raise at.fail("distance", "expected a square list of lists of integers")
+        if not all(isinstance(r, list) and len(r) == len(d)
+                   and all(isinstance(x, int) and not isinstance(x, bool) for x in r) for r in d):
+            raise at.fail("distance", f"expected a square list of lists of integers "
+                                      f"({len(d)} rows of {len(d)})")
         kw["distance"] = tuple(tuple(r) for r in d)
     if "reserved" in at.tbl:
         res = at.get("reserved", list, what='a list of "START-END" pfn ranges')
@@ -267,7 +283,10 @@ def _machine(at: _At) -> MachineConfig:
     if mfk is not None:
         kw["min_free_kbytes"] = mfk
     kw["backlog"] = at.int_("backlog", 0, -1)
-    return MachineConfig(ram=tuple(ram), cpu_to_node=c2n, **kw)
+    try:
+        return MachineConfig(ram=tuple(ram), cpu_to_node=c2n, **kw)
+    except ConfigError as exc:
+        raise ScenarioError(f"{at.source}: machine: {exc}") from None
 
 
 # ------------------------------------------------------------------ tasks
@@ -285,21 +304,26 @@ def _weights(at: _At, k: str, key_of: Any, default: Any) -> Any:
             key = key_of(name)
         except ValueError as exc:
             raise at.fail(k, str(exc)) from None
-        if not isinstance(w, int | float) or isinstance(w, bool) or w < 0:
-            raise at.fail(k, f"{name}: weight must be a non-negative number, got {w!r}")
+        if not isinstance(w, int | float) or isinstance(w, bool) or not 0 <= w < math.inf:
+            raise at.fail(k, f"{name}: weight must be a finite non-negative number, got {w!r}")
         out.append((key, float(w)))
     if not out or sum(w for _k, w in out) <= 0:
         raise at.fail(k, "weights must not all be zero")
     return tuple(out)
 
 
-def _order_key(name: str) -> int:
-    if not name.isdigit():
-        raise ValueError(f"order {name!r} is not an integer")
-    return int(name)
+def _order_key(max_order: int) -> Any:
+    """Order names "0".."max_order" -> ints (ValueError otherwise)."""
+    def key(name: str) -> int:
+        if not name.isdigit() or int(name) > max_order:
+            raise ValueError(f"order {name!r} is not an integer in [0, {max_order}] "
+                             "(MAX_PAGE_ORDER)")
+        return int(name)
+    return key
 
 
-def _tasks(source: str, raw: Any, nr_cpus: int | None, dur: int) -> tuple[TaskSpec, ...]:
+def _tasks(source: str, raw: Any, nr_cpus: int | None, max_order: int,
+           dur: int) -> tuple[TaskSpec, ...]:
     """The [[task]] tables; nr_cpus None: the machine is not known yet (cpus
     default to all, checked when the machine boots)."""
     if raw is None:
@@ -314,9 +338,7 @@ def _tasks(source: str, raw: Any, nr_cpus: int | None, dur: int) -> tuple[TaskSp
         cpus = at.ints("cpus", tuple(range(nr_cpus)) if nr_cpus is not None else ())
         if nr_cpus is not None and (not cpus or any(c >= nr_cpus for c in cpus)):
             raise at.fail("cpus", f"CPU ids must be in [0, {nr_cpus})")
-        rate = at.get("rate", (int, float), what="allocations a second")
-        if rate < 0:
-            raise at.fail("rate", "must be >= 0")
+        rate = at.number("rate", "allocations a second", 0, MAX_RATE)
         policy = at.get("policy", str, "local")
         if policy not in C.POLICY_NAMES:
             raise at.fail("policy", f"unknown {policy!r} (expected one of "
@@ -330,7 +352,7 @@ def _tasks(source: str, raw: Any, nr_cpus: int | None, dur: int) -> tuple[TaskSp
         if stop is not None and stop < start:
             raise at.fail("stop", "before start")
         spec = dict(rate=float(rate), lifetime=life / NS,
-                    orders=_weights(at, "orders", _order_key, ((0, 1.0),)),
+                    orders=_weights(at, "orders", _order_key(max_order), ((0, 1.0),)),
                     gfps=_weights(at, "gfp", parse_gfp, ((C.GFP_KERNEL, 1.0),)),
                     policy=policy, nodes=nodes, start=start / NS,
                     stop=None if stop is None else stop / NS,
@@ -365,7 +387,7 @@ def _events(source: str, raw: Any, base: Path | None, dur: int) -> tuple[LayoutE
         if act == "stripe":
             st = _At(source, at.get(act, dict, what="{nodes = [...], block = N}"), at.key(act))
             st.check_keys(("nodes", "block"))
-            args = (st.ints("nodes"), st.int_("block", lo=1))
+            args = (st.ints("nodes"), st.int_("block", lo=1, hi=PFN_LIMIT))
             if not args[0]:
                 raise st.fail("nodes", "no nodes")
         elif act == "push":
@@ -387,9 +409,25 @@ def _events(source: str, raw: Any, base: Path | None, dur: int) -> tuple[LayoutE
                 args = (p.read_text(), str(p))
             except OSError as exc:
                 raise at.fail(act, f"cannot read {p}: {exc.strerror}") from None
+            except UnicodeDecodeError as exc:
+                raise at.fail(act, f"{p}: not UTF-8 text (byte {exc.start})") from None
             act = "debugfs"
         out.append(LayoutEvent(t, act, args, at.get("name", str, act)))
     return tuple(sorted(out, key=lambda e: e.at))
+
+
+def _check_work(at: _At, tasks: Sequence[TaskSpec], dur: int, sample: int) -> None:
+    """Refuse a run whose work or memory has no sane bound, before it starts:
+    the allocations its tasks would make and the samples it would keep."""
+    if dur // sample > MAX_SAMPLES:
+        raise at.fail("sample", f"{sample / NS:g} s over a {dur / NS:g} s run is "
+                                f"{dur // sample:.3g} samples (at most {MAX_SAMPLES:g})")
+    allocs = sum(t.rate * max(0.0, min(dur / NS, t.stop if t.stop is not None else math.inf)
+                              - t.start) for t in tasks)
+    if allocs > MAX_RUN_ALLOCS:
+        raise at.fail("task", f"the tasks would make {allocs:.3g} allocations in the "
+                              f"{dur / NS:g} s run (at most {MAX_RUN_ALLOCS:g}: lower the "
+                              "rates or the duration)")
 
 
 _TOP_KEYS = ("name", "description", "duration", "sample", "seed", "machine", "task", "event")
@@ -402,6 +440,8 @@ def parse_scenario(text: str, source: str = "<scenario>",
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: not valid TOML: nested too deeply") from None
     at = _At(source, raw)
     at.check_keys(_TOP_KEYS)
     dur = at.duration("duration")
@@ -423,7 +463,11 @@ def parse_scenario(text: str, source: str = "<scenario>",
             Topology(mach.max_numnodes, mach.cpu_to_node, mach.distance)
         except DnumaError as exc:
             raise ScenarioError(f"{source}: machine: {exc}") from None
-    tasks = _tasks(source, raw.get("task"), len(mach.cpu_to_node) if mach else None, dur)
+    max_order = mach.profile.max_page_order if mach else \
+        max(p.max_page_order for p in C.PROFILES.values())
+    tasks = _tasks(source, raw.get("task"), len(mach.cpu_to_node) if mach else None,
+                   max_order, dur)
+    _check_work(at, tasks, dur, sample)
     if sum(t.adopt for t in tasks) > 1:
         raise ScenarioError(f"{source}: task: only one task may adopt the boot allocations")
     events = _events(source, raw.get("event"), base, dur)
@@ -442,8 +486,8 @@ def load_scenario(path: str | Path) -> Scenario:
         text = p.read_text()
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not a text file") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return parse_scenario(text, str(path), p.parent)
 
 
