@@ -118,3 +118,55 @@ def test_options_that_do_not_apply_are_refused(tmp_path, monkeypatch, capsys, ar
     cap = capsys.readouterr()
     assert cap.out == "" and cap.err == f"dnuma: error: {says}\n"
     assert not list(tmp_path.iterdir())
+
+
+def test_boot_table_has_two_header_lines():
+    from dnuma.cli.boot import format_zones
+
+    row = {"node": 0, "zone": "DMA32", **{k: {"host": 4096, "model": 4096} for k in
+                                          ("start_pfn", "spanned", "present", "managed", "free")}}
+    top, sub, line = format_zones([row]).splitlines()
+    assert top.split() == ["start_pfn", "spanned", "present", "managed", "pages", "free"]
+    assert sub.split() == ["node", "zone"] + ["host", "model"] * 5
+    assert len(line) == len(sub)
+    # each field's name sits over its own host and model columns
+    assert sub.index("host") < top.index("start_pfn") + len("start_pfn") <= sub.index("model") + 5
+
+
+def test_snapshot_load_names_buddy_and_pcp_free_pages(tmp_path, capsys):
+    """MemFree (NR_FREE_PAGES) excludes the pcp lists: "free (buddy)" and
+    "free incl. pcp" are named apart, and the JSON's free is the buddy count."""
+    f = tmp_path / "demo.dnuma"
+    assert main(["snapshot", "save", str(f), "--scenario", "demo"]) == 0
+    capsys.readouterr()
+    assert main(["snapshot", "load", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "free (buddy)" in out and "free incl. pcp" in out and "on pcp lists" in out
+    assert " free," not in out.replace("free (buddy)", "")
+    assert main(["snapshot", "load", str(f), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)["machine"]
+    m = load_snapshot(f)
+    assert facts["free"] == int(m.S.zone_free.sum()) == sum(n["free"] for n in
+                                                            facts["nodes"].values())
+    assert facts["free_incl_pcp"] == facts["free"] + facts["pcp"] == m.nr_free_pages()
+
+
+@pytest.mark.parametrize("argv", [
+    ["snapshot", "save", "nodir/x.dnuma", "--from", "H"],
+    ["boot", "--from", "H", "--save", "nodir/x.dnuma"],
+    ["boot", "--from", "H", "--sysroot", "F"],
+])
+def test_output_targets_are_checked_before_the_import(tmp_path, monkeypatch, capsys, argv):
+    import dnuma.cli.boot
+    import dnuma.cli.snapshot
+
+    def slow(args):
+        raise AssertionError("the machine was built before the output was checked")
+    for mod in (dnuma.cli.boot, dnuma.cli.snapshot):
+        monkeypatch.setattr(mod, "host_import", slow)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "F").write_text("mine")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("does not exist" in err or "not a directory" in err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["F"]

@@ -366,3 +366,18 @@ push = 3
         managed = int(m.S.zone_managed[nid * MAX_NR_ZONES:(nid + 1) * MAX_NR_ZONES].sum())
         line = read(final, f"{NODE_DIR}/node{nid}/meminfo").splitlines()[0]
         assert line.split()[3] == str(managed * 4)
+
+
+def test_check_sysroot_target(tmp_path):
+    from dnuma.io.export import check_sysroot_target
+
+    assert check_sysroot_target(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SysrootError, match=r"--sysroot .*f: not a directory"):
+        check_sysroot_target(tmp_path / "f", "--sysroot ")
+    with pytest.raises(SysrootError, match=r"f/x: cannot create: .*f is not a directory"):
+        check_sysroot_target(tmp_path / "f" / "x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep.txt").write_text("")
+    with pytest.raises(SysrootError, match=r"not a sysroot \(holds keep\.txt\)"):
+        check_sysroot_target(tmp_path / "d")

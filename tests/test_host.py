@@ -194,7 +194,20 @@ def _copy(tmp_path: Path, host_snapshot: Path) -> Path:
     ("iomem", "00000000-00000fff : Reserved\n", "no 'System RAM'"),
     ("iomem", "zz-1 : System RAM\n", "iomem:1: cannot parse"),
     ("zoneinfo", "Node 0, zone DMA\n  pages free     x1\n", "zoneinfo:2: pages free"),
-    ("buddyinfo", "Node 0, zone DMA 1 2 x\n", "buddyinfo:1: cannot parse"),
+    ("buddyinfo", "Node 0, zone DMA 1 2 x\n", "buddyinfo:1: node 0 DMA: cannot parse the count "
+                                             "of order 2: 'x'"),
+    ("buddyinfo", "Node 0, zone DMA 0 0 0 0 0 0 0 0 0 0 9\n",
+     "buddyinfo:1: node 0 DMA: 9216 free pages .* more than the zone's managed 3840"),
+    ("buddyinfo", "Node 0, zone DMA 0 0 0\n", "buddyinfo:1: node 0 DMA: 3 orders, expected 11"),
+    ("buddyinfo", "Node 7, zone DMA 0 0 0 0 0 0 0 0 0 0 0\n", "buddyinfo:1: node 7 DMA: no such"),
+    ("iomem", "00001000-0009ffff : System RAM\n00010000-0001ffff : System RAM\n",
+     "iomem:2: System RAM pfns .* overlaps line 1"),
+    ("iomem", "00001000-fffffffffffff : System RAM\n", "iomem:1: .*beyond the model's limit"),
+    ("zoneinfo", "Node 0, zone DMA\n  pages free 1\n  spanned 2\n  present 3\n  managed 1\n"
+                 "  start_pfn: 1\n", "zoneinfo:4: node 0 DMA: present 3 is more than spanned 2"),
+    ("zoneinfo", "", "zoneinfo: no 'Node N, zone NAME' lines"),
+    ("sys/devices/system/cpu/possible", "0-262143\n", "262143 is beyond NR_CPUS"),
+    ("sys/devices/system/node/online", "0-99999\n", "99999 is beyond MAX_NUMNODES"),
 ])
 def test_bad_files(tmp_path, name, text, msg, host_snapshot):
     d = _copy(tmp_path, host_snapshot)

@@ -401,8 +401,8 @@ def test_missing_file(tmp_path):
         with pytest.raises(SnapshotError, match=r"nope\.snap: no such snapshot file"):
             fn(tmp_path / "nope.snap")
     assert os.listdir(tmp_path) == []
-    with pytest.raises(SnapshotError, match="cannot read snapshot"):
-        load_snapshot(tmp_path)  # a directory
+    with pytest.raises(SnapshotError, match="a directory, not a regular file"):
+        load_snapshot(tmp_path)
 
 
 def test_save_errors_leave_nothing(good, tmp_path, monkeypatch):
@@ -455,3 +455,52 @@ def test_inflate_checks_the_size():
         inflate(b"not zlib at all", 10)
     with pytest.raises(SnapshotError, match="expected 100"):
         inflate(z + b"junk", 100)
+
+
+def test_load_refuses_a_fifo_without_opening_it(tmp_path):
+    """Opening a FIFO with no writer would block: it is refused from its stat."""
+    os.mkfifo(tmp_path / "p")
+    for fn in (load_snapshot, read_snapshot_meta):
+        with pytest.raises(SnapshotError, match="p: a FIFO, not a regular file"):
+            fn(tmp_path / "p")
+
+
+def test_save_replaces_only_a_regular_file(good, tmp_path):
+    """A directory, a FIFO, a symlink to a device: refused, left as they were;
+    a symlink to a regular file: the file is replaced, the link kept."""
+    m = load_snapshot(_write(tmp_path / "ok.snap", good[0]))
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "p")
+    os.symlink("/dev/null", tmp_path / "null")
+    for name, what in (("d", "a directory"), ("p", "a FIFO"), ("null", "a character device")):
+        before = os.lstat(tmp_path / name)
+        with pytest.raises(SnapshotError, match=f"{name}: cannot save snapshot: {what} is there"):
+            save_snapshot(m, tmp_path / name)
+        after = os.lstat(tmp_path / name)
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino)
+    assert sorted(os.listdir(tmp_path)) == ["d", "null", "ok.snap", "p"]
+    os.symlink("ok.snap", tmp_path / "link")
+    save_snapshot(m, tmp_path / "link")
+    assert os.path.islink(tmp_path / "link")
+    assert load_snapshot(tmp_path / "ok.snap").max_pfn == m.max_pfn
+
+
+def test_check_save_target(tmp_path):
+    from dnuma.io.snapshot import check_save_target
+
+    assert check_save_target(tmp_path / "new.snap") == tmp_path / "new.snap"
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SnapshotError, match=r"--save .*f/x\.snap: cannot save snapshot: .*f is "
+                                            r"not a directory"):
+        check_save_target(tmp_path / "f" / "x.snap", "--save ")
+    with pytest.raises(SnapshotError, match=r"directory .*nodir does not exist"):
+        check_save_target(tmp_path / "nodir" / "x.snap")
+
+
+def test_huge_declared_array_is_refused_before_allocating(good, tmp_path):
+    big = 1 << 40
+
+    def huge(d):
+        e = entry(d, "layout0.starts")
+        e.update(shape=[big], nbytes=8 * big, codec="zlib")
+    assert_load_fails(tmp_path, with_doc(good[0], huge), r"declares 8796093022208 bytes")

@@ -8,16 +8,29 @@ import time
 from typing import Any
 
 from .common import print_json
-from .machine import add_export_options, add_sources, host_import, model_facts, write_exports
+from .machine import (
+    add_export_options,
+    add_sources,
+    check_outputs,
+    host_import,
+    model_facts,
+    write_exports,
+)
 
 
 def format_zones(rows: list[dict[str, Any]]) -> str:
-    """The host-vs-model table of :func:`dnuma.io.host.compare_zones`."""
+    """The host-vs-model table of :func:`dnuma.io.host.compare_zones`: two
+    header lines, the zoneinfo field over its host and model columns (pages;
+    ``pages free`` is NR_FREE_PAGES, the buddy lists only)."""
     keys = ("start_pfn", "spanned", "present", "managed", "free")
-    out = [f"{'node':>4} {'zone':>7} " + " ".join(f"{k + ' host':>14} {'model':>9}" for k in keys)]
+    heads = ("start_pfn", "spanned", "present", "managed", "pages free")
+    w = max(9, *(len(str(r[k][side])) for r in rows for k in keys for side in ("host", "model")))
+    cell = 2 * w + 1
+    out = [(" " * 13 + "".join(f"  {h:^{cell}}" for h in heads)).rstrip(),
+           f"{'node':>4} {'zone':>7} " + "".join(f"  {'host':>{w}} {'model':>{w}}" for _ in keys)]
     for r in rows:
-        out.append(f"{r['node']:>4} {r['zone']:>7} " + " ".join(
-            f"{r[k]['host']:>14} {r[k]['model']:>9}" for k in keys))
+        out.append(f"{r['node']:>4} {r['zone']:>7} " + "".join(
+            f"  {r[k]['host']:>{w}} {r[k]['model']:>{w}}" for k in keys))
     for r in rows:
         if "nr_free" in r:
             out.append(f"free blocks by order, node {r['node']} {r['zone']}:")
@@ -28,6 +41,7 @@ def format_zones(rows: list[dict[str, Any]]) -> str:
 
 def _cmd_boot(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    check_outputs(args)  # before the (slow) import
     res = host_import(args)
     secs = time.perf_counter() - t0
     m = res.machine

@@ -66,20 +66,42 @@ def host_import(args: argparse.Namespace) -> ImportResult:
 
 
 def model_facts(m: Machine) -> dict[str, Any]:
-    """A short JSON-able description of a model machine's state (pages)."""
+    """A short JSON-able description of a model machine's state, in pages.
+
+    ``free`` is NR_FREE_PAGES as the kernel counts it (MemFree of
+    /proc/meminfo, per node the node's meminfo): pages on the buddy lists,
+    not those on the per-cpu lists, which ``pcp`` counts; ``free_incl_pcp``
+    is their sum (every page an allocation could get)."""
     nodes = {}
     for nid in m.for_each_online_node():
         pg = m.NODE_DATA(nid)
         nodes[str(nid)] = {"present": pg.node_present_pages, "managed": pg.node_managed_pages,
                            "free": pg.nr_free_pages}
+    pcp = m.pages_on_pcp()
+    free_incl_pcp = m.nr_free_pages()
     return {"pfns": m.max_pfn, "cpus": m.nr_cpus, "seq": m.seq, "nodes": nodes,
-            "present": m.total_present_pages, "free": m.nr_free_pages(),
+            "present": m.total_present_pages, "free": free_incl_pcp - pcp, "pcp": pcp,
+            "free_incl_pcp": free_incl_pcp,
             "allocated": int(m.allocated_mask().sum()), "misplaced": m.misplaced_pages()}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """--save and --sysroot (where given) checked before the slow part: a
+    missing folder or a non-file in the way fails first (one line, exit 2)."""
+    if getattr(args, "save", None):
+        from ..io.snapshot import check_save_target
+
+        check_save_target(args.save, "--save ")
+    if getattr(args, "sysroot", None):
+        from ..io.export import check_sysroot_target
+
+        check_sysroot_target(args.sysroot, "--sysroot ")
 
 
 def write_exports(m: Machine, args: argparse.Namespace, quiet: bool) -> dict[str, str]:
     """--save and --sysroot of boot and snapshot load: what was written."""
     done: dict[str, str] = {}
+    check_outputs(args)
     if getattr(args, "save", None):
         from ..io.snapshot import save_snapshot
 

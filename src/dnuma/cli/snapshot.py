@@ -10,6 +10,7 @@ from .common import print_json
 from .machine import (
     add_export_options,
     add_sources,
+    check_outputs,
     host_import,
     model_facts,
     scenario_machine,
@@ -18,9 +19,10 @@ from .machine import (
 
 
 def _cmd_save(args: argparse.Namespace) -> int:
-    from ..io.snapshot import save_snapshot
+    from ..io.snapshot import check_save_target, save_snapshot
 
     t0 = time.perf_counter()
+    check_save_target(args.file)  # before the (slow) machine is built
     if args.scenario:
         from ..sim.scenario import load_scenario
 
@@ -41,6 +43,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
     from ..io.snapshot import load_snapshot
 
     t0 = time.perf_counter()
+    check_outputs(args)
     m = load_snapshot(args.file)
     secs = time.perf_counter() - t0
     if args.check:
@@ -53,11 +56,13 @@ def _cmd_load(args: argparse.Namespace) -> int:
                     "outputs": write_exports(m, args, True)})
         return 0
     print(f"loaded {args.file} in {secs:.2f} s: {facts['pfns']} pfns, layout seq "
-          f"{facts['seq']}, {facts['free']} free, {facts['allocated']} allocated, "
-          f"{facts['misplaced']} misplaced" + (" (invariants hold)" if args.check else ""))
+          f"{facts['seq']}" + (" (invariants hold)" if args.check else ""))
+    print(f"  pages: {facts['free']} free (buddy), {facts['pcp']} on pcp lists, "
+          f"{facts['free_incl_pcp']} free incl. pcp, {facts['allocated']} allocated, "
+          f"{facts['misplaced']} misplaced")
     for nid, n in facts["nodes"].items():
         print(f"  node {nid}: present {n['present']}, managed {n['managed']}, "
-              f"free {n['free']}")
+              f"free (buddy) {n['free']}")
     write_exports(m, args, False)
     return 0
 

@@ -103,6 +103,30 @@ class SysrootError(DnumaError):
     """A sysroot that cannot be written (names the folder and why)."""
 
 
+def check_sysroot_target(root: str | Path, what: str = "") -> Path:
+    """``root`` as a Path if :func:`write_sysroot` may write there: absent (with
+    a directory, or nothing but directories, above it), or a directory
+    holding only ``sys`` and ``proc``.  Raises SysrootError (``what``, e.g.
+    ``--sysroot ``, before the path) otherwise.  Cheap: commands call it
+    before they build a machine."""
+    root = Path(root)
+    for up in root.absolute().parents:
+        if up.exists():
+            if not up.is_dir():
+                raise SysrootError(f"{what}{root}: cannot create: {up} is not a directory")
+            if not os.access(up, os.W_OK | os.X_OK):
+                raise SysrootError(f"{what}{root}: cannot create: {up} is not writable")
+            break
+    if root.exists() and not root.is_dir():
+        raise SysrootError(f"{what}{root}: not a directory, not a sysroot; refusing to "
+                           "replace it")
+    extra = _foreign(root)
+    if extra is not None:
+        raise SysrootError(f"{what}{root}: not a sysroot (holds {', '.join(extra[:5])}); "
+                           "refusing to replace it")
+    return root
+
+
 def _foreign(root: Path) -> list[str] | None:
     """What in ``root`` a sysroot would not hold: None when ``root`` is absent,
     empty or holds only ``sys`` and ``proc``; ``[root]`` for a non-directory."""
@@ -127,11 +151,7 @@ def write_sysroot(m: Machine, root: str | Path,
     be written.
     ``debugfs``: the machine's memlayout directory (for its user files).
     """
-    root = Path(root)
-    extra = _foreign(root)
-    if extra is not None:
-        raise SysrootError(f"{root}: not a sysroot (holds {', '.join(extra[:5])}); "
-                           "refusing to replace it")
+    root = check_sysroot_target(root)
     tree = build_tree(m, debugfs)
     tag = f"{os.getpid()}-{id(tree):x}"
     tmp = root.parent / f".{root.name}.new-{tag}"
@@ -239,5 +259,5 @@ class SysrootWriter:
         return self._final
 
 
-__all__ = ["PROC_DIR", "SysrootWriter", "Tree", "build_tree", "proc_tree", "safe_name",
-           "write_sysroot"]
+__all__ = ["PROC_DIR", "SysrootWriter", "Tree", "build_tree", "check_sysroot_target",
+           "proc_tree", "safe_name", "write_sysroot"]

@@ -26,6 +26,12 @@ Without kpageflags the model takes ``present - managed`` reserved pages at
 the top of each zone and allocates ``managed - free`` (buddyinfo) order-0
 pages from the zone's bottom, so per-zone free counts match but not their
 orders or places.
+
+Every file is a regular UTF-8 file of at most MAX_TEXT_BYTES; every size
+taken from it is bounded before anything is allocated (RAM below
+MAX_HOST_PFN and MAX_IMPORT_BYTES, CPU ids below NR_CPUS, node ids below
+MAX_NUMNODES, zone counts nested, buddyinfo within the zone's managed
+pages); a violation raises HostImportError naming the file and line.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import itertools
 import lzma
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from ..mm.constants import (
+    MAX_MAX_NUMNODES,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
@@ -70,6 +78,13 @@ KPF_HWPOISON = 19
 KPF_NOPAGE = 20
 KPF_RESERVED = 32
 
+# Bounds on what a host tree may declare, checked before anything is allocated.
+MAX_HOST_PFN = 1 << 31  # pfns: the model's limit (int32 pfn lists), 8 TiB of 4 KiB pages
+NR_CPUS = 8192  # CPU ids: x86_64's largest CONFIG_NR_CPUS (MAXSMP)
+MAX_NUMNODES = MAX_MAX_NUMNODES  # node ids: 1 << NODES_SHIFT with CONFIG_NODES_SHIFT=10
+MAX_TEXT_BYTES = 64 << 20  # bytes: the largest /proc or /sys text file read
+MAX_IMPORT_BYTES = 16 << 30  # bytes: the most an import may allocate (host arrays + model)
+IMPORT_BYTES_PER_PFN = 64  # bytes: what an import allocates per pfn (measured: ~55 with kpageflags)
 
 
 class HostImportError(DnumaError, ValueError):
@@ -82,6 +97,7 @@ class HostZone:
 
     nid: int
     name: str
+    line: int = 0  # zoneinfo line of the zone's header (1-based)
     start_pfn: int = 0
     spanned: int = 0
     present: int = 0
@@ -109,8 +125,15 @@ class HostFacts:
 
 
 # ------------------------------------------------------------------ parsers
-def parse_cpulist(text: str, where: str) -> list[int]:
-    """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11] (the kernel's ``%*pbl``)."""
+def parse_cpulist(text: str, where: str, limit: int = NR_CPUS,
+                  limit_name: str = "NR_CPUS") -> list[int]:
+    """``0-3,8,10-11`` -> [0, 1, 2, 3, 8, 10, 11] (the kernel's ``%*pbl``);
+    every id below ``limit`` (checked before the list is expanded)."""
+    for part in text.strip().split(",") if text.strip() else []:
+        for num in part.strip().partition("-")[::2]:
+            if num.strip().isdigit() and int(num) >= limit:
+                raise HostImportError(f"{where}: {text.strip()!r}: id {int(num)} is beyond "
+                                      f"{limit_name} ({limit})")
     try:
         return bitmap_parselist(text)
     except ValueError as exc:
@@ -121,18 +144,29 @@ def parse_iomem(text: str, where: str, page_shift: int = 12) -> list[tuple[int, 
     """Top-level ``System RAM`` lines -> [(start_pfn, end_pfn)), whole pages only
     (memblock trims partial pages at both ends)."""
     out: list[tuple[int, int]] = []
+    lines: list[int] = []
     for i, line in enumerate(text.splitlines(), 1):
         if line.startswith(" ") or ": System RAM" not in line:
             continue
-        mt = re.match(r"([0-9a-fA-F]+)-([0-9a-fA-F]+) : System RAM", line)
+        mt = re.match(r"([0-9a-fA-F]{1,16})-([0-9a-fA-F]{1,16}) : System RAM", line)
         if not mt:
             raise HostImportError(f"{where}:{i}: cannot parse {line!r}")
         a, b = int(mt.group(1), 16), int(mt.group(2), 16) + 1
         if b <= a:
             raise HostImportError(f"{where}:{i}: empty range {line!r}")
         s, e = -(-a >> page_shift), b >> page_shift
+        if e > MAX_HOST_PFN:
+            raise HostImportError(f"{where}:{i}: System RAM {line.split(' :')[0]} ends at pfn "
+                                  f"{e:#x}, beyond the model's limit of pfn {MAX_HOST_PFN:#x}")
         if e > s:
             out.append((s, e))
+            lines.append(i)
+    order = sorted(range(len(out)), key=lambda k: out[k])
+    for k0, k1 in itertools.pairwise(order):
+        if out[k1][0] < out[k0][1]:
+            raise HostImportError(f"{where}:{lines[k1]}: System RAM pfns [{out[k1][0]:#x}, "
+                                  f"{out[k1][1]:#x}) overlaps line {lines[k0]} "
+                                  f"[{out[k0][0]:#x}, {out[k0][1]:#x})")
     if not out:
         raise HostImportError(f"{where}: no 'System RAM' ranges (addresses are shown to root only)")
     if all(s == 0 for s, _ in out) and len(out) > 1:
@@ -143,41 +177,97 @@ def parse_iomem(text: str, where: str, page_shift: int = 12) -> list[tuple[int, 
 _ZONE_HDR = re.compile(r"^Node (\d+), zone\s+(\S+)")
 
 
+_ZONE_KEYS = {"pages free": "free", "spanned": "spanned", "present": "present",
+              "managed": "managed", "start_pfn:": "start_pfn"}
+
+
 def parse_zoneinfo(text: str, where: str) -> list[HostZone]:
-    """/proc/zoneinfo -> zones (pages free, spanned, present, managed, start_pfn)."""
+    """/proc/zoneinfo -> zones (pages free, spanned, present, managed, start_pfn).
+
+    Every zone needs pages free, spanned, present and managed, a populated one
+    also start_pfn (zoneinfo_show_print() stops early for an empty zone); the
+    counts must nest (managed <= present <= spanned) and the span end below
+    :data:`MAX_HOST_PFN`."""
     zones: list[HostZone] = []
-    keys = {"pages free": "free", "spanned": "spanned", "present": "present",
-            "managed": "managed", "start_pfn:": "start_pfn"}
+    seen: list[dict[str, int]] = []  # per zone: key -> line
     for i, line in enumerate(text.splitlines(), 1):
         mt = _ZONE_HDR.match(line)
         if mt:
-            zones.append(HostZone(int(mt.group(1)), mt.group(2)))
+            nid = int(mt.group(1))
+            if nid >= MAX_NUMNODES:
+                raise HostImportError(f"{where}:{i}: node {nid} is beyond MAX_NUMNODES "
+                                      f"({MAX_NUMNODES})")
+            zones.append(HostZone(nid, mt.group(2), line=i))
+            seen.append({})
             continue
         s = line.strip()
-        for k, attr in keys.items():
+        for k, attr in _ZONE_KEYS.items():
             if s.startswith(k + " ") or s.startswith(k + "\t"):
                 if not zones:
                     raise HostImportError(f"{where}:{i}: {k!r} before any 'Node N, zone' line")
                 val = s[len(k):].strip()
-                if not val.isdigit():
+                if not val.isdigit() or len(val) > 20:
                     raise HostImportError(f"{where}:{i}: {k}: expected a number, got {val!r}")
+                if int(val) > MAX_HOST_PFN:
+                    raise HostImportError(f"{where}:{i}: node {zones[-1].nid} "
+                                          f"{zones[-1].name}: {k} {val} pages reaches beyond "
+                                          f"the model's limit of pfn {MAX_HOST_PFN:#x}")
                 setattr(zones[-1], attr, int(val))
+                seen[-1].setdefault(attr, i)
     if not zones:
         raise HostImportError(f"{where}: no 'Node N, zone NAME' lines")
+    for z, keys in zip(zones, seen, strict=True):
+        _check_zone(z, keys, where)
     return zones
+
+
+def _check_zone(z: HostZone, keys: dict[str, int], where: str) -> None:
+    """The counts of one parsed zone present and nested (HostImportError)."""
+    name = f"node {z.nid} {z.name}"
+    need = ["free", "spanned", "present", "managed"] + (["start_pfn"] if z.present else [])
+    for attr in need:
+        if attr not in keys:
+            key = next(k for k, a in _ZONE_KEYS.items() if a == attr).rstrip(":")
+            raise HostImportError(f"{where}:{z.line}: {name}: no {key!r} line")
+    line = keys.get
+
+    def bad(attr: str, msg: str) -> HostImportError:
+        return HostImportError(f"{where}:{line(attr, z.line)}: {name}: {msg}")
+    if z.start_pfn + z.spanned > MAX_HOST_PFN:
+        raise bad("spanned", f"spanned {z.spanned} pages from pfn {z.start_pfn:#x} reaches "
+                             f"beyond the model's limit of pfn {MAX_HOST_PFN:#x}")
+    if z.present > z.spanned:
+        raise bad("present", f"present {z.present} is more than spanned {z.spanned}")
+    if z.managed > z.present:
+        raise bad("managed", f"managed {z.managed} is more than present {z.present}")
 
 
 def parse_buddyinfo(text: str, where: str) -> dict[tuple[int, str], list[int]]:
     """/proc/buddyinfo -> {(nid, zone): nr_free per order}."""
-    out: dict[tuple[int, str], list[int]] = {}
+    return {k: v for k, (_i, v) in _buddyinfo_lines(text, where).items()}
+
+
+def _buddyinfo_lines(text: str, where: str) -> dict[tuple[int, str], tuple[int, list[int]]]:
+    """/proc/buddyinfo -> {(nid, zone): (line, nr_free per order)}; counts are
+    whole numbers below :data:`MAX_HOST_PFN`, a zone appears once."""
+    out: dict[tuple[int, str], tuple[int, list[int]]] = {}
     for i, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         mt = _ZONE_HDR.match(line)
         rest = line[mt.end():].split() if mt else []
-        if not mt or not rest or not all(x.isdigit() for x in rest):
-            raise HostImportError(f"{where}:{i}: cannot parse {line!r}")
-        out[(int(mt.group(1)), mt.group(2))] = [int(x) for x in rest]
+        if not mt or not rest:
+            raise HostImportError(f"{where}:{i}: cannot parse {line!r} (expected 'Node N, "
+                                  f"zone NAME' and a count per order)")
+        key = (int(mt.group(1)), mt.group(2))
+        name = f"node {key[0]} {key[1]}"
+        for o, x in enumerate(rest):
+            if not x.isdigit() or len(x) > 20 or int(x) > MAX_HOST_PFN:
+                raise HostImportError(f"{where}:{i}: {name}: cannot parse the count of order "
+                                      f"{o}: {x!r} is not a number of free blocks")
+        if key in out:
+            raise HostImportError(f"{where}:{i}: {name} again (first on line {out[key][0]})")
+        out[key] = (i, [int(x) for x in rest])
     return out
 
 
@@ -214,17 +304,42 @@ def _read(root: Path, name: str, required: bool = True) -> tuple[str, str] | Non
     p = _find(root, name)
     if p is None:
         if required:
-            raise HostImportError(f"{root}: no proc/{name} or {name}")
+            raise HostImportError(f"{root}: no proc/{name} or {name} (no such file)")
         return None
     return _text(p), str(p)
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (``a FIFO``, ``a directory``...)."""
+    return next((what for test, what in _KINDS if test(mode)), "not a file")
+
+
 def _text(p: Path) -> str:
-    """A file's text, or a HostImportError naming it."""
+    """A regular file's UTF-8 text (at most :data:`MAX_TEXT_BYTES`), or a
+    HostImportError naming it.  /proc and /sys files are regular files: a
+    FIFO or a device is refused before it is opened."""
     try:
-        return p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HostImportError(f"{p}: {getattr(exc, 'strerror', None) or exc}") from None
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise HostImportError(f"{p}: {file_kind(st.st_mode)}, not a regular file")
+        with open(p, "rb") as f:
+            raw = f.read(MAX_TEXT_BYTES + 1)
+    except OSError as exc:
+        raise HostImportError(f"{p}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_TEXT_BYTES:
+        raise HostImportError(f"{p}: larger than {MAX_TEXT_BYTES >> 20} MiB, not a /proc or "
+                              f"/sys text file")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise HostImportError(f"{p}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                              f"offset {exc.start})") from None
 
 
 def _listdir(p: Path) -> list[str]:
@@ -237,8 +352,12 @@ def _listdir(p: Path) -> list[str]:
 def read_kpageflags(root: Path, nr_pfns: int) -> tuple[np.ndarray | None, str]:
     """One u64 per pfn for [0, nr_pfns), from proc/kpageflags or
     kpageflags.bin[.xz]; (None, why) where there is none readable."""
+    if nr_pfns > MAX_HOST_PFN:
+        raise HostImportError(f"{root}: {nr_pfns:#x} pfns of kpageflags is beyond the model's "
+                              f"limit of {MAX_HOST_PFN:#x}")
     for p in (root / "proc" / "kpageflags", root / "kpageflags"):
         if p.exists():
+            _regular(p)
             try:
                 with open(p, "rb") as f:
                     raw = f.read(nr_pfns * 8)
@@ -248,13 +367,27 @@ def read_kpageflags(root: Path, nr_pfns: int) -> tuple[np.ndarray | None, str]:
     for name, opener in (("kpageflags.bin.xz", lzma.open), ("kpageflags.bin", open)):
         p = root / name
         if p.exists():
+            _regular(p)
             try:
                 with opener(p, "rb") as f:
                     raw = f.read(nr_pfns * 8)
+            except EOFError:  # lzma: the stream ends before its end marker
+                raise HostImportError(f"{p}: truncated xz stream (it ends before its "
+                                      f"end-of-stream marker)") from None
             except (OSError, lzma.LZMAError) as exc:
-                raise HostImportError(f"{p}: {exc}") from None
+                raise HostImportError(f"{p}: {getattr(exc, 'strerror', None) or exc}") from None
             return _u64(raw, nr_pfns, str(p)), str(p)
     return None, "no proc/kpageflags or kpageflags.bin[.xz]"
+
+
+def _regular(p: Path) -> None:
+    """HostImportError unless ``p`` is a regular file (a FIFO would block)."""
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        raise HostImportError(f"{p}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise HostImportError(f"{p}: {file_kind(mode)}, not a regular file")
 
 
 def _u64(raw: bytes, nr_pfns: int, where: str) -> np.ndarray:
@@ -270,7 +403,58 @@ def _node_dirs(root: Path) -> list[int]:
     d = root / NODE_DIR
     if not d.is_dir():
         return []
-    return sorted(int(n[4:]) for n in _listdir(d) if n.startswith("node") and n[4:].isdigit())
+    nodes = sorted(int(n[4:]) for n in _listdir(d) if n.startswith("node") and n[4:].isdigit())
+    if nodes and nodes[-1] >= MAX_NUMNODES:
+        raise HostImportError(f"{d / f'node{nodes[-1]}'}: node {nodes[-1]} is beyond "
+                              f"MAX_NUMNODES ({MAX_NUMNODES})")
+    return nodes
+
+
+def _available_bytes() -> int | None:
+    """MemAvailable of the machine running dnuma, in bytes (None if unknown)."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) << 10
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_memory(end_pfn: int, where: str) -> None:
+    """Refuse RAM up to ``end_pfn`` whose import would need more than
+    :data:`MAX_IMPORT_BYTES` or the memory available, before allocating."""
+    need = end_pfn * IMPORT_BYTES_PER_PFN
+    avail = _available_bytes()
+    for limit, what in ((MAX_IMPORT_BYTES, "the import cap (host.MAX_IMPORT_BYTES)"),
+                        (avail, "the memory available")):
+        if limit is not None and need > limit:
+            raise HostImportError(f"{where}: System RAM up to pfn {end_pfn:#x} would need "
+                                  f"about {need:,} bytes to import ({IMPORT_BYTES_PER_PFN} a "
+                                  f"pfn), more than {limit:,} bytes of {what}")
+
+
+def _buddyinfo_into(zones: list[HostZone], text: str, where: str) -> None:
+    """Set each zone's ``nr_free`` from /proc/buddyinfo: one count per order
+    (NR_PAGE_ORDERS of them), a zone zoneinfo has, and no more free pages
+    than the zone's managed pages."""
+    by_key = {(z.nid, z.name): z for z in zones}
+    orders = X86_64.nr_page_orders
+    for key, (i, counts) in _buddyinfo_lines(text, where).items():
+        name = f"node {key[0]} {key[1]}"
+        z = by_key.get(key)
+        if z is None:
+            raise HostImportError(f"{where}:{i}: {name}: no such zone in zoneinfo")
+        if len(counts) != orders:
+            raise HostImportError(f"{where}:{i}: {name}: {len(counts)} orders, expected "
+                                  f"{orders} (NR_PAGE_ORDERS, orders 0-{orders - 1})")
+        free = sum(c << o for o, c in enumerate(counts))
+        if free > z.managed:
+            raise HostImportError(f"{where}:{i}: {name}: {free} free pages (nr_free << order "
+                                  f"summed), more than the zone's managed {z.managed} "
+                                  f"(zoneinfo)")
+        z.nr_free = counts
 
 
 def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> HostFacts:
@@ -281,13 +465,14 @@ def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> Ho
     notes: list[str] = []
     text, where = _read(r, "iomem")  # type: ignore[misc]
     ram = parse_iomem(text, where)
+    _check_memory(max(e for _s, e in ram), where)
     text, where = _read(r, "zoneinfo")  # type: ignore[misc]
     zones = parse_zoneinfo(text, where)
+    if not any(z.present for z in zones):
+        raise HostImportError(f"{where}: no zone has present pages")
     bi = _read(r, "buddyinfo", required=False)
     if bi is not None:
-        free = parse_buddyinfo(*bi)
-        for z in zones:
-            z.nr_free = free.get((z.nid, z.name))
+        _buddyinfo_into(zones, *bi)
     pt = _read(r, "pagetypeinfo", required=False)
     if pt is not None:
         blocks = parse_pagetypeinfo_blocks(*pt)
@@ -297,7 +482,8 @@ def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> Ho
     nodes = _node_dirs(r)
     def _list(name: str, default: list[int]) -> list[int]:
         p = r / NODE_DIR / name
-        return parse_cpulist(_text(p), str(p)) if p.exists() else default
+        return parse_cpulist(_text(p), str(p), MAX_NUMNODES, "MAX_NUMNODES") \
+            if p.exists() else default
 
     if not nodes:
         nodes = sorted({z.nid for z in zones})
@@ -576,7 +762,18 @@ class ImportResult:
 
 def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
                    max_numnodes: int | None = None) -> ImportResult:
-    """Boot a model from a host tree; see the module docstring for the rules."""
+    """Boot a model from a host tree; see the module docstring for the rules.
+    Every size is bounded by the files' checks (:data:`MAX_HOST_PFN`,
+    :data:`NR_CPUS`, :data:`MAX_NUMNODES`); a machine that still does not fit
+    in this machine's memory raises HostImportError too."""
+    try:
+        return _boot_from_host(root, kpageflags, max_numnodes)
+    except MemoryError:
+        raise HostImportError(f"{root}: not enough memory to model this host") from None
+
+
+def _boot_from_host(root: str | os.PathLike[str], kpageflags: bool,
+                    max_numnodes: int | None) -> ImportResult:
     f = read_host(root, kpageflags=kpageflags)
     ram = _ram_by_node(f)
     nids = sorted({n for *_r, n in ram} | set(f.cpu_to_node) | set(f.possible))
@@ -584,6 +781,11 @@ def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
     end = max(e for _s, e, _n in ram)
     sec = profile.pages_per_section
     npfn = -(-end // sec) * sec
+    for z in f.zones:
+        if z.present and z.start_pfn + z.spanned > npfn:
+            raise HostImportError(f"{f.source}: zoneinfo line {z.line}: node {z.nid} {z.name} "
+                                  f"spans to pfn {z.start_pfn + z.spanned:#x}, beyond the "
+                                  f"System RAM of iomem (pfn {end:#x})")
     present = np.zeros(npfn, dtype=bool)
     nid = np.zeros(npfn, dtype=np.int16)
     for s, e, n in ram:
