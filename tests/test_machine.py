@@ -167,13 +167,16 @@ def test_bad_frees_raise_and_change_nothing(m128, unchanged):
         m.free_pages(p, 2)
 
 
-def test_bad_alloc_arguments(m128):
-    with pytest.raises(AllocArgError):
-        m128.alloc_pages(11)
-    with pytest.raises(AllocArgError):
-        m128.alloc_pages(0, cpu=8)
-    with pytest.raises(AllocArgError):
-        m128.alloc_pages(0, nid=64)
+def test_bad_alloc_arguments(m128, unchanged):
+    with unchanged(m128):
+        with pytest.raises(AllocArgError, match=r"order: 11 outside \[0, 10\]"):
+            m128.alloc_pages(11)
+        with pytest.raises(AllocArgError, match=r"cpu: 8 outside \[0, 8\)"):
+            m128.alloc_pages(0, cpu=8)
+        with pytest.raises(AllocArgError, match=r"nid: 64 outside \[0, 64\)"):
+            m128.alloc_pages(0, nid=64)
+        with pytest.raises(AllocArgError, match="order: expected an integer, got float"):
+            m128.alloc_pages(1.5)
 
 
 @pytest.mark.parametrize("kw, words", [
@@ -184,6 +187,12 @@ def test_bad_alloc_arguments(m128):
     (dict(ram=((0, 100, 0),), cpu_to_node=()), "at least one CPU"),
     (dict(ram=((0, 100, 0),), cpu_to_node=(0,), max_numnodes=2000), "max_numnodes"),
     (dict(ram=((0, 100, 0),), cpu_to_node=(0,), distance=((10, 5), (5, 10))), "distance"),
+    (dict(ram=((0, 100, 0),), cpu_to_node=(0,), distance=((10, 20), (20,))), "row 1"),
+    (dict(ram=((0, 100, 0),), cpu_to_node=(0,), distance=((10, 20), (21, 10))), "symmetric"),
+    (dict(ram=((0, 100, 0),), cpu_to_node=(0,) * 8193), r"\[1, 8192\] \(NR_CPUS\)"),
+    (dict(ram=((0, 100.0, 0),), cpu_to_node=(0,)), "ram range #0: expected integers"),
+    (dict(ram=((0, 4096, 0),), cpu_to_node=(0,), min_free_kbytes=16385),
+     r"min_free_kbytes: 16385 outside \[0, 16384\]"),
 ])
 def test_bad_configs(kw, words):
     with pytest.raises(ConfigError, match=words):
@@ -192,8 +201,10 @@ def test_bad_configs(kw, words):
 
 def test_parse_size():
     assert parse_size("128M") == 128 << 20 and parse_size("1TiB") == 1 << 40
-    with pytest.raises(ConfigError):
-        parse_size("lots")
+    assert parse_size(4096) == 4096
+    for bad in ("lots", 1.5e9, float("nan"), -1, True, "9" * 30):
+        with pytest.raises(ConfigError, match="size"):
+            parse_size(bad)
 
 
 def test_holes_reserved_and_distances():

@@ -551,6 +551,7 @@ class Machine:
         arrays) go into a new KState bundle."""
         self.effective = ml
         a = self._arrays
+        self._max_pfn = int(a["params"][_st.P_MAX_PFN])  # read-only: a plain int for checks
         a.update(ml_tbl=ml.table, ml_starts=ml.starts, ml_ends=ml.ends, ml_nids=ml.nids)
         self.S = _st.KState(**a)
 
@@ -673,8 +674,8 @@ class Machine:
         block of exactly that order (an integer in [0, MAX_PAGE_ORDER]);
         AllocArgError for a bad ``cpu``.
         """
-        if type(pfn) is not int or not 0 <= pfn < self.max_pfn:
-            pfn = check_int("pfn", pfn, 0, self.max_pfn, BadFreeError,
+        if type(pfn) is not int or not 0 <= pfn < self._max_pfn:
+            pfn = check_int("pfn", pfn, 0, self._max_pfn, BadFreeError,
                             " (the machine's pfns)")
         order = self._check_order(order, BadFreeError)
         cpu = self._check_cpu(cpu)
