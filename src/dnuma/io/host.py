@@ -466,11 +466,13 @@ def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> Ho
     text, where = _read(r, "iomem")  # type: ignore[misc]
     ram = parse_iomem(text, where)
     _check_memory(max(e for _s, e in ram), where)
+    # buddyinfo before zoneinfo: on a live host managed only grows (deferred
+    # struct page init), so the free pages read first fit the managed read after
+    bi = _read(r, "buddyinfo", required=False)
     text, where = _read(r, "zoneinfo")  # type: ignore[misc]
     zones = parse_zoneinfo(text, where)
     if not any(z.present for z in zones):
         raise HostImportError(f"{where}: no zone has present pages")
-    bi = _read(r, "buddyinfo", required=False)
     if bi is not None:
         _buddyinfo_into(zones, *bi)
     pt = _read(r, "pagetypeinfo", required=False)
