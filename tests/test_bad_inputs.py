@@ -12,10 +12,12 @@ Case keys: ``name``, ``kind`` (one of KINDS), ``argv``, ``files`` (name ->
 text), ``setup`` (actions, below), ``stdin`` (text, or ``@NAME`` for a
 file's bytes), ``stdout`` (a path to send stdout to, e.g. /dev/full),
 ``expect``, ``exit``, ``json``, ``timeout``, ``max_rss_mb``, ``root``
-(needs root), ``xfail`` (why the case still fails: a known gap, strict).  Setup actions: ``copy DATA NAME`` (from tests/data),
-``truncate NAME BYTES``, ``bytes NAME HEX``, ``mkdir NAME``, ``gzip NAME`` (NAME.gz beside it), ``fifo NAME
-FROM`` (a FIFO a thread fills with FROM's bytes, once), ``mknod NAME`` (a
-character device like /dev/null), ``xz NAME``.
+(needs root), ``xfail`` (why the case still fails: a known gap, strict).
+Setup actions: ``copy DATA NAME`` (from tests/data), ``unxz DATA NAME``,
+``truncate NAME BYTES``, ``bytes NAME HEX``, ``mkdir NAME``, ``gzip NAME``
+and ``xz NAME`` (NAME.gz / NAME.xz beside it), ``fifo NAME FROM`` (a FIFO a
+thread fills with FROM's bytes, once), ``mknod NAME`` (a character device
+like /dev/null).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def _cases() -> list[Any]:
     out = []
     for f in sorted(CORPUS.glob("*.toml")):
         for case in tomllib.loads(f.read_text())["case"]:
-            marks = [pytest.mark.xfail(reason=case["xfail"], strict=True)] if "xfail" in case else []
+            marks = ([pytest.mark.xfail(reason=case["xfail"], strict=True)]
+                     if "xfail" in case else [])
             out.append(pytest.param(case, id=f"{f.stem}:{case['name']}", marks=marks))
     return out
 

@@ -134,4 +134,4 @@ def test_help_is_argparse_s(capsys):
 
 def test_no_command_is_usage_error(capsys):
     assert main([]) == 2
-    assert capsys.readouterr().out.startswith("usage: dnuma")
+    assert capsys.readouterr().err == "dnuma: error: no COMMAND given (see dnuma --help)\n"

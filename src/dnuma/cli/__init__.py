@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version 0
         return int(exc.code or 0)
     if not getattr(args, "func", None):
-        parser.print_help()
+        print("dnuma: error: no COMMAND given (see dnuma --help)", file=sys.stderr)
         return 2
     try:
         code = int(args.func(args))

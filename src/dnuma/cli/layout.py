@@ -20,26 +20,44 @@ def _machine(args: argparse.Namespace) -> Machine:
         from .machine import scenario_machine
 
         return scenario_machine(load_scenario(args.scenario))
+    from ..mm.errors import ConfigError
     from ..mm.machine import Machine, MachineConfig
 
-    return Machine(MachineConfig.uniform(nodes=args.boot_nodes, mem=args.mem, cpus=1))
+    try:
+        return Machine(MachineConfig.uniform(nodes=args.boot_nodes, mem=args.mem, cpus=1))
+    except ConfigError as exc:
+        raise UsageError(f"--mem {args.mem} --boot-nodes {args.boot_nodes}: {exc}") from None
+
+
+def _nodes_of(flag: str, nodes: list[int], m: Machine) -> list[int]:
+    """``nodes`` checked against the machine's MAX_NUMNODES (for ``flag``)."""
+    maxn = m.config.max_numnodes
+    bad = [n for n in nodes if not 0 <= n < maxn]
+    if bad:
+        raise UsageError(f"{flag}: node {bad[0]} is not possible: outside [0, {maxn}) "
+                         "(this machine's MAX_NUMNODES)")
+    return nodes
 
 
 def _stripe(args: argparse.Namespace, m: Machine) -> MemLayout:
-    from ..mm.memlayout import MemLayout
+    from ..mm.memlayout import PFN_LIMIT, MemLayout
     from ..sim.scenario import parse_id_list
 
     try:
         nodes = parse_id_list(args.nodes)
     except ValueError as exc:
         raise UsageError(f"--nodes: {exc}") from None
-    return MemLayout.stripe(m.ram_ranges(), list(nodes), args.block)
+    if not nodes:
+        raise UsageError("--nodes: no nodes")
+    if not 1 <= args.block < PFN_LIMIT:
+        raise UsageError(f"--block: {args.block} pfns is not in [1, {PFN_LIMIT:#x})")
+    return MemLayout.stripe(m.ram_ranges(), _nodes_of("--nodes", list(nodes), m), args.block)
 
 
 def _push(args: argparse.Namespace, m: Machine) -> MemLayout:
     from ..mm.memlayout import MemLayout
 
-    return MemLayout.push(m.ram_ranges(), args.node)
+    return MemLayout.push(m.ram_ranges(), _nodes_of("--node", [args.node], m)[0])
 
 
 def _show(args: argparse.Namespace, m: Machine) -> MemLayout:

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 def _run(args: argparse.Namespace, scenario_arg: str) -> int:
     from ..sim.scenario import load_scenario
 
+    if args.no_report and args.out != OUT_DEFAULT:
+        raise UsageError(f"--out {args.out}: not allowed with --no-report (which writes no "
+                         "output folder)")
+
     sc = load_scenario(scenario_arg)
     if args.seed is not None:
         sc = replace(sc, seed=args.seed)
@@ -124,6 +128,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.list and args.scenario:
+        raise UsageError(f"run: --list takes no scenario (got {args.scenario!r})")
     if args.list:
         from ..sim.scenario import builtin_scenarios, parse_scenario
 
@@ -190,6 +196,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parsers
+OUT_DEFAULT = "dnuma-out"
+
+
 def seed(text: str) -> int:
     """--seed: an integer in [0, 2**64)."""
     try:
@@ -202,7 +211,7 @@ def seed(text: str) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="dnuma-out", metavar="DIR",
+    p.add_argument("--out", default=OUT_DEFAULT, metavar="DIR",
                    help="output folder: summary.json, metrics.csv, report.html "
                         "(default ./dnuma-out)")
     p.add_argument("--no-report", action="store_true",

@@ -24,6 +24,7 @@ from ..mm.errors import ConfigError, DnumaError
 from ..mm.machine import MachineConfig, parse_size
 from ..mm.memlayout import PFN_LIMIT
 from ..mm.nodemask import bitmap_parselist
+from ..mm.topology import NR_CPUS
 from .events import NS, parse_duration
 from .tasks import TaskSpec
 
@@ -258,10 +259,10 @@ def _machine(at: _At) -> MachineConfig:
         c2n = tuple(at.get("cpu_to_node", list, what="a list of node ids, one per CPU"))
     else:
         if "cpus_per_node" in at.tbl:
-            cpn = at.int_("cpus_per_node", 1, 1, 4096)
+            cpn = at.int_("cpus_per_node", 1, 1, NR_CPUS)
             c2n = tuple(n for n in range(nr_nodes) for _ in range(cpn))
         else:
-            nc = at.int_("cpus", max(1, nr_nodes), 1, 2048)
+            nc = at.int_("cpus", max(1, nr_nodes), 1, NR_CPUS)
             c2n = tuple(min(c * nr_nodes // nc, nr_nodes - 1) for c in range(nc))
     if any(not isinstance(n, int) or not 0 <= n < maxn for n in c2n):
         raise at.fail("cpu_to_node", f"node ids must be in [0, {maxn})")
