@@ -281,6 +281,8 @@ CONFIG_CASES = [
     pytest.param(lambda: boot(config=MachineConfig(_RAM, (0,)), max_numnodes=4),
                  ("config", "not both"), id="boot-config-and-fields"),
     pytest.param(lambda: parse_size(1e9), ("size", "float"), id="parse-size-float"),
+    pytest.param(lambda: boot(2, "16M", 2, min_free_kb=5), ("min_free_kb", "not a machine field"),
+                 id="boot-unknown-field"),
 ]
 
 

@@ -3,6 +3,7 @@ allocator calls, and views.  ``boot()`` is the short way in."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ from .errors import (
     ArgError,
     BadFreeError,
     ConfigError,
+    LayoutError,
     check_bytes,
     check_int,
     check_int_array,
@@ -211,6 +213,11 @@ class MachineConfig:
         and ``cpus`` CPUs evenly."""
         if not isinstance(profile, PageProfile):
             raise ConfigError(f"profile: expected a PageProfile, got {show(profile)}")
+        known = {f.name for f in dataclasses.fields(cls)} - {"ram", "cpu_to_node", "profile"}
+        unknown = sorted(set(kw) - known)
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)}: not a machine field (expected "
+                              f"{', '.join(sorted(known))})")
         maxn = check_int("max_numnodes", kw.get("max_numnodes", DEFAULT_MAX_NUMNODES), 1,
                          MAX_MAX_NUMNODES, ConfigError, " (MAX_NUMNODES: 1 << NODES_SHIFT)",
                          closed=True)
@@ -543,6 +550,8 @@ class Machine:
     def install_effective(self, ml: MemLayout) -> None:
         """Point the kernels at a new effective layout (the lookup on free),
         its lookup cache empty."""
+        if not isinstance(ml, MemLayout):
+            raise LayoutError(f"layout: expected a MemLayout, got {show(ml)}")
         self._point_kernels_at(ml)
         self.S.ml_cache[0] = -1
 
