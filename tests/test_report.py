@@ -17,7 +17,8 @@ from dnuma.mm.constants import MAX_NR_ZONES, PG_hole
 from dnuma.mm.machine import Machine, MachineConfig
 from dnuma.mm.memlayout import MemLayout
 from dnuma.report import Metrics, plots, read_series, write_report
-from dnuma.report.metrics import NODE_FIELDS, _bin_mode, columns_by_node
+from dnuma.report.metrics import NODE_FIELDS, _bin_counts, _bin_mode, columns_by_node
+from dnuma.report.plots import _bands
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -247,10 +248,25 @@ def test_sample_cost_is_small() -> None:
 # ---------------------------------------------------------------- snapshots
 def test_bin_mode() -> None:
     codes = np.array([0, 0, 1, 1, 1, -1, -1, 2, -1, -1, -1, 3, 5])
-    assert _bin_mode(codes, 4).tolist() == [0, -1, -1, 5]
-    assert _bin_mode(codes, 2).tolist() == [0, 1, 1, 2, -1, 3, 5]  # ties: lower nid
-    assert _bin_mode(codes, 1).tolist() == codes.tolist()
-    assert _bin_mode(np.array([-1, -1, 4, 4]), 2).tolist() == [-1, 4]
+
+    def mode(c: np.ndarray, b: int) -> list[int]:
+        return _bin_mode(_bin_counts(c, b, 7)).tolist()  # nids 0-5, then holes
+    assert mode(codes, 4) == [0, -1, -1, 5]
+    assert mode(codes, 2) == [0, 1, 1, 2, -1, 3, 5]  # ties: lower nid
+    assert mode(codes, 1) == codes.tolist()
+    assert mode(np.array([-1, -1, 4, 4]), 2) == [-1, 4]
+    assert _bin_counts(codes, 4, 7).tolist()[1] == [0, 1, 1, 0, 0, 0, 2]
+
+
+def test_a_stripe_finer_than_a_bin_draws_mixed() -> None:
+    """A bin holding two nodes half and half is drawn half in each colour
+    (not in its majority's), a pure bin in one."""
+    lut = np.array([[1.0, 0, 0], [0, 0, 1.0], [0.5, 0.5, 0.5]])  # node 0, node 1, hole
+    img = _bands(np.array([[8, 8, 0], [16, 0, 0], [0, 4, 12]]), lut, height=16)
+    assert img.shape == (16, 3, 3)
+    assert (img[:8, 0] == lut[0]).all() and (img[8:, 0] == lut[1]).all()
+    assert (img[:, 1] == lut[0]).all()
+    assert (img[:4, 2] == lut[1]).all() and (img[4:, 2] == lut[2]).all()
 
 
 def test_snapshot_unbinned_matches_lookup() -> None:

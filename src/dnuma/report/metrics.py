@@ -67,11 +67,14 @@ class MapSnapshot:
     """The physical memory map at one instant, in ``nbins`` bins of
     ``bin_pfns`` pfns covering pfns [0, pfn_end).
 
-    ``layout[i]`` / ``actual[i]``: the node most pfns of bin i have in the
-    effective layout / in ``page_nid`` (ties go to the lowest nid, a bin that
-    is mostly holes or uncovered pfns is -1); ``pages[i]``: present pfns of the
-    bin; ``off[i]``: those whose page_nid is not the layout's node (pages that
-    will move when freed).
+    ``layout_counts[i, k]`` / ``actual_counts[i, k]``: pfns of bin i on node
+    k in the effective layout / in ``page_nid``, the last column counting
+    holes and uncovered pfns (nr_pages, int32; a bin finer than a stripe is
+    mixed, and drawn so).  ``layout[i]`` / ``actual[i]``: the node most of
+    them have (ties go to the lowest nid; a bin that is mostly holes or
+    uncovered pfns is -1); ``pages[i]``: present pfns of the bin; ``off[i]``:
+    those whose page_nid is not the layout's node (pages that will move when
+    freed).
     """
 
     t: float
@@ -83,6 +86,8 @@ class MapSnapshot:
     actual: np.ndarray
     pages: np.ndarray
     off: np.ndarray
+    layout_counts: np.ndarray
+    actual_counts: np.ndarray
 
     @property
     def nbins(self) -> int:
@@ -304,8 +309,9 @@ class Metrics:
         bin_pfns = max(1, -(-end // self.width))
         nbins = -(-end // bin_pfns)
         per_chunk = max(1, (1 << 22) // bin_pfns) * bin_pfns
-        lay = np.empty(nbins, dtype=np.int16)
-        act = np.empty(nbins, dtype=np.int16)
+        k = m.topo.nr_node_ids + 1  # the nodes, then holes / uncovered
+        lay_n = np.empty((nbins, k), dtype=np.int32)
+        act_n = np.empty((nbins, k), dtype=np.int32)
         pages = np.empty(nbins, dtype=np.int64)
         off = np.empty(nbins, dtype=np.int64)
         flags, page_nid = m.S.page_flags, m.S.page_nid
@@ -316,13 +322,14 @@ class Metrics:
             want = m.effective.lookup_nocount(np.arange(lo, hi, dtype=np.int64))
             present = (flags[lo:hi] & _PG_HOLE) == 0
             have = np.where(present, page_nid[lo:hi], -1).astype(np.int16)
-            lay[b0:b0 + nb] = _bin_mode(want, bin_pfns)
-            act[b0:b0 + nb] = _bin_mode(have, bin_pfns)
+            lay_n[b0:b0 + nb] = _bin_counts(want, bin_pfns, k)
+            act_n[b0:b0 + nb] = _bin_counts(have, bin_pfns, k)
             binix = np.arange(hi - lo, dtype=np.int64) // bin_pfns
             pages[b0:b0 + nb] = np.bincount(binix, weights=present, minlength=nb)
             wrong = present & (want >= 0) & (want != have)
             off[b0:b0 + nb] = np.bincount(binix, weights=wrong, minlength=nb)
-        return MapSnapshot(float(t), str(name), m.seq, end, bin_pfns, lay, act, pages, off)
+        return MapSnapshot(float(t), str(name), m.seq, end, bin_pfns, _bin_mode(lay_n),
+                           _bin_mode(act_n), pages, off, lay_n, act_n)
 
     # ------------------------------------------------------------------ output
     def columns(self) -> dict[str, np.ndarray]:
@@ -456,22 +463,22 @@ def _json_float(x: float) -> float | None:
     return None if not math.isfinite(x) else float(x)
 
 
-def _bin_mode(codes: np.ndarray, bin_pfns: int) -> np.ndarray:
-    """Most frequent value (a nid, or -1 for hole) of each run of ``bin_pfns``
-    entries of ``codes`` (the last run may be short).  Ties: the lowest nid,
-    and any nid before -1."""
+def _bin_counts(codes: np.ndarray, bin_pfns: int, k: int) -> np.ndarray:
+    """Per run of ``bin_pfns`` entries of ``codes`` (a nid in [0, k - 1), or
+    -1 for a hole), how many hold each nid, the hole count last: (bins, k)."""
     codes = np.asarray(codes, dtype=np.int64)
     n = codes.size
-    if bin_pfns == 1:
-        return codes.astype(np.int16)
     nb = -(-n // bin_pfns)
-    hole = int(codes.max(initial=-1)) + 1  # -1 counts as code `hole`, after every nid
-    k = hole + 1
-    c = np.where(codes < 0, hole, codes)
+    c = np.where(codes < 0, k - 1, codes)
     key = (np.arange(n, dtype=np.int64) // bin_pfns) * k + c
-    counts = np.bincount(key, minlength=nb * k).reshape(nb, k)
+    return np.bincount(key, minlength=nb * k).reshape(nb, k).astype(np.int32)
+
+
+def _bin_mode(counts: np.ndarray) -> np.ndarray:
+    """The most frequent code of each bin of ``_bin_counts``: a nid, or -1
+    when holes win.  Ties: the lowest nid, and any nid before -1."""
     mode = counts.argmax(axis=1)
-    return np.where(mode == hole, -1, mode).astype(np.int16)
+    return np.where(mode == counts.shape[1] - 1, -1, mode).astype(np.int16)
 
 
 def read_series(path: str | Path) -> dict[str, np.ndarray]:

@@ -113,8 +113,12 @@ def _event_lines(ax: Axes, events: Sequence[LayoutMark], label: bool, y: float =
 
 
 def _seen_nodes(snaps: Sequence[MapSnapshot]) -> list[int]:
-    vals = np.unique(np.concatenate([np.concatenate((s.layout, s.actual)) for s in snaps]))
-    return [int(v) for v in vals if v >= 0]
+    """The nodes holding any pfn in any snapshot (in the layout or the pages)."""
+    seen: set[int] = set()
+    for s in snaps:
+        for c in (s.layout_counts, s.actual_counts):
+            seen.update(int(j) for j in np.flatnonzero(c[:, :-1].any(axis=0)))
+    return sorted(seen)
 
 
 def _legend_handles(nodes: Sequence[int], hole: bool = True) -> list[Any]:
@@ -128,8 +132,11 @@ def _legend_handles(nodes: Sequence[int], hole: bool = True) -> list[Any]:
 
 def memory_map_png(metrics: Metrics, snapshots: Sequence[MapSnapshot] | None = None) -> bytes:
     """The physical memory map, one row per snapshot (boot, each event, end):
-    the effective layout's node, the actual ``page_nid`` (majority per bin) and,
-    thin below in grey levels, the share of the bin's pages off their layout node."""
+    the effective layout's node, the actual ``page_nid`` and, thin below in
+    grey levels, the share of the bin's pages off their layout node.  A bin
+    holding pfns of several nodes is drawn in bands, one per node, as tall as
+    its share (so a stripe finer than a bin looks mixed, not like the bin's
+    majority)."""
     snaps = list(snapshots) if snapshots is not None else \
         [e.snapshot for e in metrics.events if e.snapshot is not None]
     if not snaps:
@@ -139,16 +146,14 @@ def memory_map_png(metrics: Metrics, snapshots: Sequence[MapSnapshot] | None = N
     fig = _figure(11.0, 0.95 + 0.82 * n)
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     page_size = metrics.m.profile.page_size
-    lut = np.array([_rgb(k) for k in range(max(nodes, default=0) + 1)] + [_rgb(-1)])
     for i, (ax, s) in enumerate(zip(axes, snaps, strict=True)):
-        diff = s.differ
-        img = np.empty((3, s.nbins, 3))
-        img[0] = lut[s.layout]  # -1 indexes the hole colour (last entry)
-        img[1] = lut[s.actual]
-        img[2] = 1.0 - 0.9 * diff[:, None]  # white (none off) -> near black (all off)
+        k = s.layout_counts.shape[1]  # the nodes, then holes (the hole colour)
+        lut = np.array([_rgb(j) for j in range(k - 1)] + [_rgb(-1)])
+        off = np.repeat((1.0 - 0.9 * s.differ)[None, :, None], 3, axis=2)  # white -> black
+        rows = (_bands(s.layout_counts, lut), _bands(s.actual_counts, lut), off)
         edges = ((0.0, 1.0), (1.06, 2.06), (2.16, 2.56))  # layout | pages | off
-        for r, (top, bot) in enumerate(edges):
-            ax.imshow(img[r][None], aspect="auto", interpolation="nearest",
+        for img, (top, bot) in zip(rows, edges, strict=True):
+            ax.imshow(img, aspect="auto", interpolation="nearest",
                       extent=(0, s.nbins * s.bin_pfns, bot, top))
         ax.set_ylim(edges[-1][1], 0)
         ax.set_yticks([0.5, 1.56, 2.36], ["layout", "pages", "off"], fontsize=8)
@@ -160,11 +165,22 @@ def memory_map_png(metrics: Metrics, snapshots: Sequence[MapSnapshot] | None = N
         ax.set_title(f"{s.name}  (t = {s.t:g} s, layout seq {s.seq}; {mis} pages off "
                      f"their layout node)", fontsize=9, loc="left", pad=3)
         _pfn_axis(ax, s.pfn_end, page_size, top=(i == 0))
-    axes[-1].set_xlabel(f"pfn (bins of {snaps[-1].bin_pfns} pfns; 'off': share of the bin's "
-                        "pages not on their layout node, white 0 -> black 1)", fontsize=8)
+    axes[-1].set_xlabel(f"pfn (bins of {snaps[-1].bin_pfns} pfns, a mixed bin in bands by "
+                        "node share; 'off': share of the bin's pages not on their layout "
+                        "node, white 0 -> black 1)", fontsize=8)
     fig.legend(handles=_legend_handles(nodes), loc="outside right upper", fontsize=8,
                frameon=False)
     return _png(fig)
+
+
+def _bands(counts: np.ndarray, lut: np.ndarray, height: int = 16) -> np.ndarray:
+    """An image (height, bins, 3) of per-bin node counts (bins, k): each bin a
+    column of bands, node by node, each as tall as that node's share."""
+    tot = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    cum = np.cumsum(counts, axis=1) / tot  # (bins, k), last column 1
+    y = (np.arange(height) + 0.5) / height
+    idx = (cum[None, :, :] <= y[:, None, None]).sum(axis=2)  # (height, bins)
+    return lut[np.minimum(idx, counts.shape[1] - 1)]
 
 
 def misplaced_png(metrics: Metrics) -> bytes:
