@@ -223,7 +223,8 @@ class MachineConfig:
                          closed=True)
         nodes = check_int("nodes", nodes, 1, maxn, ConfigError, " (max_numnodes)",
                           closed=True)
-        cpus = check_int("cpus", cpus, 1, NR_CPUS, ConfigError, " (NR_CPUS)", closed=True)
+        cpus = check_int("cpus", cpus, 1, NR_CPUS, ConfigError, " (the model's NR_CPUS)",
+                         closed=True)
         try:
             total = parse_size(mem) >> profile.page_shift
         except ConfigError as e:

@@ -15,12 +15,16 @@ from .constants import (
     N_ONLINE,
     N_POSSIBLE,
     NR_NODE_STATES,
+    NR_PCP_LISTS,
     REMOTE_DISTANCE,
 )
 from .errors import ArgError, ConfigError, check_int, is_int, show
 
-#: CONFIG_NR_CPUS's largest value (x86_64 with MAXSMP): the most CPUs a machine has
-NR_CPUS = 8192
+#: the model's NR_CPUS, the most CPUs a machine has: CONFIG_NR_CPUS goes up to
+#: 8192 (x86_64, MAXSMP), but a block on a pcp list keeps
+#: ``cpu * NR_PCP_LISTS + pindex`` in page_owner (int16), so 2730
+NR_CPUS = min(8192, (int(np.iinfo(STATE_BY_NAME["page_owner"].dtype).max) + 1)
+              // NR_PCP_LISTS)
 #: the largest SLIT distance the model takes (node_distance() is a u8; 255 is
 #: "unreachable" in ACPI)
 MAX_DISTANCE = 254
@@ -37,7 +41,8 @@ def check_cpu_to_node(cpu_to_node: Sequence[int], max_numnodes: int) -> tuple[in
     if not c2n:
         raise ConfigError("cpus: at least one CPU is needed")
     if len(c2n) > NR_CPUS:
-        raise ConfigError(f"cpus: {len(c2n)} CPUs outside [1, {NR_CPUS}] (NR_CPUS)")
+        raise ConfigError(f"cpus: {len(c2n)} CPUs outside [1, {NR_CPUS}] (the model's "
+                          f"NR_CPUS: a pcp block's list is kept in page_owner, an int16)")
     for cpu, n in enumerate(c2n):
         if type(n) is not int and not is_int(n):
             raise ConfigError(f"cpus: cpu {cpu}: node is not an integer: {show(n)}")
