@@ -166,8 +166,23 @@ def _dig(doc: Any, dotted: str) -> Any:
     return doc
 
 
+@pytest.fixture(scope="module")
+def warm_kernels(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compile (or load) the kernels the commands use, once, so that on a
+    cold numba cache the cases' own processes only load them."""
+    from dnuma.io.snapshot import load_snapshot, save_snapshot
+    from dnuma.sim.replay import replay_trace
+    from dnuma.sim.run import warm_up
+
+    warm_up()
+    replay_trace(DATA / "kmem-trace-excerpt.txt.xz", nodes=2)
+    f = tmp_path_factory.mktemp("warm") / "m.dnsnap"
+    save_snapshot(replay_trace(DATA / "kmem-trace-excerpt.txt.xz").machine, f)
+    load_snapshot(f)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_case(case: dict[str, Any], tmp_path: Path) -> None:
+def test_case(case: dict[str, Any], tmp_path: Path, warm_kernels: None) -> None:
     if case.get("root") and os.geteuid() != 0:
         pytest.skip("needs root")
     d = tmp_path / "case"

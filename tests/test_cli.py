@@ -135,3 +135,36 @@ def test_help_is_argparse_s(capsys):
 def test_no_command_is_usage_error(capsys):
     assert main([]) == 2
     assert capsys.readouterr().err == "dnuma: error: no COMMAND given (see dnuma --help)\n"
+
+
+def test_the_compiling_line_shows_only_while_compiling(monkeypatch):
+    """On a terminal, numba's cache misses show one progress line, rewritten
+    in place and erased before anything else is printed; off a terminal, or
+    with nothing compiled, nothing."""
+    import io
+
+    from dnuma._kernels import _notice
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for tty in (True, False):
+        err = Tty() if tty else io.StringIO()
+        monkeypatch.setattr("sys.stderr", err)
+        monkeypatch.setattr(_notice, "_state", {"depth": 0, "compiled": 0, "t0": 0.0,
+                                                "shown": False})
+        _notice.end_compile_notice()
+        assert err.getvalue() == ""  # nothing compiled: nothing said
+        _notice.compile_started()
+        _notice.compile_started()  # a nested compilation counts once on the line
+        _notice.compile_ended()
+        assert err.getvalue() == ""
+        _notice.compile_ended()
+        _notice.end_compile_notice()
+        if tty:
+            line, erase = err.getvalue().rsplit("\r", 1)
+            assert line.startswith("\rdnuma: compiling the kernels") and "2 compiled" in line
+            assert erase == "\033[K"
+        else:
+            assert err.getvalue() == ""

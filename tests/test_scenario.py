@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -251,13 +253,30 @@ def test_machine_from_resolves_relative_folder(tmp_path):
 
 
 @pytest.mark.parametrize(("src", "task", "msg"), [
-    ("nowhere", "", "machine.from: .*nowhere: no such folder"),
+    ("nowhere", "", "machine.from: .*nowhere: no such folder or snapshot file"),
     ("host", "per_cpu = true", r"task\[0\].per_cpu: needs cpus"),
     ("host", "adopt = true\nrate = 0\n[[task]]\nadopt = true", "only one task may adopt"),
 ])
 def test_machine_from_errors(tmp_path, src, task, msg):
     with pytest.raises(ScenarioError, match=msg):
         parse_scenario(FROM.format(src=src, task=task), "x.toml", tmp_path)
+
+
+def test_machine_from_a_snapshot_file_runs(tmp_path, capsys):
+    """The README's promise: a scenario's machine may come from a snapshot."""
+    from dnuma.cli import main
+    from dnuma.io.snapshot import save_snapshot
+    from dnuma.mm.machine import Machine, MachineConfig
+
+    save_snapshot(Machine(MachineConfig.uniform(nodes=2, mem="32M", cpus=2)),
+                  tmp_path / "m.dnsnap")
+    (tmp_path / "s.toml").write_text(FROM.format(src="m.dnsnap", task="lifetime = '10ms'")
+                                     + '[[event]]\nat = "0.5s"\npush = 1\n')
+    sc = parse_scenario((tmp_path / "s.toml").read_text(), "s.toml", tmp_path)
+    assert sc.machine_from == str(tmp_path / "m.dnsnap")
+    assert main(["run", str(tmp_path / "s.toml"), "--no-report", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["machine"]["present_pages"] == 8192 and out["steps"][0]["step"] == "push"
 
 
 def test_machine_from_other_keys_refused():
