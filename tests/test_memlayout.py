@@ -30,7 +30,7 @@ def test_from_ranges_sorts_and_names_debugfs_files():
     ([], "empty"),
     ([(10, 5, 0)], "start > end"),
     ([(-1, 5, 0)], "negative"),
-    ([(0, 5, 1024)], r"nid 1024 outside \[0, 1024\)"),
+    ([(0, 5, 1 << 15)], r"nid 32768 outside \[0, 32768\)"),
     ([(0, 5, -1)], "nid -1 outside"),
     ([(0, 1 << 31, 0)], "beyond PFN_LIMIT"),
     ([(0, 5, 0), (9, 7, 1)], r"range #1 \(0x9-0x7 -> node 1\): start > end"),

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._kernels import lookup as _lk
-from .constants import MAX_MAX_NUMNODES, NUMA_NO_NODE
+from .constants import NUMA_NO_NODE
 from .errors import (
     ArgError,
     LayoutError,
@@ -45,7 +45,10 @@ PFN_LIMIT = 1 << 31
 #: bytes building one range of a stripe or a push costs at its peak (the
 #: final 18 plus the int64 temporaries of the build and the sort)
 BUILD_BYTES_PER_RANGE = 96
-_NID_NOTE = " (MAX_MAX_NUMNODES; a machine's own MAX_NUMNODES may be lower)"
+#: nids a layout may name: [0, NID_LIMIT) (int16); a machine's commit takes
+#: only those below its own MAX_NUMNODES, and says so with its limit
+NID_LIMIT = 1 << 15
+_NID_NOTE = " (nids are int16; a commit checks the machine's MAX_NUMNODES)"
 
 
 class MemLayout:
@@ -61,7 +64,7 @@ class MemLayout:
                  seq: int = -1) -> None:
         """Ranges ``starts[i]..ends[i]`` (inclusive pfns) -> ``nids[i]``: 1-d
         integer arrays of one length, sorted by start pfn and not overlapping,
-        pfns in [0, PFN_LIMIT), nids in [0, MAX_MAX_NUMNODES); ``seq`` >= -1
+        pfns in [0, PFN_LIMIT), nids in [0, NID_LIMIT); ``seq`` >= -1
         (-1: not committed).  Raises LayoutError naming the first bad range.
         The arrays are kept (converted to int64, int64, int16 if they are not)
         and made read-only."""
@@ -94,7 +97,8 @@ class MemLayout:
         Raises LayoutError naming the offending range (its index in
         ``ranges``) for an empty layout, a value that is not an integer,
         start > end, a pfn outside [0, PFN_LIMIT), a nid outside
-        [0, MAX_MAX_NUMNODES) or an overlap.
+        [0, NID_LIMIT) or an overlap (a commit checks the machine's own
+        MAX_NUMNODES).
         """
         rows: list[tuple[Any, ...]] = []
         for i, r in enumerate(ranges):
@@ -172,7 +176,7 @@ class MemLayout:
     def push(cls, ram_ranges: Sequence[tuple[int, int]], nid: int) -> MemLayout:
         """The RFC test script's push: every RAM range
         (``(start_pfn, end_pfn_exclusive)``) to ``nid``."""
-        nid = check_int("push nid", nid, 0, MAX_MAX_NUMNODES, LayoutError, _NID_NOTE)
+        nid = check_int("push nid", nid, 0, NID_LIMIT, LayoutError, _NID_NOTE)
         return cls.from_ranges([(lo, hi - 1, nid) for lo, hi in _ram_ranges(ram_ranges)])
 
     @classmethod
@@ -276,7 +280,7 @@ def _check_values(starts: Any, ends: Any, nids: Any) -> tuple[np.ndarray, ...]:
     """The three arrays as int64 (nids still their own integer dtype), or
     LayoutError naming the first range with a bad value: non-integer
     dtypes, unequal lengths, no range, pfns outside [0, PFN_LIMIT), start >
-    end, nids outside [0, MAX_MAX_NUMNODES)."""
+    end, nids outside [0, NID_LIMIT)."""
     raw = [check_int_array(name, a, LayoutError)
            for name, a in (("starts", starts), ("ends", ends), ("nids", nids))]
     s, e, n = raw
@@ -290,10 +294,10 @@ def _check_values(starts: Any, ends: Any, nids: Any) -> tuple[np.ndarray, ...]:
         if k >= 0:
             why = f"negative {what}" if arr[k] < 0 else f"{what} beyond PFN_LIMIT"
             raise LayoutError(f"{_range(k, s, e, n)}: {why} (pfns are in [0, {PFN_LIMIT:#x}))")
-    k = first_outside(n, 0, MAX_MAX_NUMNODES)
+    k = first_outside(n, 0, NID_LIMIT)
     if k >= 0:
         raise LayoutError(f"{_range(k, s, e, n)}: nid {int(n[k])} outside "
-                          f"[0, {MAX_MAX_NUMNODES}){_NID_NOTE}")
+                          f"[0, {NID_LIMIT}){_NID_NOTE}")
     s = np.ascontiguousarray(s, dtype=np.int64)
     e = np.ascontiguousarray(e, dtype=np.int64)
     bad = np.flatnonzero(s > e)
@@ -338,7 +342,7 @@ def _node_list(nodes: Any) -> np.ndarray:
     if not vals:
         raise LayoutError("stripe needs at least one node")
     for i, v in enumerate(vals):
-        check_int(f"stripe nodes[{i}]", v, 0, MAX_MAX_NUMNODES, LayoutError, _NID_NOTE)
+        check_int(f"stripe nodes[{i}]", v, 0, NID_LIMIT, LayoutError, _NID_NOTE)
     return np.array([int(v) for v in vals], dtype=np.int64)
 
 
@@ -387,4 +391,4 @@ class LayoutBacklog:
         return len(self._q)
 
 
-__all__ = ["NUMA_NO_NODE", "LayoutBacklog", "LookupStats", "MemLayout"]
+__all__ = ["NID_LIMIT", "NUMA_NO_NODE", "PFN_LIMIT", "LayoutBacklog", "LookupStats", "MemLayout"]

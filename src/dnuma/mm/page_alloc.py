@@ -13,7 +13,6 @@ import numpy as np
 from .._kernels.state import P_POLICY_ZONE
 from .constants import (
     LOWMEM_RESERVE_RATIO,
-    MAX_MAX_NUMNODES,
     MAX_NR_ZONES,
     MPOL_BIND,
     MPOL_DEFAULT,
@@ -34,6 +33,7 @@ from .constants import (
     ZONE_NORMAL,
 )
 from .errors import AllocArgError, check_int, is_int, show
+from .memlayout import NID_LIMIT
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -49,8 +49,8 @@ class MemPolicy:
 
     def __init__(self, mode: str | int = "local", nodes: Sequence[int] = ()) -> None:
         """``mode``: a POLICY_NAMES name or an MPOL_* value; ``nodes``: node ids
-        in [0, MAX_MAX_NUMNODES) (a machine checks its own MAX_NUMNODES when
-        it allocates).  AllocArgError otherwise."""
+        in [0, NID_LIMIT) (a machine checks its own MAX_NUMNODES when it
+        allocates).  AllocArgError otherwise."""
         m = POLICY_NAMES.get(mode) if isinstance(mode, str) else mode if is_int(mode) else None
         if m is None or m not in (MPOL_DEFAULT, MPOL_LOCAL, MPOL_PREFERRED, MPOL_BIND,
                                   MPOL_INTERLEAVE):
@@ -62,8 +62,8 @@ class MemPolicy:
         except TypeError:
             raise AllocArgError(f"policy nodes: expected a sequence of node ids, got "
                                 f"{show(nodes)}") from None
-        self.nodes = sorted({check_int(f"policy nodes[{i}]", n, 0, MAX_MAX_NUMNODES,
-                                       AllocArgError, " (MAX_MAX_NUMNODES)")
+        self.nodes = sorted({check_int(f"policy nodes[{i}]", n, 0, NID_LIMIT, AllocArgError,
+                                       " (nids are int16; a machine checks its MAX_NUMNODES)")
                              for i, n in enumerate(vals)})
         if self.mode in (MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE) and not self.nodes:
             raise AllocArgError(f"policy {mode!r} needs at least one node")
