@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .. import __version__
 from .._kernels._notice import end_compile_notice
@@ -22,6 +22,13 @@ __all__ = ["build_parser", "main"]
 class Parser(argparse.ArgumentParser):
     """argparse, with a bad command line reported like every other error:
     one line ``dnuma: error: [COMMAND: ]MESSAGE`` on stderr, exit 2."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse drops write errors; --help > /dev/full must not exit 0
+        if message:
+            f = file or sys.stderr
+            f.write(message)
+            f.flush()
 
     def error(self, message: str) -> NoReturn:
         cmd = self.prog.removeprefix("dnuma").strip()
@@ -50,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version 0
         return int(exc.code or 0)
+    except OSError as exc:  # --help or --version could not be written
+        return _stdout_failed(exc)
     if not getattr(args, "func", None):
         print("dnuma: error: no COMMAND given (see dnuma --help)", file=sys.stderr)
         return 2
@@ -73,10 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if args.debug or exc.filename is not None:
             raise
-        # stdout went away or filled up (/dev/full): say so once, and let the
-        # interpreter's final flush find nowhere to fail
-        end_compile_notice()
-        print(f"dnuma: error: stdout: {exc.strerror}", file=sys.stderr)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 2
+        return _stdout_failed(exc)
+
+
+def _stdout_failed(exc: OSError) -> int:
+    """stdout filled up or failed (e.g. /dev/full): say so once, and give the
+    interpreter's final flush nowhere to fail.  Exit 2."""
+    end_compile_notice()
+    print(f"dnuma: error: stdout: {exc.strerror}", file=sys.stderr)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 2
