@@ -182,6 +182,8 @@ def test_bad_alloc_arguments(m128, unchanged):
 @pytest.mark.parametrize("kw, words", [
     (dict(ram=(), cpu_to_node=(0,)), "no memory"),
     (dict(ram=((0, 100, 0), (50, 200, 1)), cpu_to_node=(0,)), "overlaps"),
+    (dict(ram=((0, 100, 0), (70, 80, 0), (40, 60, 0)), cpu_to_node=(0,)),
+     r"ram range #2 \[0x28, 0x3c\) overlaps range #0"),
     (dict(ram=((0, 100, 99),), cpu_to_node=(0,)), "node 99"),
     (dict(ram=((0, 100, 0),), cpu_to_node=(5,), max_numnodes=4), "cpu 0 on node 5"),
     (dict(ram=((0, 100, 0),), cpu_to_node=()), "at least one CPU"),

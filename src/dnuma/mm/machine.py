@@ -122,22 +122,26 @@ def _rows(field: str, value: Any, width: int) -> list[tuple[int, ...]]:
 
 def _check_ram(rows: list[tuple[int, ...]], max_numnodes: int) -> list[tuple[int, int, int]]:
     """memblock ranges sorted by start: non-empty, pfns in [0, PFN_LIMIT),
-    nodes in [0, max_numnodes), disjoint."""
+    nodes in [0, max_numnodes), disjoint; ConfigError naming the range by
+    its index in ``rows``."""
     if not rows:
         raise ConfigError("ram: no memory ranges")
-    srt = sorted((s, e, n) for s, e, n in rows)
-    for i, (s, e, n) in enumerate(srt):
+    for i, (s, e, n) in enumerate(rows):
         if s < 0 or e <= s:
             raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): empty or negative")
         if not 0 <= n < max_numnodes:
             raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): node {n} outside "
                               f"[0, {max_numnodes}) (max_numnodes)")
-        if i and s < srt[i - 1][1]:
-            raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}) overlaps the previous one")
-    if srt[-1][1] >= PFN_LIMIT:
-        raise ConfigError(f"ram: pfns beyond 2**31 are not supported (int32 lists): the last "
-                          f"range ends at {srt[-1][1]:#x}")
-    return srt
+        if e >= PFN_LIMIT:
+            raise ConfigError(f"ram range #{i} [{s:#x}, {e:#x}): pfns from 2**31 on are not "
+                              f"supported (int32 lists)")
+    order = sorted(range(len(rows)), key=lambda k: rows[k])
+    for a, b in itertools.pairwise(order):
+        if rows[b][0] < rows[a][1]:
+            s, e, _n = rows[b]
+            raise ConfigError(f"ram range #{b} [{s:#x}, {e:#x}) overlaps range #{a} "
+                              f"[{rows[a][0]:#x}, {rows[a][1]:#x})")
+    return [(rows[k][0], rows[k][1], rows[k][2]) for k in order]
 
 
 @dataclass(frozen=True)
