@@ -54,8 +54,9 @@ _NID_NOTE = " (nids are int16; a commit checks the machine's MAX_NUMNODES)"
 class MemLayout:
     """pfn ranges (inclusive) -> nid.  Immutable; ``seq`` is set when committed.
 
-    Build one with :meth:`from_ranges`, :meth:`stripe`, :meth:`push` or
-    :meth:`current`; a machine installs it with ``Machine.commit``.
+    Build one with :meth:`from_ranges`, :meth:`from_arrays`, :meth:`stripe`,
+    :meth:`push` or :meth:`from_nid_array` (the current layout); a machine
+    installs it with ``Machine.commit``.
     """
 
     __slots__ = ("_tbl", "ends", "nids", "seq", "starts", "stats")
