@@ -257,6 +257,29 @@ def test_samples_are_bounded(tmp_path):
     assert 100_000 // (res.sample_ns / NS) + 1 <= rp.MAX_SAMPLES
 
 
+def test_a_clock_jumping_back_samples_to_its_latest_time(tmp_path):
+    from dnuma.report.metrics import Metrics
+
+    metrics: list[Metrics] = []
+
+    def observe(m):
+        metrics.append(Metrics(m))
+        return metrics
+
+    t = write_trace(tmp_path / "t.txt", [line(1.0, "mm_page_alloc", 0x10),
+                                         line(2501.0, "mm_page_pcpu_drain", 0x20),
+                                         line(2.0, "mm_page_free", 0x10)])
+    with pytest.raises(DnumaError, match=r"--sample 100ms takes 25001 samples over the "
+                                         r"trace's 2500 s"):
+        replay_trace(t, sample=NS // 10)
+    assert replay_trace(t, sample=None).sample_ns == -(-2500 * NS // 19_999)
+    res = replay_trace(t, sample=10 * NS, observe=observe)
+    assert res.span_s == 2500.0 and res.stats.ts_backwards == 1
+    assert res.counts["allocs"] == 1 and res.counts["frees"] == 1
+    cols = metrics[0].columns()
+    assert cols["t"][-1] == 2500.0 and np.all(np.diff(cols["t"]) >= 0)
+
+
 def test_cli_names_the_flag(tmp_path, capsys):
     t = write_trace(tmp_path / "t.txt", [line(1.0, "mm_page_alloc", 0x10)])
     for argv, want in [(["--event", "0.5:stripe:0,99:256"], "--event '0.5:stripe:0,99:256' "

@@ -1,7 +1,8 @@
 """Streaming parser of ftrace text captures of the kmem page events.
 
 Reads a tracefs ``trace`` or ``trace_pipe`` text capture (plain, gzip, xz or
-bzip2, told apart by magic bytes) of ``mm_page_alloc``, ``mm_page_free``,
+bzip2, told apart by magic bytes; a file, a pipe, a FIFO or ``-`` for stdin,
+each opened and read once) of ``mm_page_alloc``, ``mm_page_free``,
 ``mm_page_free_batched`` and ``mm_page_pcpu_drain`` and yields the events as
 flat arrays (:class:`TraceChunk`), one chunk per block of decompressed text.
 The lines are parsed by a compiled kernel (:mod:`dnuma._kernels.ftrace`);

@@ -42,8 +42,8 @@ from .scenario import LayoutEvent, ScenarioError, parse_id_list, parse_range_map
 
 #: the latest time (ns) a --event or --sample may name (about 146 years)
 MAX_TIME_NS = 1 << 62
-#: samples of one replay at most (each walks the model's pages)
-MAX_SAMPLES = 100_000
+#: samples of one replay at most (each walks the model's allocated pages)
+MAX_SAMPLES = 20_000
 #: CPUs of a machine sized from a trace at most (a scenario's machine.cpus)
 MAX_CPUS = 2048
 #: pfns of a machine sized from a trace at most: 1 TiB of 4 KiB pages, about
@@ -117,7 +117,8 @@ def parse_event_spec(spec: str) -> LayoutEvent:
 @dataclass
 class TraceExtent:
     """What a first pass over a trace finds: lowest and highest pfn touched
-    (-1 if none: only failed allocations), CPUs, span (trace clock, ns)."""
+    (-1 if none: only failed allocations), CPUs, the first timestamp and
+    the latest one (trace clock, ns; not the last if the clock jumps back)."""
 
     min_pfn: int
     max_pfn: int
@@ -161,7 +162,7 @@ class _ExtentScan:
         self.cpus = max(self.cpus, top_cpu + 1)
         if self.first < 0:
             self.first = int(ch.ts_ns[0])
-        self.last = int(ch.ts_ns[-1])
+        self.last = max(self.last, int(ch.ts_ns.max()))
         self.n += ch.pfn.size
 
     def extent(self, stats: TraceStats) -> TraceExtent:
@@ -352,7 +353,7 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
             if j < n:
                 loop.run(int(ts[j]))
             i = j
-        t_rel = int(ts[-1])
+        t_rel = max(t_rel, int(ts.max()))  # the clock may jump back: the latest time
         if progress and span > 0:
             progress(min(1.0, t_rel / span))
     tally = _kr.ReplayCounts(*counts.tolist())
