@@ -275,6 +275,6 @@ def add_replay_parser(sub: Any) -> None:
                     help="nodes of the default machine (covers the trace's pfns; default 1)")
     rp.add_argument("--sample", default=None,
                     help="sampling interval in trace time (default 100ms, wider on a trace "
-                         "long enough for more than 100000 samples)")
+                         "long enough for more than 20000 samples)")
     _add_run_options(rp)
     rp.set_defaults(func=_cmd_replay)
