@@ -27,6 +27,7 @@ from ..mm.constants import DEFAULT_MAX_NUMNODES, MAX_MAX_NUMNODES, X86_64
 from ..mm.errors import ConfigError
 from ..mm.machine import Machine, MachineConfig
 from ..mm.memlayout import PFN_LIMIT
+from ..mm.topology import NR_CPUS
 from .events import NS, PRIO_SAMPLE, EventLoop, parse_duration
 from .ftrace import (
     EV_ALLOC_FAIL,
@@ -44,8 +45,8 @@ from .scenario import LayoutEvent, ScenarioError, parse_id_list, parse_range_map
 MAX_TIME_NS = 1 << 62
 #: samples of one replay at most (each walks the model's allocated pages)
 MAX_SAMPLES = 20_000
-#: CPUs of a machine sized from a trace at most (a scenario's machine.cpus)
-MAX_CPUS = 2048
+#: CPUs of a machine sized from a trace at most: the model's NR_CPUS
+MAX_CPUS = NR_CPUS
 #: pfns of a machine sized from a trace at most: 1 TiB of 4 KiB pages, about
 #: 4 GiB of model state (16 bytes a pfn)
 MAX_PFNS = 1 << 28
