@@ -31,10 +31,7 @@ if TYPE_CHECKING:
 def _run(args: argparse.Namespace, scenario_arg: str) -> int:
     from ..sim.scenario import load_scenario
 
-    if args.no_report and args.out != OUT_DEFAULT:
-        raise UsageError(f"--out {args.out}: not allowed with --no-report (which writes no "
-                         "output folder)")
-
+    out = report_dir(args)
     sc = load_scenario(scenario_arg)
     if args.seed is not None:
         sc = replace(sc, seed=args.seed)
@@ -47,7 +44,7 @@ def _run(args: argparse.Namespace, scenario_arg: str) -> int:
         sc = replace(sc, events=tuple(sorted([*sc.events, *extra], key=lambda e: e.at)))
     if args.save_snapshot:
         check_file_target(args.save_snapshot, "--save-snapshot")
-    with output_dirs(out=None if args.no_report else args.out, sysroot=args.sysroot):
+    with output_dirs(out=out, sysroot=args.sysroot):
         return _run_scenario(args, sc)
 
 
@@ -165,38 +162,50 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         machine = scenario_machine(sc)
         events = list(sc.events) + events
         labels = [f"{args.scenario}: event[{i}]" for i in range(len(sc.events))] + labels
-    quiet = args.json
-    metrics: list[Metrics] = []
-    t0 = time.perf_counter()
-    with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet, unit="") as prog:
-        res = replay_trace(args.trace, config, events, sample,
-                           observe=None if args.no_report else observers(metrics),
-                           progress=prog, check=check_fn(args.check), nodes=args.nodes,
-                           machine=machine, event_labels=labels)
-    summary = res.summary()
-    if args.json:
-        print_json(summary)
-    else:
-        ev = res.stats.events
-        print(f"replayed {sum(ev.values())} events over {res.span_s:.3f} s of trace time in "
-              f"{time.perf_counter() - t0:.2f} s: " + ", ".join(f"{v} {k}" for k, v in
-                                                                  ev.items()))
-        print("replayed: " + ", ".join(f"{k} {v}" for k, v in res.counts.items()))
-        print("anomalies: " + ", ".join(f"{k} {v}" for k, v in res.anomalies.items())
-              + f", malformed lines {res.stats.malformed}")
-        if res.steps:
-            print()
-            print(format_steps(summary["steps"]))
-        for s in res.skipped_events:
-            print(f"skipped: {s}")
-    if metrics:
-        write_outputs(Path(args.out), f"dnuma replay {Path(args.trace).name}", summary,
-                      metrics[0], quiet)
+    with output_dirs(out=report_dir(args)):
+        quiet = args.json
+        metrics: list[Metrics] = []
+        t0 = time.perf_counter()
+        with progress_bar(1.0, f"replay {Path(args.trace).name}", quiet, unit="") as prog:
+            res = replay_trace(args.trace, config, events, sample,
+                               observe=None if args.no_report else observers(metrics),
+                               progress=prog, check=check_fn(args.check), nodes=args.nodes,
+                               machine=machine, event_labels=labels)
+        summary = res.summary()
+        if args.json:
+            print_json(summary)
+        else:
+            ev = res.stats.events
+            print(f"replayed {sum(ev.values())} events over {res.span_s:.3f} s of trace time in "
+                  f"{time.perf_counter() - t0:.2f} s: " + ", ".join(f"{v} {k}" for k, v in
+                                                                      ev.items()))
+            print("replayed: " + ", ".join(f"{k} {v}" for k, v in res.counts.items()))
+            print("anomalies: " + ", ".join(f"{k} {v}" for k, v in res.anomalies.items())
+                  + f", malformed lines {res.stats.malformed}")
+            if res.steps:
+                print()
+                print(format_steps(summary["steps"]))
+            for s in res.skipped_events:
+                print(f"skipped: {s}")
+        if metrics:
+            write_outputs(Path(args.out), f"dnuma replay {Path(args.trace).name}", summary,
+                          metrics[0], quiet)
     return 0
 
 
 # ------------------------------------------------------------------ parsers
 OUT_DEFAULT = "dnuma-out"
+
+
+def report_dir(args: argparse.Namespace) -> str | None:
+    """The output folder a run will write (None with --no-report); --out
+    given with --no-report is refused, not ignored."""
+    if args.no_report:
+        if args.out != OUT_DEFAULT:
+            raise UsageError(f"--out {args.out}: not allowed with --no-report (which writes "
+                             "no output folder)")
+        return None
+    return str(args.out)
 
 
 def seed(text: str) -> int:
