@@ -62,7 +62,7 @@ from ..mm.constants import (
     PG_lru,
     PG_slab,
 )
-from ..mm.errors import ConfigError, DnumaError
+from ..mm.errors import ConfigError, DnumaError, available_bytes
 from ..mm.machine import InitialState, Machine, MachineConfig, block_cover
 from ..mm.memlayout import MemLayout
 from ..mm.nodemask import bitmap_parselist
@@ -410,23 +410,11 @@ def _node_dirs(root: Path) -> list[int]:
     return nodes
 
 
-def _available_bytes() -> int | None:
-    """MemAvailable of the machine running dnuma, in bytes (None if unknown)."""
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) << 10
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def _check_memory(end_pfn: int, where: str) -> None:
     """Refuse RAM up to ``end_pfn`` whose import would need more than
     :data:`MAX_IMPORT_BYTES` or the memory available, before allocating."""
     need = end_pfn * IMPORT_BYTES_PER_PFN
-    avail = _available_bytes()
+    avail = available_bytes()
     for limit, what in ((MAX_IMPORT_BYTES, "the import cap (host.MAX_IMPORT_BYTES)"),
                         (avail, "the memory available")):
         if limit is not None and need > limit:
