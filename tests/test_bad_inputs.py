@@ -120,9 +120,14 @@ def _setup(case: dict[str, Any], d: Path) -> list[threading.Thread]:
     return threads
 
 
-_LAUNCH = ("import atexit, os, resource, sys\n"
-           "atexit.register(lambda: open(os.environ['DNUMA_TEST_RSS'], 'w').write(\n"
-           "    str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
+# the case's own peak RSS: VmHWM (kB) of its address space; getrusage's
+# ru_maxrss would carry the forking pytest process's peak across the exec
+_LAUNCH = ("import atexit, os, sys\n"
+           "def peak():\n"
+           "    for line in open('/proc/self/status'):\n"
+           "        if line.startswith('VmHWM:'):\n"
+           "            open(os.environ['DNUMA_TEST_RSS'], 'w').write(line.split()[1])\n"
+           "atexit.register(peak)\n"
            "from dnuma.cli import main\n"
            "sys.argv[0] = 'dnuma'\n"
            "sys.exit(main())\n")
