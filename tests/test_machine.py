@@ -190,7 +190,7 @@ def test_bad_alloc_arguments(m128, unchanged):
     (dict(ram=((0, 100, 0),), cpu_to_node=(0,), max_numnodes=2000), "max_numnodes"),
     (dict(ram=((0, 100, 0),), cpu_to_node=(0,), distance=((10, 5), (5, 10))), "distance"),
     (dict(ram=((0, 100, 0),), cpu_to_node=(0,), distance=((10, 20), (20,))), "row 1"),
-    (dict(ram=((0, 100, 0),), cpu_to_node=(0,), distance=((10, 20), (21, 10))), "symmetric"),
+    (dict(ram=((0, 100, 0),), cpu_to_node=(0,), distance=((10, 20), (255, 10))), "254"),
     (dict(ram=((0, 100, 0),), cpu_to_node=(0,) * 2731), r"\[1, 2730\] \(the model's NR_CPUS"),
     (dict(ram=((0, 100.0, 0),), cpu_to_node=(0,)), "ram range #0: expected integers"),
     (dict(ram=((0, 4096, 0),), cpu_to_node=(0,), min_free_kbytes=16385),

@@ -57,7 +57,7 @@ def check_distance(matrix: Sequence[Sequence[int]], max_numnodes: int) -> tuple[
     """The SLIT of nodes 0..k-1 as a k x k tuple of ints, or ConfigError:
     square (no ragged rows), 1 <= k <= max_numnodes, integers, the diagonal
     LOCAL_DISTANCE, others in (LOCAL_DISTANCE, MAX_DISTANCE] (ACPI's
-    slit_valid() and numa_set_distance()), symmetric."""
+    slit_valid() and numa_set_distance()); it may be asymmetric."""
     try:
         rows = [list(r) for r in matrix]
     except TypeError:
@@ -79,11 +79,8 @@ def check_distance(matrix: Sequence[Sequence[int]], max_numnodes: int) -> tuple[
             if i != j and not LOCAL_DISTANCE < v <= MAX_DISTANCE:
                 raise ConfigError(f"distance[{i}][{j}]: {v} outside ({LOCAL_DISTANCE}, "
                                   f"{MAX_DISTANCE}] (remote distances)")
-    for i in range(k):
-        for j in range(i):
-            if rows[i][j] != rows[j][i]:
-                raise ConfigError(f"distance: not symmetric: distance[{i}][{j}] = "
-                                  f"{rows[i][j]} but distance[{j}][{i}] = {rows[j][i]}")
+    # no symmetry is asked: slit_valid() does not, and Linux 6.12 under QEMU
+    # reports an asymmetric SLIT as given (tests/data/oracle/asym3.tar.xz)
     return tuple(tuple(int(v) for v in r) for r in rows)
 
 
