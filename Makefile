@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 SYSDEPS_TOOLS := lstopo-no-graphics numactl numastat lsmem lscpu
 SYSDEPS_PKGS := util-linux hwloc numactl
 
-.PHONY: all setup sysdeps demo test lint bench clean coverage
+.PHONY: all setup sysdeps demo test lint bench clean coverage oracle oracle-deps
 
 all: test
 
@@ -52,6 +52,25 @@ bench: $(STAMP)
 
 slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# The real kernel as the judge: boot Linux 6.12.117 (Debian's build, fetched
+# with apt-get download and unpacked into .oracle/, never installed) under
+# QEMU for every shipped oracle scenario, re-record tests/data/oracle/ and
+# print the agreement table.  Needs root for apt-get (qemu-system-x86,
+# busybox-static); a few seconds a scenario.
+ORACLE_KPKG := linux-image-6.12.117+deb12-amd64-unsigned
+ORACLE_KERNEL := .oracle/kernel/boot/vmlinuz-6.12.117+deb12-amd64
+
+oracle-deps:
+	@command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq qemu-system-x86 busybox-static; }
+	@test -f $(ORACLE_KERNEL) || { mkdir -p .oracle && cd .oracle && \
+	  apt-get download -q $(ORACLE_KPKG) && \
+	  dpkg-deb -x $(ORACLE_KPKG)_*.deb kernel && rm -f $(ORACLE_KPKG)_*.deb; }
+
+oracle: $(STAMP) oracle-deps
+	$(BIN)/dnuma oracle --live --save --kernel $(ORACLE_KERNEL) || test $$? = 1
 
 # Line coverage of src/dnuma.  numba-compiled code is invisible to coverage.py,
 # so the kernels run as plain Python (DNUMA_NO_JIT=1, see _kernels/_jit.py),

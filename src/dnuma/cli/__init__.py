@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from .._kernels._notice import end_compile_notice
 from ..mm.errors import DnumaError
-from . import bench, boot, layout, run, snapshot
+from . import bench, boot, layout, oracle, run, snapshot
 
 __all__ = ["build_parser", "main"]
 
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_parser(sub)
     snapshot.add_parser(sub)
     bench.add_parser(sub)
+    oracle.add_parser(sub)
     return p
 
 

@@ -105,6 +105,10 @@ class HostZone:
     free: int = 0
     nr_free: list[int] | None = None  # buddyinfo, per order
     blocks: dict[str, int] | None = None  # pagetypeinfo pageblocks per type
+    # _watermark[WMARK_MIN..WMARK_PROMO] and lowmem_reserve[] (pages), as the
+    # kernel computed them at its last setup_per_zone_wmarks/_lowmem_reserve
+    wmark: list[int] | None = None
+    protection: list[int] | None = None
 
 
 @dataclass
@@ -122,6 +126,7 @@ class HostFacts:
     zones: list[HostZone]
     kpageflags: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    min_free_kbytes: int | None = None  # /proc/sys/vm/min_free_kbytes
 
 
 # ------------------------------------------------------------------ parsers
@@ -201,6 +206,8 @@ def parse_zoneinfo(text: str, where: str) -> list[HostZone]:
             seen.append({})
             continue
         s = line.strip()
+        if zones and _wmark_line(zones[-1], s, where, i):
+            continue
         for k, attr in _ZONE_KEYS.items():
             if s.startswith(k + " ") or s.startswith(k + "\t"):
                 if not zones:
@@ -219,6 +226,33 @@ def parse_zoneinfo(text: str, where: str) -> list[HostZone]:
     for z, keys in zip(zones, seen, strict=True):
         _check_zone(z, keys, where)
     return zones
+
+
+_WMARK_KEYS = ("min", "low", "high", "promo")
+
+
+def _wmark_line(z: HostZone, s: str, where: str, i: int) -> bool:
+    """A zone's ``min``/``low``/``high``/``promo`` or ``protection: (...)``
+    line into ``z`` (True), else False.  Only the first of each counts (the
+    per-cpu part of zoneinfo below has other keys)."""
+    w = s.split()
+    if len(w) == 2 and w[0] in _WMARK_KEYS and w[1].isdigit() and len(w[1]) <= 20:
+        if z.wmark is None:
+            z.wmark = [-1] * len(_WMARK_KEYS)
+        k = _WMARK_KEYS.index(w[0])
+        if z.wmark[k] < 0:
+            z.wmark[k] = int(w[1])
+        return True
+    if w and w[0] == "protection:" and z.protection is None:
+        body = s[len("protection:"):].strip()
+        vals = body.strip("()").split(",")
+        if not (body.startswith("(") and body.endswith(")")) or \
+                not all(v.strip().isdigit() and len(v.strip()) <= 20 for v in vals):
+            raise HostImportError(f"{where}:{i}: protection: expected '(N, N, ...)', got "
+                                  f"{body!r}")
+        z.protection = [int(v) for v in vals]
+        return True
+    return False
 
 
 def _check_zone(z: HostZone, keys: dict[str, int], where: str) -> None:
@@ -327,8 +361,12 @@ def _text(p: Path) -> str:
         st = p.stat()
         if not stat.S_ISREG(st.st_mode):
             raise HostImportError(f"{p}: {file_kind(st.st_mode)}, not a regular file")
-        with open(p, "rb") as f:
-            raw = f.read(MAX_TEXT_BYTES + 1)
+        with open(p, "rb") as f:  # in pieces: a /proc/sys read allocates what is asked
+            parts, n = [], 0
+            while n <= MAX_TEXT_BYTES and (part := f.read(1 << 16)):
+                parts.append(part)
+                n += len(part)
+            raw = b"".join(parts)
     except OSError as exc:
         raise HostImportError(f"{p}: {exc.strerror or exc}") from None
     if len(raw) > MAX_TEXT_BYTES:
@@ -524,6 +562,13 @@ def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> Ho
                                                  if e.startswith("node") and e[4:].isdigit())
     facts = HostFacts(str(r), ram, possible, online, cpu_to_node, distance, bsb,
                       block_nodes, zones, notes=notes)
+    for mf in (r / "proc" / "sys" / "vm" / "min_free_kbytes", r / "min_free_kbytes"):
+        if mf.exists():
+            t = _text(mf).strip()
+            if not t.isdigit() or len(t) > 12:
+                raise HostImportError(f"{mf}: expected a number of kB, got {t[:40]!r}")
+            facts.min_free_kbytes = int(t)
+            break
     if kpageflags:
         end = max(e for _s, e in ram)
         facts.kpageflags, why = read_kpageflags(r, end)
@@ -816,7 +861,38 @@ def _boot_from_host(root: str | os.PathLike[str], kpageflags: bool,
         m = Machine(cfg, st.init)
     except ConfigError as exc:
         raise HostImportError(f"{f.source}: {exc}") from None
+    notes += _take_history(m, f)
     return ImportResult(m, f, compare_zones(m, f), notes)
+
+
+def _take_history(m: Machine, f: HostFacts) -> list[str]:
+    """The state the kernel computed from an earlier moment's managed pages
+    (at init, before the initramfs was freed; or at the last hotplug or
+    sysctl write) and has kept since: min_free_kbytes, each zone's
+    watermarks and lowmem_reserve.  The model cannot derive them from today's
+    counts, so it takes them as they are, and recomputes them when the
+    kernel would."""
+    taken = []
+    if f.min_free_kbytes is not None:
+        m.min_free_kbytes = f.min_free_kbytes
+        taken.append("min_free_kbytes")
+    S = m.S
+    nr = S.lowmem_reserve.shape[1]
+    for z in f.zones:
+        if z.name not in ZONE_NAMES or z.nid >= m.topo.max_numnodes:
+            continue
+        gz = z.nid * len(ZONE_NAMES) + ZONE_NAMES.index(z.name)
+        if z.wmark is not None and min(z.wmark) >= 0:
+            S.wmark[gz, :len(z.wmark)] = z.wmark
+            if "watermarks" not in taken:
+                taken.append("watermarks")
+        # 6.12 with CONFIG_ZONE_DEVICE has one more zone than the model (always
+        # empty, last): its column is dropped
+        if z.protection is not None and len(z.protection) in (nr, nr + 1):
+            S.lowmem_reserve[gz] = z.protection[:nr]
+            if "protection" not in taken:
+                taken.append("protection")
+    return [f"taken as the kernel holds them (history): {', '.join(taken)}"] if taken else []
 
 
 def compare_zones(m: Machine, f: HostFacts) -> list[dict[str, Any]]:

@@ -1,0 +1,187 @@
+"""The comparison: the model imports a guest's first snapshot, makes the
+same steps, and each compared field of every later snapshot is set beside
+the kernel's.
+
+A row is ``agree``, ``explained`` (differs, with a one-line reason from the
+scenario or :data:`EXPLAINED`) or ``unexplained``; and ``copied`` when the
+model's value came from the import rather than from its own computation
+(a field only copied proves nothing; the table says so).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..io.export import write_sysroot
+from ..io.host import boot_from_host
+from ..mm.errors import DnumaError
+from ..mm.machine import Machine
+from .fields import tree_fields
+from .scenario import OracleScenario, Step
+
+#: differences the comparer explains for every scenario: field pattern (``*``
+#: for any run) -> reason
+EXPLAINED: dict[str, str] = {}
+#: differences explained in the imported snapshot itself
+BOOT: dict[str, str] = {
+    "zone[*].free*": "the guest reads its files one after another while it runs: the "
+                     "import's free lists come from kpageflags, read before buddyinfo and "
+                     "pagetypeinfo",
+    "node[*].MemFree": "the guest reads its files one after another while it runs: node "
+                       "meminfo is read before kpageflags, which the import's free pages "
+                       "come from",
+}
+#: differences explained at steps that replay no trace: the guest's shell
+#: and its snapshot copies allocate between the steps, the model does not
+UNTRACED: dict[str, str] = {
+    "zone[*].free*": "the guest allocates between snapshots (its shell and copies); the "
+                     "model replays no trace at this step",
+    "node[*].MemFree": "the guest allocates between snapshots (its shell and copies); the "
+                       "model replays no trace at this step",
+}
+
+#: field families the import computes itself rather than copying from the
+#: snapshot (the rest of a boot row was read from the guest's files)
+IMPORT_COMPUTES = ("vm.min_free_kbytes", "zone[*].min", "zone[*].low", "zone[*].high",
+                   "zone[*].promo", "zone[*].protection", "node[*].MemFree",
+                   "node[*].MemTotal", "zone[*].free*")
+
+#: field families each kind of step makes the model recompute (rows of other
+#: families hold what the import copied from the first snapshot)
+RECOMPUTES: dict[str, tuple[str, ...]] = {
+    "min_free_kbytes": ("vm.min_free_kbytes", "zone[*].min", "zone[*].low", "zone[*].high",
+                        "zone[*].promo"),
+    "watermark_scale_factor": ("zone[*].low", "zone[*].high", "zone[*].promo"),
+    "lowmem_reserve_ratio": ("zone[*].protection",),
+    "percpu_pagelist_high_fraction": (),
+    "thp": ("vm.min_free_kbytes", "zone[*].min", "zone[*].low", "zone[*].high",
+            "zone[*].promo"),
+}
+
+
+@dataclass
+class Row:
+    step: str
+    field: str
+    kernel: Any
+    model: Any
+    status: str  # agree | explained | unexplained
+    copied: bool
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "field": self.field, "kernel": _plain(self.kernel),
+                "model": _plain(self.model), "status": self.status, "copied": self.copied,
+                "reason": self.reason}
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+@dataclass
+class Comparison:
+    scenario: str
+    kernel_release: str
+    rows: list[Row] = field(default_factory=list)
+    not_mirrored: list[str] = field(default_factory=list)  # steps the model cannot make yet
+
+    def counts(self) -> dict[str, int]:
+        c = {"compared": len(self.rows), "agree": 0, "explained": 0, "unexplained": 0,
+             "copied": sum(r.copied for r in self.rows)}
+        for r in self.rows:
+            c[r.status] += 1
+        return c
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "kernel": self.kernel_release, **self.counts(),
+                "not_mirrored": self.not_mirrored, "rows": [r.as_dict() for r in self.rows]}
+
+
+def glob_match(name: str, pattern: str) -> bool:
+    """``pattern`` with ``*`` for any run of characters (brackets are literal)."""
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), name) is not None
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(glob_match(name, p) for p in patterns)
+
+
+def model_fields(m: Machine) -> dict[str, Any]:
+    """The compared fields of the model, read from its exported tree."""
+    with tempfile.TemporaryDirectory(prefix="dnuma-oracle-") as td:
+        root = write_sysroot(m, Path(td) / "sysroot")
+        out = tree_fields(root)
+        shutil.rmtree(root, ignore_errors=True)
+    out["vm.min_free_kbytes"] = m.min_free_kbytes
+    return out
+
+
+def apply_step(m: Machine, step: Step) -> bool:
+    """Make ``step`` on the model; False when the model cannot mirror it yet."""
+    from ..mm import sysctl
+
+    return sysctl.apply(m, step.kind, step.args)
+
+
+def snapshot_dirs(root: Path) -> list[Path]:
+    """The step folders of a recorded run, in order (``NN-NAME``)."""
+    return sorted((p for p in root.iterdir() if p.is_dir() and p.name[:2].isdigit()),
+                  key=lambda p: p.name)
+
+
+def compare(sc: OracleScenario, snapshots: Path,
+            explained: dict[str, str] | None = None) -> Comparison:
+    """Compare the model with the guest's snapshots of ``sc`` (a folder of
+    ``NN-STEP/`` trees: 00-boot, then one per step)."""
+    dirs = snapshot_dirs(snapshots)
+    if len(dirs) != len(sc.steps) + 1:
+        raise ValueError(f"{snapshots}: {len(dirs)} snapshots for {len(sc.steps) + 1} steps")
+    why = {**EXPLAINED, **(explained or {})}
+    boot = dirs[0]
+    release = (boot / "release").read_text().strip() if (boot / "release").exists() else "?"
+    possible = tree_fields(boot).get("nodes.possible", "0")
+    from ..mm.nodemask import bitmap_parselist
+
+    nr_possible = len(bitmap_parselist(possible))
+    cmp = Comparison(sc.name, release)
+    try:
+        m = boot_from_host(boot, max_numnodes=nr_possible).machine
+    except DnumaError as exc:  # a machine the model cannot take: one row says why
+        cmp.rows.append(Row("boot", "import", "booted", f"refused: {exc}", "unexplained",
+                            False))
+        return cmp
+    computed: set[str] = set(IMPORT_COMPUTES)
+    for i, d in enumerate(dirs):
+        step = "boot" if i == 0 else sc.steps[i - 1].name
+        if i > 0:
+            st = sc.steps[i - 1]
+            if not apply_step(m, st):
+                cmp.not_mirrored.append(step)
+            else:
+                computed.update(RECOMPUTES.get(st.args[0] if st.kind == "sysctl" else st.kind,
+                                               ()))
+        kern, mod = tree_fields(d), model_fields(m)
+        # the guest's snapshot reads vm.lowmem_reserve_ratio after zoneinfo, and
+        # that read recomputes lowmem_reserve: so does the model's
+        from ..mm.sysctl import read_lowmem_reserve_ratio
+
+        read_lowmem_reserve_ratio(m)
+        computed.add("zone[*].protection")
+        why_here = {**(BOOT if i == 0 else UNTRACED), **why}
+        for key in sorted(set(kern) | set(mod)):
+            a, b = kern.get(key, "(absent)"), mod.get(key, "(absent)")
+            copied = not _matches(key, computed)
+            if a == b:
+                cmp.rows.append(Row(step, key, a, b, "agree", copied))
+                continue
+            reason = next((r for p, r in why_here.items() if glob_match(key, p)), "")
+            cmp.rows.append(Row(step, key, a, b, "explained" if reason else "unexplained",
+                                copied, reason))
+    return cmp

@@ -1,0 +1,61 @@
+#!/bin/busybox sh
+# /init of the oracle's initramfs: mount, run /steps (a shell script of
+# `step NAME` lines with the guest-side commands between them), dump a
+# snapshot after each step into /out/NN-NAME, then print /out as
+# tar | gzip | base64 between marker lines on the console and power off.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /out /tmp
+N=0
+
+copy() {  # copy FILE (a text file of /proc or /sys) to /out/$SNAP/FILE
+    mkdir -p "$SNAP${1%/*}"
+    cat "$1" > "$SNAP$1" 2>/dev/null || rm -f "$SNAP$1"
+}
+
+link() {  # keep the symlink LINK as a symlink
+    mkdir -p "$SNAP${1%/*}"
+    ln -s "$(readlink "$1")" "$SNAP$1"
+}
+
+snapshot() {
+    SNAP=/out/$(printf %02d $N)-$1
+    N=$((N + 1))
+    mkdir -p "$SNAP"
+    for f in meminfo zoneinfo buddyinfo pagetypeinfo vmstat iomem; do copy /proc/$f; done
+    for f in min_free_kbytes watermark_scale_factor lowmem_reserve_ratio \
+             percpu_pagelist_high_fraction; do copy /proc/sys/vm/$f; done
+    copy /sys/kernel/mm/transparent_hugepage/enabled
+    cat /proc/kpageflags > "$SNAP/proc/kpageflags"
+    cat /proc/kpagecount > "$SNAP/proc/kpagecount"
+    d=/sys/devices/system
+    for f in $d/node/possible $d/node/online $d/node/has_memory $d/node/has_normal_memory \
+             $d/node/has_cpu $d/node/has_high_memory $d/cpu/online $d/cpu/possible \
+             $d/cpu/present $d/cpu/offline $d/memory/block_size_bytes; do
+        [ -e $f ] && copy $f
+    done
+    for n in $d/node/node[0-9]*; do
+        for f in meminfo numastat vmstat distance cpulist cpumap; do copy $n/$f; done
+        for l in $n/memory[0-9]* $n/cpu[0-9]*; do [ -L $l ] && link $l; done
+    done
+    for b in $d/memory/memory[0-9]*; do
+        for f in state online phys_device phys_index removable valid_zones; do copy $b/$f; done
+        for l in $b/node[0-9]*; do [ -L $l ] && link $l; done
+    done
+    for c in $d/cpu/cpu[0-9]*; do [ -e $c/online ] && copy $c/online; done
+    uname -r > "$SNAP/release"
+}
+
+step() {  # the end of a step: its snapshot
+    echo "dnuma-oracle: step $1"
+    snapshot "$1"
+}
+
+. /steps
+
+echo "=====DNUMA-ORACLE-BEGIN====="
+cd /out && tar c . | gzip | base64
+echo "=====DNUMA-ORACLE-END====="
+poweroff -f

@@ -1,0 +1,133 @@
+"""Boot real Linux under QEMU for an oracle scenario and bring back the
+guest's snapshots.
+
+The guest is TCG (``-accel tcg -cpu qemu64``: KVM fails while this kernel
+decompresses on this kind of host), its initramfs a static busybox whose
+``/init`` (guest_init.sh) runs the scenario's steps and prints every
+snapshot as ``tar | gzip | base64`` between marker lines on the serial
+console.  The kernel is Debian's ``linux-image-6.12.117+deb12-amd64-unsigned``
+unpacked (never installed); ``make oracle`` fetches it into ``.oracle/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from ..mm.errors import DnumaError
+from .scenario import OracleScenario
+
+KERNEL_RELEASE = "6.12.117+deb12-amd64"
+KERNEL_PACKAGE = f"linux-image-{KERNEL_RELEASE}-unsigned"
+BEGIN, END = b"=====DNUMA-ORACLE-BEGIN=====", b"=====DNUMA-ORACLE-END====="
+BOOT_TIMEOUT_S = 600
+
+
+class OracleError(DnumaError):
+    """The live oracle cannot run (no QEMU, no kernel) or the guest failed."""
+
+
+def find_kernel(explicit: str | None = None) -> Path:
+    """The guest kernel: ``explicit``, $DNUMA_ORACLE_KERNEL, or the one
+    ``make oracle`` unpacked under ./.oracle/."""
+    for cand in (explicit, os.environ.get("DNUMA_ORACLE_KERNEL"),
+                 f".oracle/kernel/boot/vmlinuz-{KERNEL_RELEASE}"):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    raise OracleError(f"no guest kernel: run `make oracle` (it unpacks {KERNEL_PACKAGE} "
+                      "into .oracle/), or give DNUMA_ORACLE_KERNEL")
+
+
+def _newc(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """A cpio archive in the kernel's initramfs format ("newc"): (path,
+    mode, data) each; directories have mode 0o040755 and no data."""
+    out = io.BytesIO()
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], 1):
+        nb = name.encode() + b"\0"
+        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(nb), 0)
+        out.write(b"070701" + b"".join(b"%08x" % f for f in fields) + nb)
+        out.write(b"\0" * (-(110 + len(nb)) % 4) + data + b"\0" * (-len(data) % 4))
+    return out.getvalue()
+
+
+def initramfs(sc: OracleScenario, busybox: str | None = None) -> bytes:
+    """The guest's initramfs (gzip): busybox, /init and the scenario's /steps."""
+    bb = busybox or shutil.which("busybox") or "/bin/busybox"
+    if not Path(bb).is_file():
+        raise OracleError("no static busybox: apt-get install busybox-static")
+    init = (resources.files("dnuma.oracle") / "guest_init.sh").read_bytes()
+    dirs = [(d, 0o040755, b"") for d in ("bin", "proc", "sys", "dev", "tmp", "out")]
+    files = [("bin/busybox", 0o100755, Path(bb).read_bytes()), ("init", 0o100755, init),
+             ("steps", 0o100644, sc.steps_script().encode())]
+    return gzip.compress(_newc(dirs + files), 6)
+
+
+def qemu_args(sc: OracleScenario, kernel: Path, initrd: Path) -> list[str]:
+    """The QEMU command line of the scenario's machine."""
+    args = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-nographic",
+            "-no-reboot", "-m", f"{sc.mem >> 20}M", "-smp", str(sc.nr_cpus),
+            "-kernel", str(kernel), "-initrd", str(initrd),
+            "-append", "console=ttyS0 quiet panic=-1"]
+    for i, n in enumerate(sc.nodes):
+        spec = f"node,nodeid={i}"
+        if n.cpus:
+            spec += f",cpus={n.cpus[0]}-{n.cpus[-1]}" if n.cpus == tuple(
+                range(n.cpus[0], n.cpus[-1] + 1)) else "".join(f",cpus={c}" for c in n.cpus)
+        if n.mem:
+            args += ["-object", f"memory-backend-ram,id=m{i},size={n.mem}"]
+            spec += f",memdev=m{i}"
+        args += ["-numa", spec]
+    if sc.distance:
+        for a, row in enumerate(sc.distance):
+            for b, d in enumerate(row):
+                if a != b:
+                    args += ["-numa", f"dist,src={a},dst={b},val={d}"]
+    return args
+
+
+def run_guest(sc: OracleScenario, workdir: Path, kernel: str | None = None,
+              progress: Callable[[str], None] | None = None) -> Path:
+    """Boot the scenario's guest, run its steps and unpack the snapshots into
+    ``workdir/snapshots/NN-STEP/``; the console log is ``workdir/console.log``.
+    Returns the snapshots' folder."""
+    if not shutil.which("qemu-system-x86_64"):
+        raise OracleError("no qemu-system-x86_64: apt-get install qemu-system-x86")
+    k = find_kernel(kernel)
+    workdir.mkdir(parents=True, exist_ok=True)
+    initrd = workdir / "initrd.gz"
+    initrd.write_bytes(initramfs(sc))
+    log = bytearray()
+    t0 = time.perf_counter()
+    with subprocess.Popen(qemu_args(sc, k, initrd), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as p:
+        assert p.stdout is not None
+        for line in p.stdout:
+            log += line
+            if line.startswith(b"dnuma-oracle: step") and progress:
+                progress(f"{sc.name}: {line.decode().split('step', 1)[1].strip()} "
+                         f"({time.perf_counter() - t0:.0f} s)")
+            if time.perf_counter() - t0 > BOOT_TIMEOUT_S:
+                p.kill()
+                break
+    (workdir / "console.log").write_bytes(bytes(log))
+    text = bytes(log).replace(b"\r", b"")
+    if BEGIN not in text or END not in text:
+        raise OracleError(f"{sc.name}: the guest printed no snapshot (see "
+                          f"{workdir / 'console.log'})")
+    payload = text.split(BEGIN + b"\n", 1)[1].split(END, 1)[0]
+    out = workdir / "snapshots"
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(base64.b64decode(payload)))) as tf:
+        tf.extractall(out, filter="tar")
+    return out

@@ -1,0 +1,191 @@
+"""Oracle scenarios (TOML): a QEMU machine and the steps run in the guest.
+
+::
+
+    name = "rfc"
+    description = "..."
+    [machine]                    # one table per QEMU node, in QEMU's order
+    node = [{ cpus = "0-3", mem = "64M" }, { cpus = "4-7", mem = "64M" }]
+    distance = [[10, 20], [20, 10]]    # optional (QEMU's default: 10 / 20)
+    [[step]]                     # after the boot snapshot, in order
+    name = "wsf-100"
+    sysctl = { watermark_scale_factor = 100 }   # /proc/sys/vm/NAME
+
+A node without ``cpus`` is CPU-less, one without ``mem`` memoryless.  The
+kernel numbers nodes its own way (SRAT order, CPUs first): the comparison
+reads what the guest reports, never QEMU's ids.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..mm.errors import ConfigError
+from ..mm.machine import parse_size
+from ..mm.nodemask import bitmap_parselist
+
+#: the vm sysctls a step may write (each makes the kernel recompute something)
+SYSCTLS = ("min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
+           "percpu_pagelist_high_fraction")
+THP_MODES = ("always", "madvise", "never")
+MAX_GUEST_BYTES = 8 << 30  # TCG guests beyond this take minutes to boot
+
+
+class OracleScenarioError(ConfigError):
+    """A malformed oracle scenario (names the file and the key)."""
+
+
+@dataclass(frozen=True)
+class QemuNode:
+    """One QEMU NUMA node: its CPUs and memory (bytes; 0: memoryless)."""
+
+    cpus: tuple[int, ...]
+    mem: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """A step in the guest: ``kind`` "sysctl" (``args``: name, value) or
+    "thp" (``args``: the mode); a snapshot follows each."""
+
+    name: str
+    kind: str
+    args: tuple[Any, ...]
+
+    def shell(self) -> str:
+        """The guest's commands for this step."""
+        if self.kind == "sysctl":
+            name, value = self.args
+            return f"echo '{value}' > /proc/sys/vm/{name}\n"
+        return f"echo {self.args[0]} > /sys/kernel/mm/transparent_hugepage/enabled\n"
+
+
+@dataclass(frozen=True)
+class OracleScenario:
+    name: str
+    description: str
+    nodes: tuple[QemuNode, ...]
+    distance: tuple[tuple[int, ...], ...] | None
+    steps: tuple[Step, ...]
+    source: str
+
+    @property
+    def nr_cpus(self) -> int:
+        return sum(len(n.cpus) for n in self.nodes)
+
+    @property
+    def mem(self) -> int:
+        return sum(n.mem for n in self.nodes)
+
+    def steps_script(self) -> str:
+        """/steps for the guest: the boot snapshot, then each step and its snapshot."""
+        out = ["step boot\n"]
+        for s in self.steps:
+            out.append(s.shell())
+            out.append(f"step {s.name}\n")
+        return "".join(out)
+
+
+def _fail(source: str, key: str, msg: str) -> OracleScenarioError:
+    return OracleScenarioError(f"{source}: {key}: {msg}")
+
+
+def parse_oracle_scenario(text: str, source: str = "<oracle>") -> OracleScenario:
+    """Parse and check an oracle scenario's TOML text."""
+    try:
+        raw = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise OracleScenarioError(f"{source}: not valid TOML: {exc}") from None
+    for k in raw:
+        if k not in ("name", "description", "machine", "step"):
+            raise _fail(source, k, "unknown key (expected name, description, machine, step)")
+    mach = raw.get("machine")
+    if not isinstance(mach, dict) or not isinstance(mach.get("node"), list) or \
+            not mach["node"]:
+        raise _fail(source, "machine.node", "expected a list of node tables")
+    nodes = []
+    seen: set[int] = set()
+    for i, nd in enumerate(mach["node"]):
+        key = f"machine.node[{i}]"
+        if not isinstance(nd, dict) or set(nd) - {"cpus", "mem"}:
+            raise _fail(source, key, "expected a table of cpus and mem")
+        try:
+            cpus = tuple(bitmap_parselist(str(nd.get("cpus", "")), 256))
+            mem = parse_size(nd["mem"]) if "mem" in nd else 0
+        except (ValueError, ConfigError) as exc:
+            raise _fail(source, key, str(exc)) from None
+        if seen & set(cpus):
+            raise _fail(source, f"{key}.cpus", "a CPU is on two nodes")
+        seen |= set(cpus)
+        nodes.append(QemuNode(cpus, mem))
+    if sorted(seen) != list(range(len(seen))) or not seen:
+        raise _fail(source, "machine.node", "the CPUs must be 0..N-1, each on one node")
+    total = sum(n.mem for n in nodes)
+    if not 0 < total <= MAX_GUEST_BYTES:
+        raise _fail(source, "machine.node", f"{total} bytes of memory in all; give 1 byte to "
+                                            f"{MAX_GUEST_BYTES >> 30} GiB")
+    dist = mach.get("distance")
+    if dist is not None:
+        nn = len(nodes)
+        if not (isinstance(dist, list) and len(dist) == nn and
+                all(isinstance(r, list) and len(r) == nn and
+                    all(isinstance(x, int) and 10 <= x <= 254 for x in r) for r in dist)):
+            raise _fail(source, "machine.distance", f"expected {nn} rows of {nn} integers in "
+                                                    "[10, 254]")
+        dist = tuple(tuple(r) for r in dist)
+    steps = []
+    for i, st in enumerate(raw.get("step", [])):
+        key = f"step[{i}]"
+        if not isinstance(st, dict):
+            raise _fail(source, key, "expected a table")
+        kinds = [k for k in ("sysctl", "thp") if k in st]
+        if len(kinds) != 1 or set(st) - {"name", "sysctl", "thp"}:
+            raise _fail(source, key, "expected a name and one of sysctl, thp")
+        if kinds[0] == "sysctl":
+            tbl = st["sysctl"]
+            if not isinstance(tbl, dict) or len(tbl) != 1:
+                raise _fail(source, f"{key}.sysctl", "expected one vm sysctl = value")
+            (sysctl_name, value), = tbl.items()
+            if sysctl_name not in SYSCTLS:
+                raise _fail(source, f"{key}.sysctl", f"{sysctl_name!r}: expected one of "
+                                                     f"{', '.join(SYSCTLS)}")
+            if isinstance(value, list):
+                value = " ".join(str(v) for v in value)
+            if not isinstance(value, int | str) or isinstance(value, bool):
+                raise _fail(source, f"{key}.sysctl.{sysctl_name}", "expected an integer or a list")
+            args: tuple[Any, ...] = (sysctl_name, value)
+        else:
+            if st["thp"] not in THP_MODES:
+                raise _fail(source, f"{key}.thp", f"expected one of {', '.join(THP_MODES)}")
+            args = (st["thp"],)
+        name = st.get("name", f"{kinds[0]}{i}")
+        if not isinstance(name, str) or not name.replace("-", "").isalnum():
+            raise _fail(source, f"{key}.name", "letters, digits and '-' only")
+        steps.append(Step(name, kinds[0], args))
+    return OracleScenario(str(raw.get("name", Path(source).stem)),
+                          str(raw.get("description", "")), tuple(nodes), dist, tuple(steps),
+                          source)
+
+
+def builtin_oracle_scenarios() -> dict[str, str]:
+    """Shipped oracle scenarios: name -> TOML text."""
+    d = resources.files("dnuma.oracle") / "scenarios"
+    return {f.name.removesuffix(".toml"): f.read_text()
+            for f in sorted(d.iterdir(), key=lambda f: f.name) if f.name.endswith(".toml")}
+
+
+def load_oracle_scenario(arg: str) -> OracleScenario:
+    """A file, or a shipped scenario by name."""
+    p = Path(arg)
+    if not p.exists() and arg in builtin_oracle_scenarios():
+        return parse_oracle_scenario(builtin_oracle_scenarios()[arg], f"{arg}.toml")
+    try:
+        return parse_oracle_scenario(p.read_text(), arg)
+    except OSError as exc:
+        raise OracleScenarioError(f"{arg}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise OracleScenarioError(f"{arg}: not UTF-8 text (byte {exc.start})") from None

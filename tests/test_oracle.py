@@ -1,0 +1,151 @@
+"""The model against the real kernel's recorded snapshots (tests/data/oracle:
+Linux 6.12.117 under QEMU, recorded by ``make oracle``), and the oracle's
+own parts: scenarios, the initramfs, QEMU's command line, the fields.
+
+``tests/data/oracle/KNOWN-DIFFERENCES`` lists the rows that still disagree
+unexplained (``scenario step field``), each a model gap to close: a new
+disagreement fails, and so does a listed row that now agrees (take it off
+the list)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from dnuma.oracle.compare import compare, glob_match
+from dnuma.oracle.fields import buddyinfo_fields, pagetypeinfo_fields, zoneinfo_fields
+from dnuma.oracle.qemu import initramfs, qemu_args
+from dnuma.oracle.record import open_recording
+from dnuma.oracle.scenario import (
+    OracleScenarioError,
+    builtin_oracle_scenarios,
+    parse_oracle_scenario,
+)
+
+ORACLE = Path(__file__).parent / "data" / "oracle"
+KNOWN = ORACLE / "KNOWN-DIFFERENCES"
+
+
+def _known() -> set[tuple[str, str, str]]:
+    out = set()
+    for line in KNOWN.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            sc, step, fld = line.split()[:3]
+            out.add((sc, step, fld))
+    return out
+
+
+@pytest.fixture(scope="module")
+def comparisons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    out = {}
+    for name in builtin_oracle_scenarios():
+        d = tmp_path_factory.mktemp(name)
+        snaps, text = open_recording(ORACLE / f"{name}.tar.xz", d)
+        out[name] = compare(parse_oracle_scenario(text, name), snaps)
+    return out
+
+
+def test_every_shipped_scenario_is_recorded_from_the_kernel_we_model(comparisons):
+    assert set(comparisons) == set(builtin_oracle_scenarios()) and len(comparisons) >= 5
+    for c in comparisons.values():
+        assert c.kernel_release == "6.12.117+deb12-amd64"
+        assert c.counts()["compared"] > 100
+
+
+def test_no_new_disagreement_and_the_known_list_is_true(comparisons):
+    seen = {(c.scenario, r.step, r.field) for c in comparisons.values() for r in c.rows
+            if r.status == "unexplained"}
+    known = _known()
+    assert not seen - known, f"new disagreements with the kernel: {sorted(seen - known)}"
+    assert not known - seen, f"now agree, take them off KNOWN-DIFFERENCES: {sorted(known - seen)}"
+
+
+def test_what_the_model_computes_agrees(comparisons):
+    """The fields the model recomputed itself (not copied from the import)
+    and the kernel agree on, in numbers: a sysctl write of min_free_kbytes
+    gives the kernel's watermarks exactly."""
+    rows = [r for r in comparisons["rfc"].rows if r.step == "min-free-4096"]
+    wm = [r for r in rows if r.field.endswith((".min", ".low", ".high", ".promo"))]
+    assert wm and all(not r.copied and r.status == "agree" for r in wm)
+    assert any(r.field == "zone[0/DMA32].min" and r.kernel > 0 for r in wm)
+
+
+def test_memoryless_and_cpuless_nodes_are_the_kernels(comparisons):
+    rows = {r.field: r for r in comparisons["numa4"].rows if r.step == "boot"}
+    assert rows["nodes.has_memory"].kernel == "0,2-3"  # SRAT order: node 1 has CPUs only
+    assert rows["nodes.has_cpu"].kernel == "0-2"
+    assert all(r.status != "unexplained" for r in rows.values())
+
+
+def test_an_asymmetric_slit_is_imported_as_the_kernel_reports_it(comparisons):
+    rows = {r.field: r for r in comparisons["asym3"].rows if r.step == "boot"}
+    assert rows["node[1].distance"].kernel == "25 10 20" == rows["node[1].distance"].model
+
+
+def test_fields_parse_the_kernels_text():
+    z = zoneinfo_fields("Node 1, zone    DMA32\n  pages free     3\n        min      13\n"
+                        "        low      16\n        spanned  12288\n"
+                        "        protection: (0, 0, 7, 7, 7)\n  pagesets\n    cpu: 0\n"
+                        "              high:  0\n")
+    assert z == {"zone[1/DMA32].min": 13, "zone[1/DMA32].low": 16,
+                 "zone[1/DMA32].spanned": 12288, "zone[1/DMA32].protection": (0, 0, 7, 7, 7)}
+    assert buddyinfo_fields("Node 0, zone      DMA      2      1\n") == {
+        "zone[0/DMA].free_by_order": (2, 1)}
+    assert pagetypeinfo_fields("Node    0, zone      DMA, type    Unmovable      2      1\n") \
+        == {"zone[0/DMA].free[Unmovable]": (2, 1)}
+    assert glob_match("zone[0/DMA].min", "zone[*].min")
+    assert not glob_match("zoneX0/DMA].min", "zone[*].min")
+
+
+def test_the_initramfs_holds_busybox_init_and_the_steps(tmp_path):
+    sc = parse_oracle_scenario(builtin_oracle_scenarios()["sysctl"], "sysctl.toml")
+    bb = tmp_path / "busybox"
+    bb.write_bytes(b"\x7fELF not really")
+    data = gzip.decompress(initramfs(sc, str(bb)))
+    names, pos = [], 0
+    while True:  # walk the newc archive
+        assert data[pos:pos + 6] == b"070701"
+        size, nlen = int(data[pos + 54:pos + 62], 16), int(data[pos + 94:pos + 102], 16)
+        name = data[pos + 110:pos + 110 + nlen - 1].decode()
+        pos += 110 + nlen
+        pos += -pos % 4
+        body = data[pos:pos + size]
+        pos += size + (-size % 4)
+        if name == "TRAILER!!!":
+            break
+        names.append(name)
+        if name == "steps":
+            assert body.decode() == sc.steps_script()
+            assert "echo '128 128 16 0 0' > /proc/sys/vm/lowmem_reserve_ratio" in body.decode()
+    assert {"init", "steps", "bin/busybox", "proc", "sys"} <= set(names)
+
+
+def test_qemu_gets_memoryless_cpuless_nodes_and_distances():
+    sc = parse_oracle_scenario(builtin_oracle_scenarios()["numa4"], "numa4.toml")
+    args = " ".join(qemu_args(sc, Path("vmlinuz"), Path("initrd.gz")))
+    assert "-numa node,nodeid=1,cpus=2-3 " in args  # memoryless: no memdev
+    assert "-numa node,nodeid=2,memdev=m2 " in args  # CPU-less
+    assert "-numa dist,src=0,dst=3,val=28" in args and "-smp 6" in args and "-m 1024M" in args
+    assert "-accel tcg" in args
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("[machine]\nnode = []\n", "machine.node"),
+    ('[machine]\nnode = [{ cpus = "0-1", mem = "lots" }]\n', "machine.node[0]"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }, { cpus = "0", mem = "64M" }]\n',
+     "machine.node[1].cpus"),
+    ('[machine]\nnode = [{ cpus = "1", mem = "64M" }]\n', "CPUs must be 0..N-1"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64G" }]\n', "GiB"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\ndistance = [[10, 20]]\n',
+     "machine.distance"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nsysctl = { swappiness = 1 }\n',
+     "step[0].sysctl"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nthp = "sometimes"\n',
+     "step[0].thp"),
+    ('nme = "x"\n', "nme"),
+])
+def test_bad_oracle_scenarios_say_where(text, where):
+    with pytest.raises(OracleScenarioError, match=f"x.toml: .*{__import__('re').escape(where)}"):
+        parse_oracle_scenario(text, "x.toml")
