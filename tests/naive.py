@@ -3,13 +3,14 @@
 This is the slow, obvious twin of the compiled engine (``dnuma._kernels``): the
 same page-level state machine written with dicts, lists and OrderedDicts, one
 function per mm/page_alloc.c (Linux 6.12) function it follows.  It never reads
-the engine's page state; it only reads the engine's *zone set-up* values
-(watermarks, lowmem_reserve, pcp batch/high_min/high_max, zonelists, node
-states), which the engine computes in plain Python in ``dnuma.mm.page_alloc``:
-:meth:`RefMachine.sync_setup` copies them after boot and after every operation
-that may have changed them (a commit, or a redirect on free that populated or
-emptied a zone).  Recomputing them here would only duplicate that Python code;
-the point of this model is the page-level state machine.
+the engine's page state.  It computes the zone set-up that follows from
+managed pages itself, one loop per kernel function (init_per_zone_wmark_min:
+calculate_min_free_kbytes, setup_per_zone_wmarks, zone_pcp_update,
+setup_per_zone_lowmem_reserve, khugepaged's set_recommended_min_free_kbytes;
+hugepage_init at boot), at boot and whenever managed pages change (a commit,
+a redirect on free), as the kernel does; it reads only the engine's zonelists
+and node states (:meth:`RefMachine.sync_setup` copies them after boot and
+after every operation), whose construction is not page-level state.
 
 State (all plain Python):
 
@@ -31,6 +32,7 @@ failing comparison.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,6 +71,9 @@ from dnuma.mm.constants import (
     PAGE_ALLOC_COSTLY_ORDER,
     PCP_BATCH_SCALE_MAX,
     WMARK_HIGH,
+    WMARK_LOW,
+    WMARK_MIN,
+    WMARK_PROMO,
     ZONE_DMA,
     ZONE_DMA32,
     ZONE_MOVABLE,
@@ -92,6 +97,18 @@ FALLBACKS = {
     MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
     MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
 }
+
+# the zone set-up's constants (mm/page_alloc.c, mm/huge_memory.c)
+LOWMEM_RESERVE_RATIO = (256, 256, 32, 0)  # sysctl_lowmem_reserve_ratio, DMA..MOVABLE
+WATERMARK_SCALE_FACTOR = 10
+SWAP_CLUSTER_MAX = 32
+MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
+
+
+def clamp(v: int, lo: int, hi: int) -> int:
+    """include/linux/minmax.h __clamp: hi wins when lo > hi."""
+    return hi if v >= hi else (lo if v <= lo else v)
+
 
 # alloc_flags (mm/internal.h): only the bits the model uses
 ALLOC_WMARK_MIN = 0
@@ -232,6 +249,11 @@ class RefMachine:
     def boot(cls, m: Any) -> RefMachine:
         r = cls(m)
         r._boot_free_memory()
+        r.init_per_zone_wmark_min()  # postcore_initcall
+        r.hugepage_init()  # subsys_initcall
+        if m.config.min_free_kbytes is not None:  # the sysctl, after the initcalls
+            r.min_free_kbytes = r.user_min_free_kbytes = int(m.config.min_free_kbytes)
+            r.setup_per_zone_wmarks()
         r.sync_setup(m)
         return r
 
@@ -240,6 +262,11 @@ class RefMachine:
         p = cfg.profile
         self.max_order = p.max_page_order
         self.pbo = p.pageblock_order
+        self.page_shift = p.page_shift
+        self.thp = bool(cfg.thp)
+        self.min_free_kbytes = 1024
+        self.user_min_free_kbytes = -1
+        self.khugepaged_thread = False
         self.mobility_off = False  # page_group_by_mobility_disabled (never, as the engine)
         self.max_numnodes = cfg.max_numnodes
         self.ngz = self.max_numnodes * NZ
@@ -280,6 +307,11 @@ class RefMachine:
                 if not self.reserved[pfn]:
                     self.managed[g] += 1
         self.zone_free = [0] * ngz  # NR_FREE_PAGES
+        self.wmark = [[0] * 4 for _ in range(ngz)]  # _watermark[WMARK_MIN..WMARK_PROMO]
+        self.lowmem_reserve = [[0] * NZ for _ in range(ngz)]
+        self.pcp_batch = [1] * ngz  # the boot pageset
+        self.pcp_high_min = [0] * ngz
+        self.pcp_high_max = [0] * ngz
         self.below_high = [False] * ngz  # ZONE_BELOW_HIGH
         self.numa_stat = [[0] * NR_VM_NUMA_EVENT_ITEMS for _ in range(ngz)]
 
@@ -314,22 +346,112 @@ class RefMachine:
     def gz_of(self, pfn: int) -> int:
         return self.nid[pfn] * NZ + self.zone[pfn]
 
+    # ------------------------------------------------------------------ zone set-up
+    def nr_free_buffer_pages(self) -> int:
+        """nr_free_zone_pages(gfp_zone(GFP_USER)): zones up to ZONE_NORMAL,
+        managed above the high watermark."""
+        total = 0
+        for g in range(self.ngz):
+            if g % NZ <= ZONE_NORMAL and self.managed[g] > self.wmark[g][WMARK_HIGH]:
+                total += self.managed[g] - self.wmark[g][WMARK_HIGH]
+        return total
+
+    def calculate_min_free_kbytes(self) -> None:
+        lowmem_kbytes = self.nr_free_buffer_pages() * ((1 << self.page_shift) >> 10)
+        new = math.isqrt(lowmem_kbytes * 16)
+        if new > self.user_min_free_kbytes:
+            self.min_free_kbytes = clamp(new, 128, 262144)
+
+    def setup_per_zone_wmarks(self) -> None:
+        """__setup_per_zone_wmarks over every zone (the engine keeps offline
+        nodes' zones too: managed 0), then zone_pcp_update for each."""
+        pages_min = self.min_free_kbytes >> (self.page_shift - 10)
+        lowmem_pages = sum(self.managed[g] for g in range(self.ngz) if g % NZ != ZONE_MOVABLE)
+        for g in range(self.ngz):
+            managed = self.managed[g]
+            tmp = pages_min * managed // lowmem_pages if lowmem_pages else 0
+            movable = g % NZ == ZONE_MOVABLE
+            wmin = clamp(managed // 1024, SWAP_CLUSTER_MAX, 128) if movable else tmp
+            delta = max(tmp >> 2, managed * WATERMARK_SCALE_FACTOR // 10000)
+            w = self.wmark[g]
+            w[WMARK_MIN] = wmin
+            w[WMARK_LOW] = wmin + delta
+            w[WMARK_HIGH] = wmin + 2 * delta
+            w[WMARK_PROMO] = wmin + 3 * delta
+        for g in range(self.ngz):
+            self.zone_pcp_update(g)
+
+    @staticmethod
+    def zone_batchsize(managed: int, page_size: int) -> int:
+        batch = min(managed >> 10, (1 << 20) // page_size) // 4
+        if batch < 1:
+            batch = 1
+        v = batch + batch // 2
+        return (1 << (v.bit_length() - 1)) - 1  # rounddown_pow_of_two(v) - 1
+
+    def zone_highsize(self, g: int, batch: int, fraction: int) -> int:
+        total = self.wmark[g][WMARK_LOW] if not fraction else self.managed[g] // fraction
+        split = sum(1 for n in self.cpu_to_node if n == g // NZ) or self.nr_cpus
+        return max(total // split, batch << 2)
+
+    def zone_pcp_update(self, g: int) -> None:
+        """zone_set_pageset_high_and_batch (percpu_pagelist_high_fraction 0)."""
+        batch = max(1, self.zone_batchsize(self.managed[g], 1 << self.page_shift))
+        self.pcp_batch[g] = batch
+        self.pcp_high_min[g] = self.zone_highsize(g, batch, 0)
+        self.pcp_high_max[g] = self.zone_highsize(g, batch, MIN_PERCPU_PAGELIST_HIGH_FRACTION)
+
+    def setup_per_zone_lowmem_reserve(self) -> None:
+        for nid in range(self.max_numnodes):
+            for i in range(NZ - 1):
+                g = nid * NZ + i
+                ratio = LOWMEM_RESERVE_RATIO[i]
+                clear = not ratio or not self.managed[g]
+                upper = 0
+                for j in range(i + 1, NZ):
+                    upper += self.managed[nid * NZ + j]
+                    self.lowmem_reserve[g][j] = 0 if clear else upper // ratio
+
+    def set_recommended_min_free_kbytes(self) -> None:
+        """mm/khugepaged.c (hugepage_pmd_enabled() is ``thp``)."""
+        if not self.thp:
+            self.calculate_min_free_kbytes()
+        else:
+            nr_zones = sum(1 for g in range(self.ngz)
+                           if self.present[g] and g % NZ <= ZONE_NORMAL)
+            pb = 1 << self.pbo
+            recommended = pb * nr_zones * 2
+            recommended += pb * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
+            recommended = min(recommended, self.nr_free_buffer_pages() // 20)
+            recommended <<= self.page_shift - 10
+            if recommended > self.min_free_kbytes:
+                self.min_free_kbytes = recommended
+        self.setup_per_zone_wmarks()
+
+    def hugepage_init(self) -> None:
+        """mm/huge_memory.c: nothing below 512 MiB of RAM, else
+        start_stop_khugepaged."""
+        if sum(self.managed) < (512 << 20) >> self.page_shift:
+            return
+        self.khugepaged_thread = self.thp
+        self.set_recommended_min_free_kbytes()
+
+    def init_per_zone_wmark_min(self) -> None:
+        self.calculate_min_free_kbytes()
+        self.setup_per_zone_wmarks()
+        self.setup_per_zone_lowmem_reserve()
+        if self.thp and self.khugepaged_thread:  # khugepaged_min_free_kbytes_update
+            self.set_recommended_min_free_kbytes()
+
     def sync_setup(self, m: Any) -> None:
-        """Copy the zone set-up values from the engine (see the module doc):
-        watermarks, lowmem_reserve, pcp batch/high_min/high_max, zonelists and
-        N_HIGH_MEMORY.  Called after boot and after every operation."""
+        """Copy the zonelists and N_HIGH_MEMORY from the engine (see the
+        module doc).  Called after boot and after every operation."""
         S = m.S
-        arrays = (S.wmark, S.lowmem_reserve, S.pcp_batch, S.pcp_high_min, S.pcp_high_max,
-                  S.zonelist, S.zonelist_nofb, m.topo.node_states[N_NORMAL_MEMORY])
+        arrays = (S.zonelist, S.zonelist_nofb, m.topo.node_states[N_NORMAL_MEMORY])
         key = b"".join(a.tobytes() for a in arrays)
         if key == getattr(self, "_setup_key", None):
             return
         self._setup_key = key
-        self.wmark = S.wmark.tolist()
-        self.lowmem_reserve = S.lowmem_reserve.tolist()
-        self.pcp_batch = S.pcp_batch.tolist()
-        self.pcp_high_min = S.pcp_high_min.tolist()
-        self.pcp_high_max = S.pcp_high_max.tolist()
         self.zonelist = [[g for g in row if g >= 0] for row in S.zonelist.tolist()]
         self.zonelist_nofb = [[g for g in row if g >= 0] for row in S.zonelist_nofb.tolist()]
         self.n_high_memory = [bool(v) for v in m.topo.node_states[N_NORMAL_MEMORY].tolist()]
@@ -690,7 +812,7 @@ class RefMachine:
     def nr_pcp_high(self, cpu: int, gz: int, batch: int, free_high: bool) -> int:
         """nr_pcp_high (no ZONE_RECLAIM_ACTIVE: no reclaim in the model)."""
         hmin, hmax = self.pcp_high_min[gz], self.pcp_high_max[gz]
-        high = self.pcp_high[cpu][gz] = max(hmin, min(self.pcp_high[cpu][gz], hmax))
+        high = self.pcp_high[cpu][gz] = clamp(self.pcp_high[cpu][gz], hmin, hmax)
         if not high:
             return 0
         if free_high:
@@ -705,7 +827,7 @@ class RefMachine:
         elif self.pcp_count[cpu][gz] >= high:
             need_high = self.pcp_free_count[cpu][gz] + batch
             if self.pcp_high[cpu][gz] < need_high:
-                self.pcp_high[cpu][gz] = max(hmin, min(need_high, hmax))
+                self.pcp_high[cpu][gz] = clamp(need_high, hmin, hmax)
         return high
 
     def nr_pcp_free(self, cpu: int, gz: int, batch: int, high: int, free_high: bool) -> int:
@@ -713,7 +835,7 @@ class RefMachine:
             return min(self.pcp_count[cpu][gz], batch << PCP_BATCH_SCALE_MAX)
         if high < batch:
             return 1
-        return max(batch, min(self.pcp_free_count[cpu][gz], high - batch))
+        return clamp(self.pcp_free_count[cpu][gz], batch, high - batch)
 
     def free_unref_page_commit(self, gz: int, cpu: int, pfn: int, mt: int, order: int) -> None:
         self.pcp_alloc_factor[cpu][gz] >>= 1
@@ -759,7 +881,7 @@ class RefMachine:
     def nr_pcp_alloc(self, cpu: int, gz: int, order: int) -> int:
         base = self.pcp_batch[gz]
         hmin, hmax = self.pcp_high_min[gz], self.pcp_high_max[gz]
-        high = self.pcp_high[cpu][gz] = max(hmin, min(self.pcp_high[cpu][gz], hmax))
+        high = self.pcp_high[cpu][gz] = clamp(self.pcp_high[cpu][gz], hmin, hmax)
         if high < base:
             return 1
         batch = base if order else base << self.pcp_alloc_factor[cpu][gz]
@@ -969,12 +1091,16 @@ class RefMachine:
             self.free_to_zone(pfn, order, cpu)
             return
         end = pfn + (1 << order)
+        moved = False
         for p, co, t in self.layout_chunks(pfn, end):
             n = 1 << co
             if t is not None and t != self.nid[p]:
                 self.rehome(p, n, t, managed=True)
                 self.moved_on_free += n
+                moved = True
             self.free_to_zone(p, co, cpu)
+        if moved:  # managed pages changed: the kernel reruns init_per_zone_wmark_min
+            self.init_per_zone_wmark_min()
 
     # ------------------------------------------------------------------ layout
     def layout_range(self, pfn: int) -> tuple[int, int, int] | None:
@@ -1054,7 +1180,8 @@ class RefMachine:
         their lists and free them to their new zones, then walk the new
         layout's ranges in pfn order (reserved pages re-homed, allocated
         blocks marked/unmarked, misplaced free blocks moved).  The zone set-up
-        that follows is copied from the engine by :meth:`sync_setup`."""
+        that follows is init_per_zone_wmark_min (the zonelists are copied
+        from the engine by :meth:`sync_setup`)."""
         new = sorted((int(s), int(e), int(n)) for s, e, n in ranges)
         self.layout = overlay(self.layout, new)
         self._layout_starts = [r[0] for r in self.layout]
@@ -1106,6 +1233,9 @@ class RefMachine:
                         b.mark = False
                         rep.pages_unmarked += n
                 pfn = h + n
+        # present/managed pages moved: init_per_zone_wmark_min, as memory
+        # hotplug and the RFC run it
+        self.init_per_zone_wmark_min()
         return rep
 
     # ------------------------------------------------------------------ views
@@ -1220,6 +1350,12 @@ def differences(r: RefMachine, m: Any, check_counters: bool = True) -> list[str]
     cmp("NR_FREE_PAGES", S.zone_free.tolist(), r.zone_free)
     cmp("present_pages", S.zone_present.tolist(), r.present)
     cmp("managed_pages", S.zone_managed.tolist(), r.managed)
+    cmp("min_free_kbytes", m.min_free_kbytes, r.min_free_kbytes)
+    cmp("watermarks", S.wmark.tolist(), r.wmark)
+    cmp("lowmem_reserve", S.lowmem_reserve.tolist(), r.lowmem_reserve)
+    cmp("pcp batch", S.pcp_batch.tolist(), r.pcp_batch)
+    cmp("pcp high_min", S.pcp_high_min.tolist(), r.pcp_high_min)
+    cmp("pcp high_max", S.pcp_high_max.tolist(), r.pcp_high_max)
     cmp("ZONE_BELOW_HIGH", [bool(f & st.ZONE_BELOW_HIGH) for f in S.zone_flags.tolist()],
         r.below_high)
     cmp("numa_stat", S.numa_stat.tolist(), r.numa_stat)

@@ -467,7 +467,8 @@ def drain_all_pages(S, gz):
 
 @kernel
 def clamp(v, lo, hi):
-    return max(lo, min(v, hi))
+    """include/linux/minmax.h __clamp: hi wins when lo > hi."""
+    return hi if v >= hi else (lo if v <= lo else v)
 
 
 @kernel

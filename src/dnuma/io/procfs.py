@@ -224,7 +224,13 @@ def nr_memmap_boot_pages(m: Machine) -> int:
 
 
 def _threshold(m: Machine, managed: int) -> int:
-    """calculate_normal_threshold(): the per-cpu vmstat drift allowed."""
+    """calculate_normal_threshold(): the per-cpu vmstat drift allowed.
+
+    The kernel stores it in refresh_zone_stat_thresholds (from
+    init_per_zone_wmark_min, and on CPU hotplug, which the model has not);
+    computed here from today's managed pages, it is the same value, because
+    managed pages never change without init_per_zone_wmark_min running
+    (Machine.sync_zones)."""
     mem = managed >> (27 - m.profile.page_shift)  # 128 MiB units
     return min(125, 2 * m.nr_cpus.bit_length() * (1 + mem.bit_length()))
 
@@ -362,6 +368,7 @@ def meminfo(m: Machine) -> str:
     CommitLimit = overcommit_ratio (50 %) of MemTotal; the DirectMap lines
     follow the RAM ranges (see :func:`_direct_map`).
     """
+    m.sync_zones()  # watermarks and reserves as the kernel holds them
     S = m.S
     total = int(S.zone_managed.sum())
     free = int(S.zone_free.sum())
@@ -457,6 +464,7 @@ def vmstat(m: Machine) -> str:
     numa events, node items, the dirty thresholds and memmap pages, the vm
     events (0: the model counts none of them), and the deprecated
     ``nr_unstable 0`` last."""
+    m.sync_zones()  # the dirty thresholds follow totalreserve_pages
     zs = _zone_stats(m).sum(axis=0)
     numa = m.S.numa_stat.sum(axis=0)
     bg, dirty = global_dirty_limits(m)
@@ -574,6 +582,7 @@ def zoneinfo(m: Machine) -> str:
     high, batch, vm stats threshold), node_unreclaimable and start_pfn.
     Watermarks, spans and counts are pages.
     """
+    m.sync_zones()  # watermarks, protection and pcp batch as the kernel holds them
     S = m.S
     zstats = _zone_stats(m)
     ncpu = m.nr_cpus

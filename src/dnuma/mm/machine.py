@@ -61,9 +61,13 @@ from .memlayout import PFN_LIMIT, LayoutBacklog, MemLayout
 from .mmzone import PgData, Zone
 from .notifier import NotifierChain
 from .page_alloc import (
+    THP_MIN_TOTALRAM_BYTES,
     MemPolicy,
     build_all_zonelists,
+    hugepage_init,
     init_per_zone_wmark_min,
+    min_free_kbytes_sysctl_handler,
+    totalram_pages,
     update_node_states,
 )
 from .topology import NR_CPUS, Topology, check_cpu_to_node, check_distance
@@ -154,7 +158,15 @@ class MachineConfig:
     ranges never given to the buddy allocator; min_free_kbytes: the sysctl
     (kB, at most the machine's memory), if set; backlog: old layouts kept (-1
     all); memory_block_bytes: an explicit memory block size (a power of two,
-    at least a section, at most 64 GiB), else the architecture's probe decides.
+    at least a section, at most 64 GiB), else the architecture's probe decides;
+    thp: transparent hugepages on (Debian's TRANSPARENT_HUGEPAGE_ALWAYS=y, the
+    default) or off (``transparent_hugepage=never``); it only decides whether
+    khugepaged raises min_free_kbytes (set_recommended_min_free_kbytes).
+
+    min_free_kbytes is written as the sysctl is, after boot
+    (min_free_kbytes_sysctl_handler): it holds until the next
+    init_per_zone_wmark_min (a commit), which takes the larger of it and the
+    sqrt formula, and then khugepaged's recommendation if that is larger.
 
     Every field is checked when the config is made (ConfigError naming the
     field and the allowed range), sequences normalised to tuples of ints;
@@ -171,6 +183,7 @@ class MachineConfig:
     min_free_kbytes: int | None = None
     backlog: int = 0
     memory_block_bytes: int | None = None  # set_memory_block_size_order(); None: probe
+    thp: bool = True  # CONFIG_TRANSPARENT_HUGEPAGE_ALWAYS=y; False: transparent_hugepage=never
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -207,6 +220,8 @@ class MachineConfig:
                 raise ConfigError(f"memory_block_bytes: {mb:#x} is not a power of two of at "
                                   f"least one section ({sec:#x})")
             put(self, "memory_block_bytes", mb)
+        if type(self.thp) is not bool:
+            raise ConfigError(f"thp: expected true or false, got {show(self.thp)}")
         check_bytes(f"ram: a machine of {srt[-1][1]:,} pfns and {len(self.cpu_to_node)} CPUs",
                     state_bytes(self), ConfigError, available=False)
 
@@ -291,10 +306,13 @@ class Machine:
         self.config = config
         self.profile = config.profile
         self.topo = Topology(config.max_numnodes, config.cpu_to_node, config.distance)
-        self.user_min_free_kbytes = (-1 if config.min_free_kbytes is None
-                                     else int(config.min_free_kbytes))
-        self.min_free_kbytes = 1024 if config.min_free_kbytes is None \
-            else int(config.min_free_kbytes)
+        self.user_min_free_kbytes = -1  # until a sysctl write
+        self.min_free_kbytes = 1024  # the compile-time initial value
+        self.khugepaged_thread = False  # started by hugepage_init
+        # what the zone set-up (init_per_zone_wmark_min) was last computed
+        # from: the redirected-page counter and managed pages (sync_zones)
+        self._setup_moved = 0
+        self._setup_managed = np.zeros(0, dtype=np.int64)
         self.zonelist_rebuilds = 0
         self.fallback_order: dict[int, list[int]] = {}
         self.backlog = LayoutBacklog(config.backlog)
@@ -308,10 +326,13 @@ class Machine:
     # ------------------------------------------------------------------ state
     #: Python-side scalars a snapshot must carry (besides config and layouts)
     SCALARS = ("seq", "min_free_kbytes", "user_min_free_kbytes", "zonelist_rebuilds")
+    # (khugepaged_thread follows from the config and managed pages: restore)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Every saved array of the model state by name (the live arrays, not
-        copies): STATE's machine and topology arrays, not the layout's."""
+        copies): STATE's machine and topology arrays, not the layout's; the
+        zone set-up brought up to date first (:meth:`sync_zones`)."""
+        self.sync_zones()
         return {a.name: self._arrays[a.name] for a in _st.owned_by(_st.MACHINE, _st.TOPOLOGY)}
 
     def scalars(self) -> dict[str, Any]:
@@ -348,6 +369,10 @@ class Machine:
         for ml in backlog:
             m.backlog.feed(ml)
         m._point_kernels_at(effective)  # the saved lookup cache (ml_cache) stays
+        # hugepage_init's decision: total managed pages never change after boot
+        m.khugepaged_thread = bool(config.thp) and totalram_pages(m) >= (
+            THP_MIN_TOTALRAM_BYTES >> config.profile.page_shift)
+        m._note_zone_setup()  # the saved watermarks are taken as they are
         return m
 
     # ------------------------------------------------------------------ boot
@@ -424,8 +449,12 @@ class Machine:
             starts, ends = self._apply_initial(initial)
         _kb.free_pages_memory(self.S, starts, ends)
         update_node_states(self)
-        init_per_zone_wmark_min(self)
+        init_per_zone_wmark_min(self)  # postcore_initcall: khugepaged not started yet
+        hugepage_init(self)  # subsys_initcall
+        if self.config.min_free_kbytes is not None:  # the sysctl, written after the initcalls
+            min_free_kbytes_sysctl_handler(self, self.config.min_free_kbytes)
         build_all_zonelists(self)
+        self._note_zone_setup()
 
     def _boot_zone_spans(self) -> None:
         """zone_spanned_pages_in_node(): a populated zone spans its arch range
@@ -714,7 +743,10 @@ class Machine:
 
     def vmstat_tick(self) -> None:
         """One run of vmstat_update on every CPU (the kernel does it each
-        second): pcp high decays and idle remote pcps drain."""
+        second): pcp high decays and idle remote pcps drain.  Zone set-up
+        left behind by compiled runs is brought up to date first
+        (:meth:`sync_zones`)."""
+        self.sync_zones()
         _kbd.refresh_cpu_vm_stats(self.S)
 
     def drain_all_pages(self) -> None:
@@ -732,18 +764,37 @@ class Machine:
         """Node states, watermarks, pcp high/batch and zonelists, once."""
         self.S.counters[_st.C_ZONES_CHANGED] = 0
         on, off = update_node_states(self)
-        init_per_zone_wmark_min(self, recalc_min=False)
+        init_per_zone_wmark_min(self)  # as online_pages / offline_pages and the RFC do
         build_all_zonelists(self)
+        self._note_zone_setup()
         self.uevents.extend(("add", f"/devices/system/node/node{n}", "node") for n in on)
         self.uevents.extend(("remove", f"/devices/system/node/node{n}", "node") for n in off)
         return on, off
 
     def sync_zones(self) -> None:
-        """After frees that emptied or populated a zone (a redirect on free),
-        update node states and rebuild the zonelists, as online_pages /
-        offline_pages do when a zone's populated state changes."""
-        if self.S.counters[_st.C_ZONES_CHANGED]:
+        """After redirected frees (which move managed pages between zones):
+        if a zone was emptied or populated, update node states and rebuild
+        the zonelists as online_pages / offline_pages do; if managed pages
+        changed at all, rerun init_per_zone_wmark_min (min_free_kbytes,
+        watermarks, pcp batch/high, lowmem_reserve), as the kernel never
+        changes managed pages without it.
+
+        Called after every public free, after every compiled run (churn,
+        tasks, replay), at each vmstat tick and before the procfs files and
+        snapshots are made; a cheap counter check when nothing moved.
+        """
+        S = self.S
+        if S.counters[_st.C_ZONES_CHANGED]:
             self.rebuild_after_layout_change()
+        elif S.counters[_st.C_MOVED_ON_FREE] != self._setup_moved:
+            if not np.array_equal(S.zone_managed, self._setup_managed):
+                init_per_zone_wmark_min(self)
+            self._note_zone_setup()
+
+    def _note_zone_setup(self) -> None:
+        """The zone set-up now matches managed pages (see :meth:`sync_zones`)."""
+        self._setup_moved = int(self.S.counters[_st.C_MOVED_ON_FREE])
+        self._setup_managed = self.S.zone_managed.copy()
 
     # ------------------------------------------------------------------ page states
     def free_mask(self) -> np.ndarray:

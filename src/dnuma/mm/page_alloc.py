@@ -14,6 +14,7 @@ from .._kernels.state import P_POLICY_ZONE
 from .constants import (
     LOWMEM_RESERVE_RATIO,
     MAX_NR_ZONES,
+    MIGRATE_PCPTYPES,
     MPOL_BIND,
     MPOL_DEFAULT,
     MPOL_INTERLEAVE,
@@ -94,26 +95,99 @@ def int_sqrt(x: int) -> int:
 #: calculate_min_free_kbytes() clamps the value it computes to these (kB)
 MIN_FREE_KBYTES_MIN = 128
 MIN_FREE_KBYTES_MAX = 262144
+#: mm/huge_memory.c hugepage_init(): THP (and khugepaged) stay off below this much RAM
+THP_MIN_TOTALRAM_BYTES = 512 << 20
+
+
+def _kernel_zones(m: Machine) -> np.ndarray:
+    """bool per global zone: zone_idx <= gfp_zone(GFP_USER) (ZONE_NORMAL)."""
+    return (np.arange(m.S.zone_managed.size) % MAX_NR_ZONES) <= ZONE_NORMAL
+
+
+def totalram_pages(m: Machine) -> int:
+    """totalram_pages(): managed pages of every zone."""
+    return int(m.S.zone_managed.sum())
+
+
+def nr_free_buffer_pages(m: Machine) -> int:
+    """nr_free_buffer_pages() -> nr_free_zone_pages(gfp_zone(GFP_USER)): over
+    the zones up to ZONE_NORMAL of the local node's GFP_KERNEL zonelist (every
+    zone with managed pages), managed - high watermark where positive."""
+    S = m.S
+    free_buf = np.maximum(0, S.zone_managed - S.wmark[:, WMARK_HIGH])[_kernel_zones(m)]
+    return int(free_buf.sum())
 
 
 def calculate_min_free_kbytes(m: Machine) -> None:
     """calculate_min_free_kbytes: sqrt(16 * lowmem kB), clamped to
-    [MIN_FREE_KBYTES_MIN, MIN_FREE_KBYTES_MAX] kB, unless the user set a
-    larger value (MachineConfig keeps that within the machine's memory)."""
-    S = m.S
-    nz = S.zone_managed.size
-    zidx = np.arange(nz) % MAX_NR_ZONES
-    low = zidx <= ZONE_NORMAL
-    free_buf = np.maximum(0, S.zone_managed - S.wmark[:, WMARK_HIGH])[low].sum()
-    lowmem_kb = int(free_buf) * (m.profile.page_size >> 10)
+    [MIN_FREE_KBYTES_MIN, MIN_FREE_KBYTES_MAX] kB, unless the user's value
+    (user_min_free_kbytes, set by a sysctl write) is at least that."""
+    lowmem_kb = nr_free_buffer_pages(m) * (m.profile.page_size >> 10)
     new = int_sqrt(lowmem_kb * 16)
     if new > m.user_min_free_kbytes:
         m.min_free_kbytes = min(max(new, MIN_FREE_KBYTES_MIN), MIN_FREE_KBYTES_MAX)
 
 
+def khugepaged_recommended_min_free_kbytes(m: Machine) -> int:
+    """set_recommended_min_free_kbytes()'s value (kB): 2 + MIGRATE_PCPTYPES**2
+    pageblocks for each populated zone up to ZONE_NORMAL (of every node;
+    ZONE_MOVABLE is skipped), at most 5% of nr_free_buffer_pages()."""
+    nr_zones = int(np.count_nonzero((m.S.zone_present > 0) & _kernel_zones(m)))
+    pb = m.profile.pageblock_nr_pages
+    recommended = pb * nr_zones * 2
+    recommended += pb * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
+    recommended = min(recommended, nr_free_buffer_pages(m) // 20)
+    return recommended << (m.profile.page_shift - 10)
+
+
+def set_recommended_min_free_kbytes(m: Machine) -> None:
+    """mm/khugepaged.c set_recommended_min_free_kbytes: with PMD-sized THP on,
+    raise min_free_kbytes to the recommendation if it is larger (a value the
+    user wrote is raised too: the kernel only logs it); with THP off
+    (hugepage_pmd_enabled() false) recompute it with
+    calculate_min_free_kbytes.  Then setup_per_zone_wmarks either way."""
+    if not m.config.thp:
+        calculate_min_free_kbytes(m)
+    else:
+        recommended = khugepaged_recommended_min_free_kbytes(m)
+        if recommended > m.min_free_kbytes:
+            m.min_free_kbytes = recommended
+    setup_per_zone_wmarks(m)
+
+
+def hugepage_init(m: Machine) -> None:
+    """mm/huge_memory.c hugepage_init (subsys_initcall, after
+    init_per_zone_wmark_min): below THP_MIN_TOTALRAM_BYTES of RAM THP is
+    turned off and khugepaged never starts; otherwise start_stop_khugepaged
+    starts the thread if THP is on (``thp``) and calls
+    set_recommended_min_free_kbytes in both cases."""
+    m.khugepaged_thread = False
+    if totalram_pages(m) < THP_MIN_TOTALRAM_BYTES >> m.profile.page_shift:
+        return
+    m.khugepaged_thread = bool(m.config.thp)  # start_stop_khugepaged
+    set_recommended_min_free_kbytes(m)
+
+
+def khugepaged_min_free_kbytes_update(m: Machine) -> None:
+    """khugepaged_min_free_kbytes_update: set_recommended_min_free_kbytes
+    again when PMD THP is on and khugepaged runs."""
+    if m.config.thp and m.khugepaged_thread:
+        set_recommended_min_free_kbytes(m)
+
+
+def min_free_kbytes_sysctl_handler(m: Machine, kbytes: int) -> None:
+    """A write of vm.min_free_kbytes (the caller checks the value):
+    user_min_free_kbytes = min_free_kbytes = the value, then
+    setup_per_zone_wmarks (no khugepaged update)."""
+    m.min_free_kbytes = int(kbytes)
+    m.user_min_free_kbytes = int(kbytes)
+    setup_per_zone_wmarks(m)
+
+
 def setup_per_zone_wmarks(m: Machine) -> None:
-    """__setup_per_zone_wmarks: min proportional to managed pages (capped for
-    ZONE_MOVABLE), low/high/promo spaced by max(min/4, 0.1% of managed)."""
+    """setup_per_zone_wmarks: __setup_per_zone_wmarks (min proportional to
+    managed pages, capped for ZONE_MOVABLE; low/high/promo spaced by
+    max(min/4, 0.1% of managed)), then zone_pcp_update for every zone."""
     S = m.S
     pages_min = m.min_free_kbytes >> (m.profile.page_shift - 10)
     managed = S.zone_managed.astype(np.int64)
@@ -127,6 +201,7 @@ def setup_per_zone_wmarks(m: Machine) -> None:
     S.wmark[:, WMARK_LOW] = wmin + delta
     S.wmark[:, WMARK_HIGH] = wmin + 2 * delta
     S.wmark[:, WMARK_PROMO] = wmin + 3 * delta
+    zone_pcp_update(m)
 
 
 def setup_per_zone_lowmem_reserve(m: Machine) -> None:
@@ -154,31 +229,40 @@ def zone_batchsize(managed: int, page_size: int) -> int:
     return max(1, (1 << (v.bit_length() - 1)) - 1)
 
 
+def zone_batchsizes(managed: np.ndarray, page_size: int) -> np.ndarray:
+    """zone_batchsize for an array of managed page counts."""
+    batch = np.maximum(np.minimum(managed >> 10, (1 << 20) // page_size) // 4, 1)
+    v = batch + batch // 2  # >= 1 and small: frexp's exponent is exact
+    return np.maximum(1, (np.int64(1) << (np.frexp(v.astype(np.float64))[1] - 1)) - 1)
+
+
 def zone_pcp_update(m: Machine) -> None:
     """zone_pcp_update -> zone_set_pageset_high_and_batch for every zone
     (percpu_pagelist_high_fraction = 0: auto-tuned between high_min and high_max)."""
     S = m.S
     topo = m.topo
+    managed = S.zone_managed.astype(np.int64)
     ncpu_of = np.bincount(topo.cpu_to_node, minlength=topo.max_numnodes)
-    online_cpus = topo.nr_cpu_ids
-    for gz in range(S.zone_managed.size):
-        managed = int(S.zone_managed[gz])
-        batch = zone_batchsize(managed, m.profile.page_size)
-        split = int(ncpu_of[gz // MAX_NR_ZONES]) or online_cpus
-        hmin = max(int(S.wmark[gz, WMARK_LOW]) // split, batch << 2)
-        hmax = max(managed // MIN_PERCPU_PAGELIST_HIGH_FRACTION // split, batch << 2)
-        S.pcp_batch[gz] = batch
-        S.pcp_high_min[gz] = hmin
-        S.pcp_high_max[gz] = hmax
+    split = np.repeat(ncpu_of, MAX_NR_ZONES)[:managed.size]
+    split = np.where(split > 0, split, topo.nr_cpu_ids)
+    batch = zone_batchsizes(managed, m.profile.page_size)
+    S.pcp_batch[:] = batch
+    S.pcp_high_min[:] = np.maximum(S.wmark[:, WMARK_LOW] // split, batch << 2)
+    S.pcp_high_max[:] = np.maximum(managed // MIN_PERCPU_PAGELIST_HIGH_FRACTION // split,
+                                   batch << 2)
 
 
-def init_per_zone_wmark_min(m: Machine, recalc_min: bool = True) -> None:
-    """init_per_zone_wmark_min: min_free_kbytes, watermarks (and pcp), reserves."""
-    if recalc_min:
-        calculate_min_free_kbytes(m)
+def init_per_zone_wmark_min(m: Machine) -> None:
+    """init_per_zone_wmark_min (at boot, and on every memory online/offline):
+    calculate_min_free_kbytes, setup_per_zone_wmarks (and pcp),
+    refresh_zone_stat_thresholds (the model computes the threshold from
+    managed pages when it shows it: the same value, as managed never changes
+    without this function running), setup_per_zone_lowmem_reserve, then
+    khugepaged_min_free_kbytes_update."""
+    calculate_min_free_kbytes(m)
     setup_per_zone_wmarks(m)
-    zone_pcp_update(m)
     setup_per_zone_lowmem_reserve(m)
+    khugepaged_min_free_kbytes_update(m)
 
 
 def find_next_best_node(m: Machine, node: int, used: np.ndarray,
