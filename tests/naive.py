@@ -432,6 +432,7 @@ class RefMachine:
         """mm/huge_memory.c: nothing below 512 MiB of RAM, else
         start_stop_khugepaged."""
         if sum(self.managed) < (512 << 20) >> self.page_shift:
+            self.thp = False  # transparent_hugepage_flags = 0
             return
         self.khugepaged_thread = self.thp
         self.set_recommended_min_free_kbytes()

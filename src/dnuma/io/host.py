@@ -42,7 +42,7 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,7 @@ class HostFacts:
     kpageflags: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     min_free_kbytes: int | None = None  # /proc/sys/vm/min_free_kbytes
+    thp: str | None = None  # transparent_hugepage/enabled: always, madvise or never
 
 
 # ------------------------------------------------------------------ parsers
@@ -569,6 +570,13 @@ def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> Ho
                 raise HostImportError(f"{mf}: expected a number of kB, got {t[:40]!r}")
             facts.min_free_kbytes = int(t)
             break
+    te = r / "sys" / "kernel" / "mm" / "transparent_hugepage" / "enabled"
+    if te.exists():
+        mt = re.search(r"\[(always|madvise|never)\]", _text(te))
+        if not mt:
+            raise HostImportError(f"{te}: expected the mode in brackets, e.g. "
+                                  f"'always [madvise] never'")
+        facts.thp = mt.group(1)
     if kpageflags:
         end = max(e for _s, e in ram)
         facts.kpageflags, why = read_kpageflags(r, end)
@@ -873,6 +881,10 @@ def _take_history(m: Machine, f: HostFacts) -> list[str]:
     counts, so it takes them as they are, and recomputes them when the
     kernel would."""
     taken = []
+    if f.thp is not None:  # hugepage_pmd_enabled() and whether khugepaged runs
+        m.vm = replace(m.vm, thp=f.thp != "never")
+        m.khugepaged_thread = m.vm.thp
+        taken.append(f"THP {f.thp}")
     if f.min_free_kbytes is not None:
         m.min_free_kbytes = f.min_free_kbytes
         taken.append("min_free_kbytes")

@@ -565,6 +565,11 @@ def _build(doc: dict[str, Any], config: MachineConfig,
     scalars: dict[str, Any] = {k: int(sc[k]) for k in Machine.SCALARS}
     scalars["fallback_order"] = {int(k): [int(x) for x in v] for k, v in fb.items()}
     scalars["uevents"] = ue
+    if "vm" in sc:  # the vm tunables (snapshots before them: the defaults)
+        vm = sc["vm"]
+        if not isinstance(vm, dict) or not isinstance(vm.get("lowmem_reserve_ratio"), list):
+            raise ValueError("vm is not a table of the vm tunables")
+        scalars["vm"] = vm
     refs = [int(doc["layout"]), int(doc["effective"]), *map(int, doc["backlog"])]
     if not all(0 <= i < len(mls) for i in refs):
         raise ValueError(f"layout references {refs} outside the {len(mls)} layouts saved")

@@ -63,6 +63,7 @@ from .notifier import NotifierChain
 from .page_alloc import (
     THP_MIN_TOTALRAM_BYTES,
     MemPolicy,
+    VmTunables,
     build_all_zonelists,
     hugepage_init,
     init_per_zone_wmark_min,
@@ -309,6 +310,7 @@ class Machine:
         self.user_min_free_kbytes = -1  # until a sysctl write
         self.min_free_kbytes = 1024  # the compile-time initial value
         self.khugepaged_thread = False  # started by hugepage_init
+        self.vm = VmTunables(thp=bool(config.thp))  # the vm sysctls (mm/sysctl.py)
         # what the zone set-up (init_per_zone_wmark_min) was last computed
         # from: the redirected-page counter and managed pages (sync_zones)
         self._setup_moved = 0
@@ -340,6 +342,7 @@ class Machine:
         layouts: SCALARS, fallback_order and uevents (copies)."""
         out: dict[str, Any] = {k: int(getattr(self, k)) for k in self.SCALARS}
         out["fallback_order"] = {k: list(v) for k, v in self.fallback_order.items()}
+        out["vm"] = self.vm.as_dict()
         out["uevents"] = list(self.uevents)
         return out
 
@@ -364,13 +367,15 @@ class Machine:
             setattr(m, k, int(scalars[k]))
         m.fallback_order = {int(k): list(v)
                             for k, v in scalars.get("fallback_order", {}).items()}
+        if "vm" in scalars:  # snapshots before the tunables: the defaults
+            m.vm = VmTunables.from_dict(scalars["vm"])
         m.uevents = [(str(a), str(p), str(s)) for a, p, s in scalars.get("uevents", [])]
         m.layout = layout
         for ml in backlog:
             m.backlog.feed(ml)
         m._point_kernels_at(effective)  # the saved lookup cache (ml_cache) stays
         # hugepage_init's decision: total managed pages never change after boot
-        m.khugepaged_thread = bool(config.thp) and totalram_pages(m) >= (
+        m.khugepaged_thread = bool(m.vm.thp) and totalram_pages(m) >= (
             THP_MIN_TOTALRAM_BYTES >> config.profile.page_shift)
         m._note_zone_setup()  # the saved watermarks are taken as they are
         return m

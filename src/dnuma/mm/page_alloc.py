@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -88,6 +89,30 @@ class MemPolicy:
         return f"MemPolicy({name!r}, {self.nodes})"
 
 
+@dataclass
+class VmTunables:
+    """The vm tunables the zone set-up reads (mm/page_alloc.c's and
+    mm/huge_memory.c's globals, written through /proc/sys/vm and
+    /sys/kernel/mm/transparent_hugepage; see :mod:`dnuma.mm.sysctl`)."""
+
+    watermark_scale_factor: int = WATERMARK_SCALE_FACTOR
+    lowmem_reserve_ratio: tuple[int, ...] = LOWMEM_RESERVE_RATIO  # per zone (MAX_NR_ZONES)
+    percpu_pagelist_high_fraction: int = 0  # 0: pcp high auto-tuned
+    thp: bool = True  # hugepage_pmd_enabled(): THP "always" or "madvise"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"watermark_scale_factor": self.watermark_scale_factor,
+                "lowmem_reserve_ratio": list(self.lowmem_reserve_ratio),
+                "percpu_pagelist_high_fraction": self.percpu_pagelist_high_fraction,
+                "thp": self.thp}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VmTunables:
+        return cls(int(d["watermark_scale_factor"]),
+                   tuple(int(v) for v in d["lowmem_reserve_ratio"]),
+                   int(d["percpu_pagelist_high_fraction"]), bool(d["thp"]))
+
+
 def int_sqrt(x: int) -> int:
     return math.isqrt(max(0, x))
 
@@ -146,7 +171,7 @@ def set_recommended_min_free_kbytes(m: Machine) -> None:
     user wrote is raised too: the kernel only logs it); with THP off
     (hugepage_pmd_enabled() false) recompute it with
     calculate_min_free_kbytes.  Then setup_per_zone_wmarks either way."""
-    if not m.config.thp:
+    if not m.vm.thp:
         calculate_min_free_kbytes(m)
     else:
         recommended = khugepaged_recommended_min_free_kbytes(m)
@@ -163,15 +188,22 @@ def hugepage_init(m: Machine) -> None:
     set_recommended_min_free_kbytes in both cases."""
     m.khugepaged_thread = False
     if totalram_pages(m) < THP_MIN_TOTALRAM_BYTES >> m.profile.page_shift:
+        m.vm.thp = False  # transparent_hugepage_flags = 0: THP "never"
         return
-    m.khugepaged_thread = bool(m.config.thp)  # start_stop_khugepaged
+    start_stop_khugepaged(m)
+
+
+def start_stop_khugepaged(m: Machine) -> None:
+    """mm/khugepaged.c start_stop_khugepaged: the thread runs while PMD THP
+    is on; set_recommended_min_free_kbytes either way."""
+    m.khugepaged_thread = bool(m.vm.thp)
     set_recommended_min_free_kbytes(m)
 
 
 def khugepaged_min_free_kbytes_update(m: Machine) -> None:
     """khugepaged_min_free_kbytes_update: set_recommended_min_free_kbytes
     again when PMD THP is on and khugepaged runs."""
-    if m.config.thp and m.khugepaged_thread:
+    if m.vm.thp and m.khugepaged_thread:
         set_recommended_min_free_kbytes(m)
 
 
@@ -196,7 +228,7 @@ def setup_per_zone_wmarks(m: Machine) -> None:
     lowmem = int(managed[~movable].sum())
     tmp = (pages_min * managed) // lowmem if lowmem else np.zeros_like(managed)
     wmin = np.where(movable, np.clip(managed // 1024, SWAP_CLUSTER_MAX, 128), tmp)
-    delta = np.maximum(tmp >> 2, managed * WATERMARK_SCALE_FACTOR // 10000)
+    delta = np.maximum(tmp >> 2, managed * m.vm.watermark_scale_factor // 10000)
     S.wmark[:, WMARK_MIN] = wmin
     S.wmark[:, WMARK_LOW] = wmin + delta
     S.wmark[:, WMARK_HIGH] = wmin + 2 * delta
@@ -211,7 +243,7 @@ def setup_per_zone_lowmem_reserve(m: Machine) -> None:
     res = S.lowmem_reserve.reshape(-1, MAX_NR_ZONES, MAX_NR_ZONES)
     res[:] = 0
     for i in range(MAX_NR_ZONES - 1):
-        ratio = LOWMEM_RESERVE_RATIO[i]
+        ratio = m.vm.lowmem_reserve_ratio[i]
         if not ratio:
             continue
         upper = np.cumsum(managed[:, i + 1:], axis=1)  # j = i+1 .. MAX-1
@@ -237,8 +269,11 @@ def zone_batchsizes(managed: np.ndarray, page_size: int) -> np.ndarray:
 
 
 def zone_pcp_update(m: Machine) -> None:
-    """zone_pcp_update -> zone_set_pageset_high_and_batch for every zone
-    (percpu_pagelist_high_fraction = 0: auto-tuned between high_min and high_max)."""
+    """zone_pcp_update -> zone_set_pageset_high_and_batch for every zone:
+    with percpu_pagelist_high_fraction 0, high is auto-tuned between high_min
+    (the low watermark) and high_max (managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION);
+    with a fraction, both are managed / fraction (zone_highsize, split over
+    the node's CPUs)."""
     S = m.S
     topo = m.topo
     managed = S.zone_managed.astype(np.int64)
@@ -247,6 +282,11 @@ def zone_pcp_update(m: Machine) -> None:
     split = np.where(split > 0, split, topo.nr_cpu_ids)
     batch = zone_batchsizes(managed, m.profile.page_size)
     S.pcp_batch[:] = batch
+    frac = m.vm.percpu_pagelist_high_fraction
+    if frac:
+        S.pcp_high_min[:] = S.pcp_high_max[:] = np.maximum(managed // frac // split,
+                                                           batch << 2)
+        return
     S.pcp_high_min[:] = np.maximum(S.wmark[:, WMARK_LOW] // split, batch << 2)
     S.pcp_high_max[:] = np.maximum(managed // MIN_PERCPU_PAGELIST_HIGH_FRACTION // split,
                                    batch << 2)

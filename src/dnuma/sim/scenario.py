@@ -206,7 +206,7 @@ def parse_gfp(name: str) -> int:
 # ------------------------------------------------------------------ machine
 _MACHINE_KEYS = ("nodes", "cpus", "cpus_per_node", "cpu_to_node", "mem", "mem_per_node",
                  "ram", "distance", "profile", "max_numnodes", "reserved", "min_free_kbytes",
-                 "backlog")
+                 "backlog", "thp")
 
 
 def _machine_from(at: _At, base: Path | None) -> str:
@@ -284,6 +284,7 @@ def _machine(at: _At) -> MachineConfig:
     if mfk is not None:
         kw["min_free_kbytes"] = mfk
     kw["backlog"] = at.int_("backlog", 0, -1)
+    kw["thp"] = at.get("thp", bool, True)  # PMD THP on (Debian's default): khugepaged
     try:
         return MachineConfig(ram=tuple(ram), cpu_to_node=c2n, **kw)
     except ConfigError as exc:
