@@ -91,6 +91,11 @@ def test_fields_parse_the_kernels_text():
                         "              high:  0\n")
     assert z == {"zone[1/DMA32].min": 13, "zone[1/DMA32].low": 16,
                  "zone[1/DMA32].spanned": 12288, "zone[1/DMA32].protection": (0, 0, 7, 7, 7)}
+    z = zoneinfo_fields("Node 0, zone      DMA\n  pagesets\n    cpu: 1\n"
+                        "              count: 5\n              high:  9\n"
+                        "              batch: 3\n  vm stats threshold: 6\n"
+                        "  node_unreclaimable:  0\n  start_pfn:           1\n")
+    assert z == {"zone[0/DMA].pcp[1].batch": 3, "zone[0/DMA].pcp[1].stat_threshold": 6}
     assert buddyinfo_fields("Node 0, zone      DMA      2      1\n") == {
         "zone[0/DMA].free_by_order": (2, 1)}
     assert pagetypeinfo_fields("Node    0, zone      DMA, type    Unmovable      2      1\n") \

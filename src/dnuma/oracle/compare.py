@@ -50,7 +50,8 @@ UNTRACED: dict[str, str] = {
 #: snapshot (the rest of a boot row was read from the guest's files)
 IMPORT_COMPUTES = ("vm.min_free_kbytes", "zone[*].min", "zone[*].low", "zone[*].high",
                    "zone[*].promo", "zone[*].protection", "node[*].MemFree",
-                   "node[*].MemTotal", "zone[*].free*")
+                   "node[*].MemTotal", "zone[*].free*", "zone[*].pcp[*].batch",
+                   "zone[*].pcp[*].stat_threshold")
 
 #: field families each kind of step makes the model recompute (rows of other
 #: families hold what the import copied from the first snapshot)

@@ -29,13 +29,16 @@ def _text(p: Path) -> str | None:
 
 
 def zoneinfo_fields(text: str) -> dict[str, Any]:
-    """zoneinfo -> zone[N/NAME].{spanned,...,promo,protection}."""
+    """zoneinfo -> zone[N/NAME].{spanned,...,promo,protection} and, per CPU,
+    zone[N/NAME].pcp[C].{batch,stat_threshold} (count and high move on their own)."""
     out: dict[str, Any] = {}
-    zone = ""
+    zone = pcp = ""
+    cpu = -1
     for line in text.splitlines():
         mt = _ZONE.match(line)
         if mt:
             zone = f"zone[{mt.group(1)}/{mt.group(2)}]"
+            cpu = -1
             continue
         s = line.split()
         if not zone or not s:
@@ -46,7 +49,16 @@ def zoneinfo_fields(text: str) -> dict[str, Any]:
             out[f"{zone}.protection"] = tuple(int(v) for v in
                                               line.split("(", 1)[1].rstrip(")\n ").split(","))
         elif s[0] == "pagesets":
-            zone = ""  # the per-cpu part: nothing compared there (yet)
+            pcp = f"{zone}.pcp"  # the per-cpu part: batch and the stat threshold
+            cpu = -1
+        elif zone and s[0] == "cpu:" and len(s) == 2:
+            cpu = int(s[1])
+        elif zone and cpu >= 0 and s[0] == "batch:" and len(s) == 2:
+            out[f"{pcp}[{cpu}].batch"] = int(s[1])
+        elif zone and cpu >= 0 and line.strip().startswith("vm stats threshold:"):
+            out[f"{pcp}[{cpu}].stat_threshold"] = int(s[-1])
+        elif s[0] in ("node_unreclaimable:", "start_pfn:"):
+            zone = ""
     return out
 
 
