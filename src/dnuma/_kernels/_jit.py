@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -23,6 +24,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # DNUMA_NO_JIT=1 runs every kernel as plain Python (for debugging and coverage).
 JIT_DISABLED = os.environ.get("DNUMA_NO_JIT", "") not in ("", "0")
+if JIT_DISABLED:
+    # the kernels' uint64 arithmetic (splitmix64, hashes) wraps on purpose, as
+    # compiled code does; numpy scalars would warn about it on stderr
+    warnings.filterwarnings("ignore", "overflow encountered", RuntimeWarning,
+                            r"dnuma\._kernels\.")
 
 # Kernels run without numba's reference-counting runtime (NRT): with it, every
 # call that passes the KState bundle increfs and decrefs each of its ~40
