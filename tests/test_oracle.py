@@ -154,3 +154,18 @@ def test_qemu_gets_memoryless_cpuless_nodes_and_distances():
 def test_bad_oracle_scenarios_say_where(text, where):
     with pytest.raises(OracleScenarioError, match=f"x.toml: .*{__import__('re').escape(where)}"):
         parse_oracle_scenario(text, "x.toml")
+
+
+def test_the_command_compares_recorded_runs(capsys):
+    from dnuma.cli import main
+
+    assert main(["oracle", "rfc", "numa4", "--json", "--record", str(ORACLE)]) == 0
+    doc = __import__("json").loads(capsys.readouterr().out)
+    assert [s["scenario"] for s in doc["scenarios"]] == ["rfc", "numa4"]
+    assert doc["total"]["unexplained"] == 0
+    assert doc["total"]["compared"] == sum(s["compared"] for s in doc["scenarios"]) > 500
+    assert main(["oracle", "asym3", "--record", str(ORACLE)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("asym3 (Linux 6.12.117+deb12-amd64): ") and "0 unexplained" in out
+    assert main(["oracle", "nowhere"]) == 2
+    assert "nowhere: cannot read" in capsys.readouterr().err
