@@ -7,7 +7,7 @@
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev 2>/dev/null
-mkdir -p /out /tmp
+mkdir -p /out
 N=0
 
 copy() {  # copy FILE (a text file of /proc or /sys) to /out/$SNAP/FILE
