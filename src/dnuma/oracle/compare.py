@@ -22,7 +22,7 @@ from ..io.export import write_sysroot
 from ..io.host import boot_from_host
 from ..mm.errors import DnumaError
 from ..mm.machine import Machine
-from .fields import tree_fields
+from .fields import buddyinfo_fields, tree_fields
 from .scenario import OracleScenario, Step
 
 #: differences the comparer explains for every scenario: field pattern (``*``
@@ -30,13 +30,20 @@ from .scenario import OracleScenario, Step
 EXPLAINED: dict[str, str] = {}
 #: differences explained in the imported snapshot itself
 BOOT: dict[str, str] = {
-    "zone[*].free*": "the guest reads its files one after another while it runs: the "
-                     "import's free lists come from kpageflags, read before buddyinfo and "
-                     "pagetypeinfo",
+    "zone[*].free*": "the zone's free lists moved while the guest read them (its "
+                     "buddyinfo differs just before and just after kpageflags, which the "
+                     "import's free lists come from)",
     "node[*].MemFree": "the guest reads its files one after another while it runs: node "
                        "meminfo is read before kpageflags, which the import's free pages "
                        "come from",
 }
+#: per-migratetype free lists of a zone that held still: kpageflags carries
+#: no migratetype, and pagetypeinfo says how many pageblocks of each type a
+#: zone has, not which; the per-order totals must agree all the same
+MIGRATETYPE_UNKNOWN = ("kpageflags carries no migratetype: the import knows how many "
+                       "pageblocks of each type the zone has (pagetypeinfo), not which, so "
+                       "free blocks may sit on another type's list (the per-order totals "
+                       "agree)")
 #: differences explained at steps that replay no trace: the guest's shell
 #: and its snapshot copies allocate between the steps, the model does not
 UNTRACED: dict[str, str] = {
@@ -131,6 +138,20 @@ def apply_step(m: Machine, step: Step) -> bool:
     return sysctl.apply(m, step.kind, step.args)
 
 
+def still_zones(snap: Path) -> list[str]:
+    """The zones (``zone[N/NAME]``) whose buddyinfo was the same when the
+    guest read it first, just before and just after kpageflags: their free
+    lists did not move while the snapshot was taken."""
+    proc = snap / "proc"
+    reads = [proc / "buddyinfo", proc / "buddyinfo.before-kpageflags",
+             proc / "buddyinfo.after-kpageflags"]
+    if not all(p.is_file() for p in reads):
+        return []
+    first, *rest = (buddyinfo_fields(p.read_text()) for p in reads)
+    return [k.removesuffix(".free_by_order") for k, v in first.items()
+            if all(r.get(k) == v for r in rest)]
+
+
 def snapshot_dirs(root: Path) -> list[Path]:
     """The step folders of a recorded run, in order (``NN-NAME``)."""
     return sorted((p for p in root.iterdir() if p.is_dir() and p.name[:2].isdigit()),
@@ -176,13 +197,17 @@ def compare(sc: OracleScenario, snapshots: Path,
         read_lowmem_reserve_ratio(m)
         computed.add("zone[*].protection")
         why_here = {**(BOOT if i == 0 else UNTRACED), **why}
+        if i == 0:  # a zone whose free lists held still while the guest read
+            for z in still_zones(d):  # them is no excuse: it must agree
+                why_here[f"{z}.free_by_order"] = ""
+                why_here[f"{z}.free[*]"] = MIGRATETYPE_UNKNOWN
         for key in sorted(set(kern) | set(mod)):
             a, b = kern.get(key, "(absent)"), mod.get(key, "(absent)")
             copied = not _matches(key, computed)
             if a == b:
                 cmp.rows.append(Row(step, key, a, b, "agree", copied))
                 continue
-            reason = next((r for p, r in why_here.items() if glob_match(key, p)), "")
+            reason = next((r for p, r in reversed(why_here.items()) if glob_match(key, p)), "")
             cmp.rows.append(Row(step, key, a, b, "explained" if reason else "unexplained",
                                 copied, reason))
     return cmp

@@ -28,8 +28,10 @@ snapshot() {
     for f in min_free_kbytes watermark_scale_factor lowmem_reserve_ratio \
              percpu_pagelist_high_fraction; do copy /proc/sys/vm/$f; done
     copy /sys/kernel/mm/transparent_hugepage/enabled
+    cat /proc/buddyinfo > "$SNAP/proc/buddyinfo.before-kpageflags"
     cat /proc/kpageflags > "$SNAP/proc/kpageflags"
     cat /proc/kpagecount > "$SNAP/proc/kpagecount"
+    cat /proc/buddyinfo > "$SNAP/proc/buddyinfo.after-kpageflags"
     d=/sys/devices/system
     for f in $d/node/possible $d/node/online $d/node/has_memory $d/node/has_normal_memory \
              $d/node/has_cpu $d/node/has_high_memory $d/cpu/online $d/cpu/possible \

@@ -121,8 +121,10 @@ def run_guest(sc: OracleScenario, workdir: Path, kernel: str | None = None,
     (workdir / "console.log").write_bytes(bytes(log))
     text = bytes(log).replace(b"\r", b"")
     if BEGIN not in text or END not in text:
-        raise OracleError(f"{sc.name}: the guest printed no snapshot (see "
-                          f"{workdir / 'console.log'})")
+        last = text.strip().splitlines()[-1:] or [b"(nothing)"]
+        raise OracleError(f"{sc.name}: the guest printed no snapshot; its console ended "
+                          f"with {last[0][:120].decode(errors='replace')!r} (all of it: "
+                          f"--keep DIR keeps DIR/{sc.name}/console.log)")
     payload = text.split(BEGIN + b"\n", 1)[1].split(END, 1)[0]
     out = workdir / "snapshots"
     if out.exists():
