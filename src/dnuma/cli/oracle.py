@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,14 @@ def _recorded_dir() -> Path:
 def _cmd_oracle(args: argparse.Namespace) -> int:
     from ..oracle.compare import compare
     from ..oracle.qemu import run_guest
-    from ..oracle.record import open_recording, save_recording, temp_dir
+    from ..oracle.record import open_recording, save_recording
     from ..oracle.scenario import parse_oracle_scenario
 
     scs = _scenarios(args)
     rec = Path(args.record) if args.record else _recorded_dir()
     results = []
     for sc in scs:
-        with temp_dir() as td:
+        with tempfile.TemporaryDirectory(prefix="dnuma-oracle-") as td:
             work = Path(args.keep) / sc.name if args.keep else Path(td)
             if args.live:
                 def say(msg: str) -> None:

@@ -11,7 +11,6 @@ model's value came from the import rather than from its own computation
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,10 +19,12 @@ from typing import Any
 
 from ..io.export import write_sysroot
 from ..io.host import boot_from_host
+from ..mm import sysctl
 from ..mm.errors import DnumaError
 from ..mm.machine import Machine
+from ..mm.nodemask import bitmap_parselist
 from .fields import buddyinfo_fields, tree_fields
-from .scenario import OracleScenario, Step
+from .scenario import OracleScenario
 
 #: differences the comparer explains for every scenario: field pattern (``*``
 #: for any run) -> reason
@@ -124,18 +125,9 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 def model_fields(m: Machine) -> dict[str, Any]:
     """The compared fields of the model, read from its exported tree."""
     with tempfile.TemporaryDirectory(prefix="dnuma-oracle-") as td:
-        root = write_sysroot(m, Path(td) / "sysroot")
-        out = tree_fields(root)
-        shutil.rmtree(root, ignore_errors=True)
+        out = tree_fields(write_sysroot(m, Path(td) / "sysroot"))
     out["vm.min_free_kbytes"] = m.min_free_kbytes
     return out
-
-
-def apply_step(m: Machine, step: Step) -> bool:
-    """Make ``step`` on the model; False when the model cannot mirror it yet."""
-    from ..mm import sysctl
-
-    return sysctl.apply(m, step.kind, step.args)
 
 
 def still_zones(snap: Path) -> list[str]:
@@ -169,8 +161,6 @@ def compare(sc: OracleScenario, snapshots: Path,
     boot = dirs[0]
     release = (boot / "release").read_text().strip() if (boot / "release").exists() else "?"
     possible = tree_fields(boot).get("nodes.possible", "0")
-    from ..mm.nodemask import bitmap_parselist
-
     nr_possible = len(bitmap_parselist(possible))
     cmp = Comparison(sc.name, release)
     try:
@@ -184,7 +174,7 @@ def compare(sc: OracleScenario, snapshots: Path,
         step = "boot" if i == 0 else sc.steps[i - 1].name
         if i > 0:
             st = sc.steps[i - 1]
-            if not apply_step(m, st):
+            if not sysctl.apply(m, st.kind, st.args):
                 cmp.not_mirrored.append(step)
             else:
                 computed.update(RECOMPUTES.get(st.args[0] if st.kind == "sysctl" else st.kind,
@@ -192,9 +182,7 @@ def compare(sc: OracleScenario, snapshots: Path,
         kern, mod = tree_fields(d), model_fields(m)
         # the guest's snapshot reads vm.lowmem_reserve_ratio after zoneinfo, and
         # that read recomputes lowmem_reserve: so does the model's
-        from ..mm.sysctl import read_lowmem_reserve_ratio
-
-        read_lowmem_reserve_ratio(m)
+        sysctl.read_lowmem_reserve_ratio(m)
         computed.add("zone[*].protection")
         why_here = {**(BOOT if i == 0 else UNTRACED), **why}
         if i == 0:  # a zone whose free lists held still while the guest read

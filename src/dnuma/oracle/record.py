@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-import tempfile
 from pathlib import Path
-
-from .scenario import OracleScenario
 
 #: where the repository keeps the recorded runs (relative to its root)
 RECORDED = Path("tests") / "data" / "oracle"
@@ -36,12 +33,3 @@ def open_recording(path: Path, into: Path) -> tuple[Path, str]:
     with tarfile.open(path, "r:xz") as tf:
         tf.extractall(into, filter="tar")
     return into, (into / "scenario.toml").read_text()
-
-
-def recording_for(sc: OracleScenario, root: Path | None = None) -> Path:
-    """The recorded run of ``sc`` in the repository (may not exist)."""
-    return (root or Path.cwd()) / RECORDED / f"{sc.name}.tar.xz"
-
-
-def temp_dir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="dnuma-oracle-")
