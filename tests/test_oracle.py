@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dnuma.oracle.compare import compare, glob_match
+from dnuma import boot
+from dnuma.oracle.compare import checked_reason, compare, glob_match
 from dnuma.oracle.fields import buddyinfo_fields, pagetypeinfo_fields, zoneinfo_fields
 from dnuma.oracle.qemu import initramfs, qemu_args
 from dnuma.oracle.record import open_recording
@@ -82,6 +83,26 @@ def test_memoryless_and_cpuless_nodes_are_the_kernels(comparisons):
 def test_an_asymmetric_slit_is_imported_as_the_kernel_reports_it(comparisons):
     rows = {r.field: r for r in comparisons["asym3"].rows if r.step == "boot"}
     assert rows["node[1].distance"].kernel == "25 10 20" == rows["node[1].distance"].model
+
+
+def test_boost_and_kswapd_are_explained_only_when_the_kernels_numbers_add_up(comparisons):
+    """watermark_boost and kswapd's pressure threshold explain a row only when
+    the kernel's own numbers account for the difference exactly."""
+    rows = {r.field: r for r in comparisons["rfc"].rows if r.step == "wsf-100"}
+    boosted = rows["zone[0/DMA32].min"]
+    assert boosted.kernel - rows["zone[0/DMA32].boost"].kernel == boosted.model
+    m = boot(nodes=1, cpus=4, mem="64M")
+    z = "zone[0/DMA32]"
+    kern = {f"{z}.boost": 512, f"{z}.min": 546, f"{z}.high": 598, f"{z}.pcp[0].stat_threshold": 3}
+    mod = {f"{z}.boost": 0, f"{z}.min": 34, f"{z}.low": 46, f"{z}.high": 86,
+           f"{z}.pcp[0].stat_threshold": 8}
+    assert "watermark_boost" in checked_reason(f"{z}.boost", kern, mod, m)
+    assert "watermark_boost (512)" in checked_reason(f"{z}.min", kern, mod, m)
+    assert checked_reason(f"{z}.min", {**kern, f"{z}.min": 547}, mod, m) == ""
+    assert checked_reason(f"{z}.boost", {**kern, f"{z}.boost": 500}, mod, m) == ""
+    assert "kswapd" in checked_reason(f"{z}.pcp[0].stat_threshold", kern, mod, m)  # 12 // 4
+    assert checked_reason(f"{z}.pcp[0].stat_threshold",
+                          {**kern, f"{z}.pcp[0].stat_threshold": 2}, mod, m) == ""
 
 
 def test_fields_parse_the_kernels_text():

@@ -2,7 +2,7 @@
 snapshot and from the model's exported tree: one parser for both.
 
 Keys name kernel objects: ``zone[N/NAME].FIELD`` (zoneinfo's spanned,
-present, managed, min, low, high, promo, protection; buddyinfo's
+present, managed, boost, min, low, high, promo, protection; buddyinfo's
 ``free_by_order``; pagetypeinfo's ``free[TYPE]``), ``node[N].FIELD``
 (node meminfo's MemTotal and MemFree in kB, distance, cpulist),
 ``nodes.MASK`` (possible, online, has_memory, has_normal_memory, has_cpu),
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 _ZONE = re.compile(r"^Node\s+(\d+),\s*zone\s+(\w+)")
-_ZONE_FIELDS = ("spanned", "present", "managed", "min", "low", "high", "promo")
+_ZONE_FIELDS = ("spanned", "present", "managed", "boost", "min", "low", "high", "promo")
 NODE_MASKS = ("possible", "online", "has_memory", "has_normal_memory", "has_cpu")
 
 
