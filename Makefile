@@ -57,19 +57,24 @@ slow: $(STAMP)
 # with apt-get download and unpacked into .oracle/, never installed) under
 # QEMU for every shipped oracle scenario, re-record tests/data/oracle/ and
 # print the agreement table.  Needs root for apt-get (qemu-system-x86,
-# busybox-static); a few seconds a scenario.
+# busybox-static, gcc and libc6-dev for the static traced workload); a few
+# seconds a scenario.
 ORACLE_KPKG := linux-image-6.12.117+deb12-amd64-unsigned
 ORACLE_KERNEL := .oracle/kernel/boot/vmlinuz-6.12.117+deb12-amd64
 
 oracle-deps:
-	@command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox || \
+	@command -v qemu-system-x86_64 >/dev/null 2>&1 && test -x /bin/busybox && \
+	  command -v gcc >/dev/null 2>&1 && test -f /usr/lib/x86_64-linux-gnu/libc.a || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq qemu-system-x86 busybox-static; }
+	    apt-get install -y -qq qemu-system-x86 busybox-static gcc libc6-dev; }
 	@test -f $(ORACLE_KERNEL) || { mkdir -p .oracle && cd .oracle && \
 	  apt-get download -q $(ORACLE_KPKG) && \
 	  dpkg-deb -x $(ORACLE_KPKG)_*.deb kernel && rm -f $(ORACLE_KPKG)_*.deb; }
 
-oracle: $(STAMP) oracle-deps
+.oracle/dnuma-workload: src/dnuma/oracle/workload.c | oracle-deps
+	mkdir -p .oracle && gcc -static -O2 -Wall -o $@ $<
+
+oracle: $(STAMP) oracle-deps .oracle/dnuma-workload
 	$(BIN)/dnuma oracle --live --save --kernel $(ORACLE_KERNEL) || test $$? = 1
 
 # Line coverage of src/dnuma.  numba-compiled code is invisible to coverage.py,

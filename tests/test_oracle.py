@@ -17,7 +17,7 @@ import pytest
 from dnuma import boot
 from dnuma.oracle.compare import checked_reason, compare, glob_match
 from dnuma.oracle.fields import buddyinfo_fields, pagetypeinfo_fields, zoneinfo_fields
-from dnuma.oracle.qemu import initramfs, qemu_args
+from dnuma.oracle.qemu import OracleError, initramfs, qemu_args
 from dnuma.oracle.record import open_recording
 from dnuma.oracle.scenario import (
     OracleScenarioError,
@@ -49,7 +49,7 @@ def comparisons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 
 def test_every_shipped_scenario_is_recorded_from_the_kernel_we_model(comparisons):
-    assert set(comparisons) == set(builtin_oracle_scenarios()) and len(comparisons) >= 5
+    assert set(comparisons) == set(builtin_oracle_scenarios()) and len(comparisons) >= 7
     for c in comparisons.values():
         assert c.kernel_release == "6.12.117+deb12-amd64"
         assert c.counts()["compared"] > 100
@@ -125,11 +125,40 @@ def test_fields_parse_the_kernels_text():
     assert not glob_match("zoneX0/DMA].min", "zone[*].min")
 
 
+def test_a_traced_workload_is_predicted_block_for_block(comparisons):
+    """The model replays the guest's own kmem trace from the snapshot before
+    (following its pcp lists) and predicts every zone's free blocks per
+    order after it, computed, not copied."""
+    for name, steps in (("trace-anon", ["anon"]), ("trace-cache", ["cache", "fork"])):
+        c = comparisons[name]
+        assert list(c.replays) == steps
+        for step in steps:
+            rows = [r for r in c.rows if r.step == step and r.field.endswith(".free_by_order")]
+            assert len(rows) >= 3 and all(r.status == "agree" and not r.copied for r in rows)
+            assert sum(c.replays[step]["replayed"].values()) > 10_000
+            before = {r.field: r.kernel for r in c.rows if r.step == "boot"
+                      and r.field.endswith(".free_by_order")}
+            assert any(before[r.field] != r.kernel for r in rows)  # the workload moved them
+
+
+def test_traced_steps_start_and_stop_the_trace_around_them():
+    sc = parse_oracle_scenario(builtin_oracle_scenarios()["trace-cache"], "trace-cache.toml")
+    assert sc.traced and sc.steps_script().splitlines() == [
+        "trace_setup", "step boot trace-next", "/bin/dnuma-workload cache 32 anon 8",
+        "step cache traced trace-next", "/bin/dnuma-workload fork 24 anon 4", "step fork traced"]
+    with pytest.raises(OracleError, match="workload binary"):
+        initramfs(sc, "/bin/sh")
+
+
 def test_the_initramfs_holds_busybox_init_and_the_steps(tmp_path):
     sc = parse_oracle_scenario(builtin_oracle_scenarios()["sysctl"], "sysctl.toml")
     bb = tmp_path / "busybox"
     bb.write_bytes(b"\x7fELF not really")
-    data = gzip.decompress(initramfs(sc, str(bb)))
+    wl = tmp_path / "dnuma-workload"
+    wl.write_bytes(b"\x7fELF neither")
+    assert b"dnuma-workload" not in gzip.decompress(initramfs(sc, str(bb), wl))
+    sc = parse_oracle_scenario(builtin_oracle_scenarios()["trace-anon"], "trace-anon.toml")
+    data = gzip.decompress(initramfs(sc, str(bb), wl))
     names, pos = [], 0
     while True:  # walk the newc archive
         assert data[pos:pos + 6] == b"070701"
@@ -144,8 +173,10 @@ def test_the_initramfs_holds_busybox_init_and_the_steps(tmp_path):
         names.append(name)
         if name == "steps":
             assert body.decode() == sc.steps_script()
-            assert "echo '128 128 16 0 0' > /proc/sys/vm/lowmem_reserve_ratio" in body.decode()
-    assert {"init", "steps", "bin/busybox", "proc", "sys"} <= set(names)
+            assert "/bin/dnuma-workload anon 24 fork 16\n" in body.decode()
+        if name == "bin/dnuma-workload":
+            assert body == wl.read_bytes()
+    assert {"init", "steps", "bin/busybox", "bin/dnuma-workload", "proc", "sys"} <= set(names)
 
 
 def test_qemu_gets_memoryless_cpuless_nodes_and_distances():
@@ -170,6 +201,14 @@ def test_qemu_gets_memoryless_cpuless_nodes_and_distances():
      "step[0].sysctl"),
     ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nthp = "sometimes"\n',
      "step[0].thp"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = "anon"\n',
+     "step[0].workload"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = "swap 3"\n',
+     "'swap'"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = "anon 0"\n',
+     "1 to 4096 MiB"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = 3\n',
+     "step[0].workload"),
     ('nme = "x"\n', "nme"),
 ])
 def test_bad_oracle_scenarios_say_where(text, where):

@@ -292,3 +292,69 @@ def test_cli_names_the_flag(tmp_path, capsys):
         assert main(["replay", str(t), "--no-report", *argv]) == 2
         err = capsys.readouterr().err
         assert want in err and len(err.splitlines()) == 1, err
+
+
+def zone_locked(ts: float, pfn: int, order: int = 0, refill: int = 1, cpu: int = 0) -> str:
+    return (f"           <...>-7569    [{cpu:03d}] d..3.   {ts:.6f}: mm_page_alloc_zone_locked: "
+            f"page=(____ptrval____) pfn={pfn:#x} order={order} migratetype=1 "
+            f"percpu_refill={refill}")
+
+
+def _where(m, pfn: int) -> str:
+    """buddy, pcp or allocated: where the model holds ``pfn``'s block."""
+    from dnuma._kernels.buddy import block_head
+    from dnuma.mm.constants import PG_buddy, PG_pcp
+
+    h = block_head(m.S, pfn)
+    f = int(m.S.page_flags[h])
+    return "buddy" if f & PG_buddy else "pcp" if f & PG_pcp else "allocated"
+
+
+def test_zone_locked_is_parsed_and_counted(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [zone_locked(1.0, 0x1000), zone_locked(1.1, 0x1010, 1, 0),
+                                         line(1.2, "mm_page_alloc", 0x1000)])
+    res = replay_trace(t, small_machine(), check=validate_all)
+    assert res.stats.events["mm_page_alloc_zone_locked"] == 2
+    assert res.counts["zone_locked"] == 2 and res.counts["allocs"] == 1
+    assert res.stats.malformed == 0
+
+
+def test_follow_keeps_the_traces_pcp_lists(tmp_path):
+    """Follow mode: a free stays on the freeing CPU's pcp list until the
+    trace drains it, a refill moves a block from the buddy lists to a pcp
+    list, and pages the model held allocated (a pcp list kpageflags could not
+    show, an allocation the trace could not show) are taken as the trace says."""
+    from dnuma.mm.machine import Machine
+
+    def run(lines, follow: bool) -> tuple[Machine, object, int]:
+        m = Machine(small_machine())
+        m.alloc_pages(0, cpu=0)  # a page the model holds allocated before the trace
+        held = int(np.flatnonzero(m.S.page_flags & PG_head)[0])
+        m.drain_all_pages()
+        res = replay_trace(write_trace(tmp_path / "t.txt", lines(held)), machine=m,
+                           follow=follow, check=validate_all)
+        return m, res, held
+
+    def trace(held: int) -> list[str]:
+        return [line(1.0, "mm_page_alloc", 0x1400), line(1.1, "mm_page_free", 0x1400, cpu=1),
+                zone_locked(1.2, 0x1500, cpu=0),  # refilled, not yet allocated
+                line(1.3, "mm_page_alloc", 0x1600),
+                line(1.4, "mm_page_free", 0x1600),
+                line(1.5, "mm_page_free", 0x1600),  # freed again: an untraced allocation
+                line(1.6, "mm_page_pcpu_drain", held),  # sat on a pcp list at the snapshot
+                line(1.7, "mm_page_alloc", 0x1800, order=9),
+                line(1.8, "mm_page_free", 0x1800, order=9)]  # a THP: held as on its pcp list
+
+    m, res, held = run(trace, True)
+    assert _where(m, 0x1400) == "pcp" and m.S.pcp_count[1].sum() == 1
+    assert _where(m, 0x1500) == "pcp" and m.S.pcp_count[0].sum() == 2  # 0x1500 and 0x1600
+    assert _where(m, 0x1600) == "pcp" and _where(m, held) == "buddy"
+    assert res.anomalies["double_free"] == 1
+    assert _where(m, 0x1800) == "allocated"
+    m2, _, _ = run(lambda held: [*trace(held), line(1.9, "mm_page_pcpu_drain", 0x1800, order=9)],
+                True)
+    assert _where(m2, 0x1800) == "buddy"
+    # the model's own pcp policy, without follow: the refill and drain are only counted
+    m3, res3, held = run(trace, False)
+    assert _where(m3, 0x1500) == "buddy" and res3.counts["zone_locked"] == 1
+    assert _where(m3, 0x1800) == "buddy" and _where(m3, held) == "allocated"

@@ -36,6 +36,8 @@ EV_FREE = 1
 EV_FREE_BATCHED = 2
 EV_PCPU_DRAIN = 3
 EV_ALLOC_FAIL = 4
+EV_REFILL = 5  # mm_page_alloc_zone_locked percpu_refill=1: buddy -> a pcp list (rmqueue_bulk)
+EV_BUDDY_ALLOC = 6  # mm_page_alloc_zone_locked percpu_refill=0: rmqueue_buddy
 
 # codes of the non-event lines
 SP_COMMENT = 1
@@ -89,12 +91,14 @@ def _names(*names: bytes) -> tuple[np.ndarray, ...]:
 
 # the event names and their kinds (<= 3.2: mm_page_free_direct, mm_pagevec_free)
 _EV_NAMES = _names(b"mm_page_alloc", b"mm_page_free", b"mm_page_free_batched",
-                   b"mm_page_pcpu_drain", b"mm_page_free_direct", b"mm_pagevec_free")
+                   b"mm_page_pcpu_drain", b"mm_page_free_direct", b"mm_pagevec_free",
+                   b"mm_page_alloc_zone_locked")
 _EV_KINDS = np.array([EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_FREE,
-                      EV_FREE_BATCHED], np.int64)
+                      EV_FREE_BATCHED, EV_REFILL], np.int64)
 # the keys of the fields read (a key's bit in ``have``: 1 << its index)
-_KEY_NAMES = _names(b"pfn", b"page", b"order", b"migratetype", b"gfp_flags")
-_K_PFN, _K_PAGE, _K_ORDER, _K_MT, _K_GFP = range(5)
+_KEY_NAMES = _names(b"pfn", b"page", b"order", b"migratetype", b"gfp_flags",
+                    b"percpu_refill")
+_K_PFN, _K_PAGE, _K_ORDER, _K_MT, _K_GFP, _K_REFILL = range(6)
 _HAVE_PFN = 1 << _K_PFN
 _HAVE_PAGE = 1 << _K_PAGE
 _HAVE_ORDER = 1 << _K_ORDER
@@ -393,6 +397,7 @@ def _parse_line(buf, s, e):
     huge = False
     order = 0
     mt = -1
+    refill = 0
     gh = 0
     ga = 0
     gl = 0
@@ -420,6 +425,8 @@ def _parse_line(buf, s, e):
             ok, order = _parse_int(buf, va, q, 0, 63)
         elif key == _K_MT:
             ok, mt = _parse_int(buf, va, q, -128, 127)
+        elif key == _K_REFILL:
+            ok, refill = _parse_int(buf, va, q, 0, 1)
         elif key == _K_GFP:
             ok = q > va
             gh = buf_hash(buf, va, q)
@@ -443,12 +450,14 @@ def _parse_line(buf, s, e):
     else:
         if kind == EV_FREE:
             need = _HAVE_PFN | _HAVE_ORDER
-        elif kind == EV_PCPU_DRAIN:
+        elif kind == EV_PCPU_DRAIN or kind == EV_REFILL:  # noqa: SIM109 - numba
             need = _HAVE_PFN | _HAVE_ORDER | _HAVE_MT
         else:
             need = _HAVE_PFN
         if (have & need) != need or bad_pfn:
             return _L_MALFORMED, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+        if kind == EV_REFILL and refill == 0:  # no percpu_refill=1: a buddy allocation
+            kind = EV_BUDDY_ALLOC
     return _L_EVENT, kind, cpu, ts, pfn, order, mt, gh, ga, gl, 0
 
 

@@ -1,7 +1,19 @@
 """Replay of a real kmem trace onto the model, compiled: the model allocates
 exactly the pfns the trace allocated (taking them off the buddy or pcp lists
 wherever the model holds them) and frees them through free_pages, so a
-marked page is redirected to its new node as it would be in the kernel."""
+marked page is redirected to its new node as it would be in the kernel.
+
+``follow`` (the oracle's replay from a snapshot of the same kernel): the
+trace is the truth about every page it names, and the model's pcp policy
+is left out.  A free goes on the freeing CPU's pcp list (orders up to
+PAGE_ALLOC_COSTLY_ORDER) or the buddy lists, and leaves a pcp list only
+where the trace says so (``mm_page_pcpu_drain``); a pcp refill
+(``mm_page_alloc_zone_locked percpu_refill=1``) moves the block from the
+buddy lists to the CPU's pcp list; a page the model holds allocated that
+the kernel allocates or drains (it sat on a pcp list at the snapshot, where
+kpageflags cannot see it) and a free the model cannot match (an allocation
+the trace could not show, such as alloc_pages_bulk's) are taken as the
+trace says.  The anomalies are counted all the same."""
 
 from __future__ import annotations
 
@@ -24,20 +36,29 @@ from .buddy import (
     block_head,
     clear_mark,
     del_from_free_list,
+    free_one_page,
+    order_to_pindex,
     page_gz,
+    pcp_add,
     pcp_del,
     set_mark,
+    test_mark,
 )
 from .consts import (
+    MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
+    MIGRATE_PCPTYPES,
     NR_PCP_LISTS,
+    PAGE_ALLOC_COSTLY_ORDER,
     PG_buddy,
     PG_head,
     PG_hole,
     PG_lru,
+    PG_pcp,
     PG_reserved,
+    PG_slab,
 )
-from .ftrace import EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN
+from .ftrace import EV_ALLOC, EV_BUDDY_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_REFILL
 from .state import P_MAX_ORDER, P_MAX_PFN, P_PB_ORDER
 from .transplant import needs_move
 
@@ -51,6 +72,7 @@ class ReplayCounts(NamedTuple):
     frees: int
     free_batched: int  # mm_page_free_batched: the page's mm_page_free came first
     pcpu_drains: int  # mm_page_pcpu_drain in the trace (the model drains on its own)
+    zone_locked: int  # mm_page_alloc_zone_locked (pcp refills and buddy allocations)
     alloc_fails: int
     local_allocs: int  # replayed allocations on the allocating CPU's node
     remote_allocs: int
@@ -70,8 +92,8 @@ class ReplayCounts(NamedTuple):
         return dict(zip(self._fields[A_FREE_UNSEEN:], self[A_FREE_UNSEEN:], strict=True))
 
 
-(X_ALLOCS, X_FREES, X_BATCHED, X_DRAINS, X_ALLOC_FAILS, X_LOCAL, X_REMOTE, A_FREE_UNSEEN,
- A_DOUBLE_FREE, A_FREE_MISMATCH, A_ALLOC_BUSY, A_OUTSIDE,
+(X_ALLOCS, X_FREES, X_BATCHED, X_DRAINS, X_ZONE_LOCKED, X_ALLOC_FAILS, X_LOCAL, X_REMOTE,
+ A_FREE_UNSEEN, A_DOUBLE_FREE, A_FREE_MISMATCH, A_ALLOC_BUSY, A_OUTSIDE,
  A_UNALIGNED) = range(len(ReplayCounts._fields))
 NR_X = len(ReplayCounts._fields)
 
@@ -117,24 +139,36 @@ def take_range(S, pfn, n):
         if h < 0:
             return h
         p = h + (np.int64(1) << S.page_order[h])
-    pbo = S.params[P_PB_ORDER]
     p = pfn
     while p < end:
-        h = free_head(S, p)
-        o = np.int64(S.page_order[h])
-        gz = page_gz(S, h)
-        if S.page_flags[h] & PG_buddy:
-            del_from_free_list(S, h, gz, o, S.pb_mt[h >> pbo])
-            S.zone_free[gz] -= np.int64(1) << o
-        else:
-            code = np.int64(S.page_owner[h])
-            cpu = code // NR_PCP_LISTS
-            pcp_del(S, cpu, gz, code % NR_PCP_LISTS, h)
-            S.pcp_count[cpu, gz] -= np.int64(1) << o
-        blk_end = h + (np.int64(1) << o)
-        give_back(S, h, max(h, pfn), gz)
-        give_back(S, min(blk_end, end), blk_end, gz)
-        p = blk_end
+        p = detach_free(S, free_head(S, p), pfn, end)
+    keep_whole(S, pfn, end)
+    return 0
+
+
+@kernel
+def detach_free(S, h, lo, hi):
+    """Take the free block at ``h`` off its buddy or pcp list and give back
+    its parts outside [lo, hi); returns the block's end pfn."""
+    o = np.int64(S.page_order[h])
+    gz = page_gz(S, h)
+    if S.page_flags[h] & PG_buddy:
+        del_from_free_list(S, h, gz, o, S.pb_mt[h >> S.params[P_PB_ORDER]])
+        S.zone_free[gz] -= np.int64(1) << o
+    else:
+        code = np.int64(S.page_owner[h])
+        cpu = code // NR_PCP_LISTS
+        pcp_del(S, cpu, gz, code % NR_PCP_LISTS, h)
+        S.pcp_count[cpu, gz] -= np.int64(1) << o
+    blk_end = h + (np.int64(1) << o)
+    give_back(S, h, max(h, lo), gz)
+    give_back(S, min(blk_end, hi), blk_end, gz)
+    return blk_end
+
+
+@kernel
+def keep_whole(S, pfn, end):
+    """After [pfn, end) was taken as one block: keep it in the head's zone."""
     # the real block was one zone's; under the model's layout its pages may
     # belong to several nodes: keep it whole in the head's zone (the caller
     # marks it, so it is split to its layout nodes when freed)
@@ -150,13 +184,121 @@ def take_range(S, pfn, n):
             q += 1
         rehome_block(S, p, q - p, hn, True)
         p = q
+
+
+@kernel
+def claim(S, pfn, n):
+    """Take [pfn, pfn + n) as one allocated block, as the trace says the
+    kernel holds it (follow mode): free blocks overlapping it are detached
+    (their outside parts given back), allocated blocks overlapping it are
+    cut at its edges (their outside pages stay allocated, as order-0
+    blocks).  Returns 0, or -2 if a page is a hole or reserved (nothing
+    changed); the caller sets the head."""
+    end = pfn + n
+    for p in range(pfn, end):
+        if S.page_flags[p] & (PG_hole | PG_reserved):
+            return -2
+    p = pfn
+    while p < end:
+        h = free_head(S, p)
+        if h >= 0:
+            p = detach_free(S, h, pfn, end)
+            continue
+        h = block_head(S, p)
+        if h < 0:  # an allocated page no head covers: a block of its own
+            h = p
+            blk_end = p + 1
+        else:
+            blk_end = h + (np.int64(1) << S.page_order[h])
+        if test_mark(S, h):
+            clear_mark(S, h)
+        owner = S.page_owner[h]
+        for q in range(h, blk_end):
+            if q < pfn or q >= end:
+                S.page_flags[q] |= PG_head
+                S.page_order[q] = 0
+                S.page_owner[q] = owner
+            else:
+                S.page_flags[q] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
+        p = blk_end
+    keep_whole(S, pfn, end)
     return 0
 
 
 @kernel
-def replay(S, ev, start, stop, seen, counts, no_mask):
+def follow_free(S, p, o, cpu):
+    """Free the allocated block ``p`` of order ``o`` where the kernel puts
+    it, and no further (follow mode): the freeing CPU's pcp list for the pcp
+    orders (free_unref_page_commit, without its drain: the trace's
+    mm_page_pcpu_drain events say what left), else the buddy lists
+    (free_one_page).  The model has no THP pcp list: a free of
+    HPAGE_PMD_ORDER (pageblock_order on x86_64) stays off the free lists, as
+    it would sit on the kernel's, until its mm_page_pcpu_drain or the
+    allocation that takes it again."""
+    if o == S.params[P_PB_ORDER]:
+        return
+    S.page_flags[p] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
+    S.page_owner[p] = -1
+    gz = page_gz(S, p)
+    mt = np.int64(S.pb_mt[p >> S.params[P_PB_ORDER]])
+    if o <= PAGE_ALLOC_COSTLY_ORDER and mt != MIGRATE_ISOLATE:
+        if mt >= MIGRATE_PCPTYPES:
+            mt = MIGRATE_MOVABLE
+        pcp_add(S, cpu, gz, order_to_pindex(mt, o), p, o, False)
+        S.pcp_count[cpu, gz] += np.int64(1) << o
+    else:
+        free_one_page(S, p, o, gz, mt, False)
+
+
+@kernel
+def follow_to_buddy(S, p, o):
+    """mm_page_pcpu_drain (follow mode): the block ``p`` left a pcp list for
+    the buddy lists (free_pcppages_bulk -> __free_one_page).  A block the
+    model holds allocated sat on a pcp list kpageflags could not show."""
+    n = np.int64(1) << o
+    if S.page_flags[p] & PG_buddy:
+        return
+    if S.page_flags[p] & PG_pcp and S.page_order[p] == o:
+        detach_free(S, p, p, p + n)
+    elif claim(S, p, n) < 0:
+        return
+    S.page_flags[p] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
+    S.page_owner[p] = -1
+    free_one_page(S, p, o, page_gz(S, p), S.pb_mt[p >> S.params[P_PB_ORDER]], False)
+
+
+@kernel
+def follow_refill(S, p, o, mt, cpu):
+    """mm_page_alloc_zone_locked percpu_refill=1 (follow mode): rmqueue_bulk
+    took the block ``p`` off the buddy lists for the CPU's pcp list."""
+    n = np.int64(1) << o
+    if o > PAGE_ALLOC_COSTLY_ORDER:  # a THP refill: no such pcp list in the model
+        return
+    if take_range(S, p, n) != 0:  # not free in the model: its mm_page_alloc will claim it
+        return
+    if mt < 0 or mt >= MIGRATE_PCPTYPES:
+        mt = MIGRATE_MOVABLE
+    gz = page_gz(S, p)
+    pcp_add(S, cpu, gz, order_to_pindex(mt, o), p, o, True)
+    S.pcp_count[cpu, gz] += n
+
+
+@kernel
+def count_bad_free(s, counts):
+    """Count a free the model could not match, by what ``seen`` knew of it."""
+    if s == 0:
+        counts[A_FREE_UNSEEN] += 1
+    elif s == SEEN_FREED:
+        counts[A_DOUBLE_FREE] += 1
+    else:
+        counts[A_FREE_MISMATCH] += 1
+
+
+@kernel
+def replay(S, ev, start, stop, seen, counts, no_mask, follow):
     """Apply the events [start, stop) of ``ev`` (ftrace.TraceEvents) to the
-    model; count in ``counts`` (ReplayCounts fields)."""
+    model; count in ``counts`` (ReplayCounts fields).  ``follow``: see the
+    module docstring."""
     max_pfn = S.params[P_MAX_PFN]
     max_order = S.params[P_MAX_ORDER]
     ncpu = S.cpu_to_node.shape[0]
@@ -179,8 +321,14 @@ def replay(S, ev, start, stop, seen, counts, no_mask):
                 continue
             r = take_range(S, p, n)
             if r == -1:
-                counts[A_ALLOC_BUSY] += 1
-                continue
+                # follow: a THP the trace freed onto its pcp list, taken again
+                held = (o == S.params[P_PB_ORDER] and seen[p] == SEEN_FREED
+                        and (S.page_flags[p] & PG_head) != 0 and S.page_order[p] == o)
+                if not held:
+                    counts[A_ALLOC_BUSY] += 1
+                if not follow:
+                    continue
+                r = claim(S, p, n)
             if r == -2:
                 counts[A_OUTSIDE] += 1
                 continue
@@ -208,14 +356,15 @@ def replay(S, ev, start, stop, seen, counts, no_mask):
             if p < 0 or p >= max_pfn or o > max_order:
                 counts[A_OUTSIDE] += 1
                 continue
-            if free_pages(S, p, o, c) == ERR_BAD_FREE:
-                s = seen[p]
-                if s == 0:
-                    counts[A_FREE_UNSEEN] += 1
-                elif s == SEEN_FREED:
-                    counts[A_DOUBLE_FREE] += 1
-                else:
-                    counts[A_FREE_MISMATCH] += 1
+            matched = (S.page_flags[p] & PG_head) != 0 and S.page_order[p] == o
+            if follow and matched and not test_mark(S, p):
+                follow_free(S, p, o, c)
+            elif follow and not matched and p + (np.int64(1) << o) <= max_pfn \
+                    and claim(S, p, np.int64(1) << o) == 0:
+                count_bad_free(seen[p], counts)
+                follow_free(S, p, o, c)
+            elif free_pages(S, p, o, c) == ERR_BAD_FREE:
+                count_bad_free(seen[p], counts)
                 continue
             seen[p] = SEEN_FREED
             counts[X_FREES] += 1
@@ -223,5 +372,12 @@ def replay(S, ev, start, stop, seen, counts, no_mask):
             counts[X_BATCHED] += 1
         elif k == EV_PCPU_DRAIN:
             counts[X_DRAINS] += 1
+            if follow and p >= 0 and o <= max_order and p + (np.int64(1) << o) <= max_pfn:
+                follow_to_buddy(S, p, o)
+        elif k == EV_REFILL or k == EV_BUDDY_ALLOC:  # noqa: SIM109 - numba
+            counts[X_ZONE_LOCKED] += 1
+            if follow and k == EV_REFILL and p >= 0 and o <= max_order \
+                    and p + (np.int64(1) << o) <= max_pfn and (p & ((np.int64(1) << o) - 1)) == 0:
+                follow_refill(S, p, o, np.int64(ev.migratetype[i]), c)
         else:
             counts[X_ALLOC_FAILS] += 1

@@ -73,6 +73,11 @@ def _cmd_oracle(args: argparse.Namespace) -> int:
                   f"unexplained; {c['copied']} copied from the snapshot"
                   + (f"; steps the model cannot make yet: {', '.join(r.not_mirrored)}"
                      if r.not_mirrored else ""))
+            for step, rp in r.replays.items():
+                ev = sum(rp["replayed"].values())
+                odd = ", ".join(f"{v} {k}" for k, v in rp["anomalies"].items() if v)
+                print(f"  trace of {step}: {ev} events replayed from the snapshot before"
+                      + (f"; taken as the trace says: {odd}" if odd else ""))
             for row in r.rows:
                 if row.status != "agree" or args.all:
                     mark = {"agree": "=", "explained": "~", "unexplained": "!"}[row.status]

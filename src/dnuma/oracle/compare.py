@@ -23,6 +23,7 @@ from ..mm import sysctl
 from ..mm.errors import DnumaError
 from ..mm.machine import Machine
 from ..mm.nodemask import bitmap_parselist
+from ..sim.replay import replay_trace
 from .fields import buddyinfo_fields, tree_fields
 from .scenario import OracleScenario
 
@@ -53,6 +54,16 @@ UNTRACED: dict[str, str] = {
     "node[*].MemFree": "the guest allocates between snapshots (its shell and copies); the "
                        "model replays no trace at this step",
 }
+
+#: differences explained at a traced step: its trace ends once the guest has
+#: read buddyinfo; the files read after it moved on their own
+TRACED: dict[str, str] = {
+    "node[*].MemFree": "the guest reads node meminfo after its trace stopped (the zone free "
+                       "lists, read inside the trace, are what the replay predicts)",
+    "zone[*].free[*]": MIGRATETYPE_UNKNOWN,
+}
+#: field families a traced step's replay computes
+REPLAY_COMPUTES = ("zone[*].free_by_order", "zone[*].free[*]", "node[*].MemFree")
 
 #: field families the import computes itself rather than copying from the
 #: snapshot (the rest of a boot row was read from the guest's files); the
@@ -101,6 +112,9 @@ class Comparison:
     kernel_release: str
     rows: list[Row] = field(default_factory=list)
     not_mirrored: list[str] = field(default_factory=list)  # steps the model cannot make yet
+    #: per traced step, what its replay did: events replayed and anomalies
+    #: (the trace's pages the model had to take as the trace says)
+    replays: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         c = {"compared": len(self.rows), "agree": 0, "explained": 0, "unexplained": 0,
@@ -111,7 +125,8 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         return {"scenario": self.scenario, "kernel": self.kernel_release, **self.counts(),
-                "not_mirrored": self.not_mirrored, "rows": [r.as_dict() for r in self.rows]}
+                "not_mirrored": self.not_mirrored, "replays": self.replays,
+                "rows": [r.as_dict() for r in self.rows]}
 
 
 #: watermark_boost_factor's default (mm/page_alloc.c)
@@ -214,7 +229,14 @@ def compare(sc: OracleScenario, snapshots: Path,
     computed: set[str] = set(IMPORT_COMPUTES)
     for i, d in enumerate(dirs):
         step = "boot" if i == 0 else sc.steps[i - 1].name
-        if i > 0:
+        traced = i > 0 and sc.steps[i - 1].traced
+        if traced:  # from the snapshot before, the guest's own trace
+            m = boot_from_host(dirs[i - 1], max_numnodes=nr_possible).machine
+            sysctl.read_lowmem_reserve_ratio(m)  # as that snapshot did after its zoneinfo
+            r = replay_trace(d / "trace", machine=m, sample=None, follow=True)
+            cmp.replays[step] = {"replayed": r.counts, "anomalies": r.anomalies}
+            computed = {*IMPORT_COMPUTES, *REPLAY_COMPUTES}
+        elif i > 0:
             st = sc.steps[i - 1]
             if not sysctl.apply(m, st.kind, st.args):
                 cmp.not_mirrored.append(step)
@@ -226,7 +248,7 @@ def compare(sc: OracleScenario, snapshots: Path,
         # that read recomputes lowmem_reserve: so does the model's
         sysctl.read_lowmem_reserve_ratio(m)
         computed.add("zone[*].protection")
-        why_here = {**(BOOT if i == 0 else UNTRACED), **why}
+        why_here = {**(BOOT if i == 0 else TRACED if traced else UNTRACED), **why}
         if i == 0:  # a zone whose free lists held still while the guest read
             for z in still_zones(d):  # them is no excuse: it must agree
                 why_here[f"{z}.free_by_order"] = ""

@@ -9,6 +9,17 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 mkdir -p /out
 N=0
+T=/sys/kernel/tracing
+
+trace_setup() {  # the kmem page tracepoints, off until a snapshot turns them on
+    mount -t tracefs nodev $T
+    echo 0 > $T/tracing_on
+    echo 8192 > $T/buffer_size_kb
+    for e in mm_page_alloc mm_page_alloc_zone_locked mm_page_free mm_page_free_batched \
+             mm_page_pcpu_drain; do
+        echo 1 > $T/events/kmem/$e/enable
+    done
+}
 
 copy() {  # copy FILE (a text file of /proc or /sys) to /out/$SNAP/FILE
     mkdir -p "$SNAP${1%/*}"
@@ -20,15 +31,26 @@ link() {  # keep the symlink LINK as a symlink
     ln -s "$(readlink "$1")" "$SNAP$1"
 }
 
-snapshot() {
+snapshot() {  # NAME [traced] [trace-next]
     SNAP=/out/$(printf %02d $N)-$1
     N=$((N + 1))
     mkdir -p "$SNAP"
-    for f in meminfo zoneinfo buddyinfo pagetypeinfo vmstat iomem; do copy /proc/$f; done
+    for f in meminfo zoneinfo buddyinfo; do copy /proc/$f; done
+    case " $* " in *" traced "*)  # the trace ends once buddyinfo is read
+        echo 0 > $T/tracing_on
+        cat $T/per_cpu/cpu*/stats > "$SNAP/trace-stats"
+        cat $T/trace > "$SNAP/trace"
+        echo > $T/trace
+    esac
+    for f in pagetypeinfo vmstat iomem; do copy /proc/$f; done
     for f in min_free_kbytes watermark_scale_factor lowmem_reserve_ratio \
              percpu_pagelist_high_fraction; do copy /proc/sys/vm/$f; done
     copy /sys/kernel/mm/transparent_hugepage/enabled
     cat /proc/buddyinfo > "$SNAP/proc/buddyinfo.before-kpageflags"
+    case " $* " in *" trace-next "*)  # the next step's trace starts before kpageflags
+        echo > $T/trace
+        echo 1 > $T/tracing_on
+    esac
     cat /proc/kpageflags > "$SNAP/proc/kpageflags"
     cat /proc/kpagecount > "$SNAP/proc/kpagecount"
     cat /proc/buddyinfo > "$SNAP/proc/buddyinfo.after-kpageflags"
@@ -50,9 +72,9 @@ snapshot() {
     uname -r > "$SNAP/release"
 }
 
-step() {  # the end of a step: its snapshot
+step() {  # the end of a step: its snapshot (NAME and its trace flags)
     echo "dnuma-oracle: step $1"
-    snapshot "$1"
+    snapshot "$@"
 }
 
 . /steps

@@ -47,6 +47,29 @@ def find_kernel(explicit: str | None = None) -> Path:
                       "into .oracle/), or give DNUMA_ORACLE_KERNEL")
 
 
+WORKLOAD = ".oracle/dnuma-workload"
+
+
+def find_workload(workdir: Path) -> Path:
+    """The traced workload's static binary: $DNUMA_ORACLE_WORKLOAD, the one
+    ``make oracle`` built (./.oracle/dnuma-workload), or one built now with
+    gcc into ``workdir``."""
+    for cand in (os.environ.get("DNUMA_ORACLE_WORKLOAD"), WORKLOAD):
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    if not shutil.which("gcc"):
+        raise OracleError("no traced workload: run `make oracle` (it builds .oracle/"
+                          "dnuma-workload with gcc -static), or give DNUMA_ORACLE_WORKLOAD")
+    out = workdir / "dnuma-workload"
+    with resources.as_file(resources.files("dnuma.oracle") / "workload.c") as src:
+        r = subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src)],
+                           capture_output=True, text=True)
+    if r.returncode:
+        raise OracleError(f"gcc -static could not build the traced workload (apt-get install "
+                          f"libc6-dev): {r.stderr.strip()[-300:]}")
+    return out
+
+
 def _newc(entries: list[tuple[str, int, bytes]]) -> bytes:
     """A cpio archive in the kernel's initramfs format ("newc"): (path,
     mode, data) each; directories have mode 0o040755 and no data."""
@@ -59,8 +82,10 @@ def _newc(entries: list[tuple[str, int, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def initramfs(sc: OracleScenario, busybox: str | None = None) -> bytes:
-    """The guest's initramfs (gzip): busybox, /init and the scenario's /steps."""
+def initramfs(sc: OracleScenario, busybox: str | None = None,
+              workload: Path | None = None) -> bytes:
+    """The guest's initramfs (gzip): busybox, /init, the scenario's /steps
+    and, for a traced scenario, ``workload`` as /bin/dnuma-workload."""
     bb = busybox or shutil.which("busybox") or "/bin/busybox"
     if not Path(bb).is_file():
         raise OracleError("no static busybox: apt-get install busybox-static")
@@ -68,6 +93,10 @@ def initramfs(sc: OracleScenario, busybox: str | None = None) -> bytes:
     dirs = [(d, 0o040755, b"") for d in ("bin", "proc", "sys", "dev", "tmp", "out")]
     files = [("bin/busybox", 0o100755, Path(bb).read_bytes()), ("init", 0o100755, init),
              ("steps", 0o100644, sc.steps_script().encode())]
+    if sc.traced:
+        if workload is None:
+            raise OracleError(f"{sc.name}: a traced scenario needs the workload binary")
+        files.append(("bin/dnuma-workload", 0o100755, workload.read_bytes()))
     return gzip.compress(_newc(dirs + files), 6)
 
 
@@ -104,7 +133,7 @@ def run_guest(sc: OracleScenario, workdir: Path, kernel: str | None = None,
     k = find_kernel(kernel)
     workdir.mkdir(parents=True, exist_ok=True)
     initrd = workdir / "initrd.gz"
-    initrd.write_bytes(initramfs(sc))
+    initrd.write_bytes(initramfs(sc, workload=find_workload(workdir) if sc.traced else None))
     log = bytearray()
     t0 = time.perf_counter()
     with subprocess.Popen(qemu_args(sc, k, initrd), stdout=subprocess.PIPE,
@@ -113,7 +142,7 @@ def run_guest(sc: OracleScenario, workdir: Path, kernel: str | None = None,
         for line in p.stdout:
             log += line
             if line.startswith(b"dnuma-oracle: step") and progress:
-                progress(f"{sc.name}: {line.decode().split('step', 1)[1].strip()} "
+                progress(f"{sc.name}: {line.decode().split()[2]} "
                          f"({time.perf_counter() - t0:.0f} s)")
             if time.perf_counter() - t0 > BOOT_TIMEOUT_S:
                 p.kill()

@@ -10,6 +10,13 @@
     [[step]]                     # after the boot snapshot, in order
     name = "wsf-100"
     sysctl = { watermark_scale_factor = 100 }   # /proc/sys/vm/NAME
+    [[step]]
+    name = "anon"
+    workload = "anon 32 fork 16"   # the traced workload (workload.c): OP MIB ...
+
+A ``workload`` step runs the static program ``dnuma-workload`` with the kmem
+tracepoints on, from just before the previous snapshot reads kpageflags to
+just after this one reads buddyinfo; its snapshot holds the trace.
 
 A node without ``cpus`` is CPU-less, one without ``mem`` memoryless.  The
 kernel numbers nodes its own way (SRAT order, CPUs first): the comparison
@@ -32,6 +39,9 @@ from ..mm.nodemask import bitmap_parselist
 SYSCTLS = ("min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
            "percpu_pagelist_high_fraction")
 THP_MODES = ("always", "madvise", "never")
+#: what the traced workload can do (workload.c), each with a size in MiB
+WORKLOAD_OPS = ("anon", "cache", "fork")
+MAX_WORKLOAD_MIB = 4096
 MAX_GUEST_BYTES = 8 << 30  # TCG guests beyond this take minutes to boot
 
 
@@ -49,8 +59,9 @@ class QemuNode:
 
 @dataclass(frozen=True)
 class Step:
-    """A step in the guest: ``kind`` "sysctl" (``args``: name, value) or
-    "thp" (``args``: the mode); a snapshot follows each."""
+    """A step in the guest: ``kind`` "sysctl" (``args``: name, value),
+    "thp" (``args``: the mode) or "workload" (``args``: OP, MIB, ...); a
+    snapshot follows each."""
 
     name: str
     kind: str
@@ -61,7 +72,13 @@ class Step:
         if self.kind == "sysctl":
             name, value = self.args
             return f"echo '{value}' > /proc/sys/vm/{name}\n"
+        if self.kind == "workload":
+            return f"/bin/dnuma-workload {' '.join(map(str, self.args))}\n"
         return f"echo {self.args[0]} > /sys/kernel/mm/transparent_hugepage/enabled\n"
+
+    @property
+    def traced(self) -> bool:
+        return self.kind == "workload"
 
 
 @dataclass(frozen=True)
@@ -81,17 +98,44 @@ class OracleScenario:
     def mem(self) -> int:
         return sum(n.mem for n in self.nodes)
 
+    @property
+    def traced(self) -> bool:
+        """Whether a step runs the traced workload (the guest needs it)."""
+        return any(s.traced for s in self.steps)
+
     def steps_script(self) -> str:
-        """/steps for the guest: the boot snapshot, then each step and its snapshot."""
-        out = ["step boot\n"]
-        for s in self.steps:
-            out.append(s.shell())
-            out.append(f"step {s.name}\n")
+        """/steps for the guest: the boot snapshot, then each step and its
+        snapshot; a snapshot before a traced step starts the trace
+        (``trace-next``), a traced step's own snapshot stops it (``traced``)."""
+        out = ["trace_setup\n"] if self.traced else []
+        names = ["boot", *(s.name for s in self.steps)]
+        for i, name in enumerate(names):
+            if i:
+                out.append(self.steps[i - 1].shell())
+            flags = [f for f, on in (("traced", i and self.steps[i - 1].traced),
+                                     ("trace-next", i < len(self.steps)
+                                      and self.steps[i].traced)) if on]
+            out.append(" ".join(["step", name, *flags]) + "\n")
         return "".join(out)
 
 
 def _fail(source: str, key: str, msg: str) -> OracleScenarioError:
     return OracleScenarioError(f"{source}: {key}: {msg}")
+
+
+def _workload_args(source: str, key: str, value: Any) -> tuple[Any, ...]:
+    """``"anon 32 fork 16"`` -> ("anon", 32, "fork", 16), checked as workload.c does."""
+    words = value.split() if isinstance(value, str) else []
+    if not words or len(words) % 2:
+        raise _fail(source, key, "expected pairs of OP MIB, e.g. \"anon 32 fork 16\"")
+    args: list[Any] = []
+    for op, mib in zip(words[::2], words[1::2], strict=True):
+        if op not in WORKLOAD_OPS:
+            raise _fail(source, key, f"{op!r}: expected one of {', '.join(WORKLOAD_OPS)}")
+        if not mib.isdigit() or not 1 <= int(mib) <= MAX_WORKLOAD_MIB:
+            raise _fail(source, key, f"{op} {mib!r}: expected 1 to {MAX_WORKLOAD_MIB} MiB")
+        args += [op, int(mib)]
+    return tuple(args)
 
 
 def parse_oracle_scenario(text: str, source: str = "<oracle>") -> OracleScenario:
@@ -142,9 +186,9 @@ def parse_oracle_scenario(text: str, source: str = "<oracle>") -> OracleScenario
         key = f"step[{i}]"
         if not isinstance(st, dict):
             raise _fail(source, key, "expected a table")
-        kinds = [k for k in ("sysctl", "thp") if k in st]
-        if len(kinds) != 1 or set(st) - {"name", "sysctl", "thp"}:
-            raise _fail(source, key, "expected a name and one of sysctl, thp")
+        kinds = [k for k in ("sysctl", "thp", "workload") if k in st]
+        if len(kinds) != 1 or set(st) - {"name", "sysctl", "thp", "workload"}:
+            raise _fail(source, key, "expected a name and one of sysctl, thp, workload")
         if kinds[0] == "sysctl":
             tbl = st["sysctl"]
             if not isinstance(tbl, dict) or len(tbl) != 1:
@@ -158,6 +202,8 @@ def parse_oracle_scenario(text: str, source: str = "<oracle>") -> OracleScenario
             if not isinstance(value, int | str) or isinstance(value, bool):
                 raise _fail(source, f"{key}.sysctl.{sysctl_name}", "expected an integer or a list")
             args: tuple[Any, ...] = (sysctl_name, value)
+        elif kinds[0] == "workload":
+            args = _workload_args(source, f"{key}.workload", st["workload"])
         else:
             if st["thp"] not in THP_MODES:
                 raise _fail(source, f"{key}.thp", f"expected one of {', '.join(THP_MODES)}")

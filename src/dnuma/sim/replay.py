@@ -9,7 +9,9 @@ local allocations.  A trace starts mid-run: frees of pages it never saw
 allocated, double frees and malformed lines are counted as anomalies.
 ``mm_page_free_batched`` follows the ``mm_page_free`` of the same page (both
 fire in free_unref_folios), so it is counted, not replayed;
-``mm_page_pcpu_drain`` is counted (the model drains its pcp lists itself).
+``mm_page_pcpu_drain`` and ``mm_page_alloc_zone_locked`` are counted (the
+model drains and refills its pcp lists itself), unless the replay follows the
+trace's pcp lists (``follow``).
 """
 
 from __future__ import annotations
@@ -282,7 +284,8 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
                  progress: Callable[[float], None] | None = None,
                  check: Callable[[Machine], None] | None = None,
                  nodes: int = 1, machine: Machine | None = None,
-                 event_labels: Sequence[str] | None = None) -> ReplayResult:
+                 event_labels: Sequence[str] | None = None,
+                 follow: bool = False) -> ReplayResult:
     """Replay ``path`` (plain, .gz or .xz; ``-`` for stdin).  Times (event
     ``at``, ``sample``) are ns from the trace's first event; ``sample`` None:
     100 ms, or wider to keep to MAX_SAMPLES samples; an explicit one giving
@@ -292,7 +295,10 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
     it); ``progress`` gets the fraction of the trace's span done.
     ``machine``: replay onto this machine as it stands (e.g. one booted from
     a host) instead.  ``event_labels``: how errors name each of ``events``
-    (``--event '1s:push:9'``).  Raises TraceError, naming the trace, for a
+    (``--event '1s:push:9'``).  ``follow``: the trace is the truth about
+    every page it names, pcp lists included (the oracle replays a guest's
+    trace from its own snapshot so; see :mod:`dnuma._kernels.replay`).
+    Raises TraceError, naming the trace, for a
     trace without events, one beyond the model's limits when it sizes the
     machine (MAX_CPUS, MAX_PFNS) and one of which no pfn lies on the machine."""
     wall0 = time.perf_counter()
@@ -350,7 +356,7 @@ def replay_trace(path: str | Path, config: MachineConfig | None = None,
             t_next = loop.peek()
             j = n if t_next is None else int(np.searchsorted(ts, t_next, side="left"))
             if j > i:
-                _kr.replay(m.S, ev, i, j, seen, counts, no_mask)
+                _kr.replay(m.S, ev, i, j, seen, counts, no_mask, follow)
             if j < n:
                 loop.run(int(ts[j]))
             i = j
