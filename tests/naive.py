@@ -165,6 +165,7 @@ class RefCommitReport:
     pcp_pages_moved: int = 0
     blocks_split: int = 0
     reserved_rehomed: int = 0
+    pcp_pages_drained: int = 0
 
 
 def chunk_order(p: int, end: int, max_order: int) -> int:
@@ -248,6 +249,7 @@ class RefMachine:
     @classmethod
     def boot(cls, m: Any) -> RefMachine:
         r = cls(m)
+        r.build_all_zonelists(boot=True)  # mm_core_init, before memblock_free_all
         r._boot_free_memory()
         r.init_per_zone_wmark_min()  # postcore_initcall
         r.hugepage_init()  # subsys_initcall
@@ -267,7 +269,7 @@ class RefMachine:
         self.min_free_kbytes = 1024
         self.user_min_free_kbytes = -1
         self.khugepaged_thread = False
-        self.mobility_off = False  # page_group_by_mobility_disabled (never, as the engine)
+        self.mobility_off = False  # page_group_by_mobility_disabled (build_all_zonelists)
         self.max_numnodes = cfg.max_numnodes
         self.ngz = self.max_numnodes * NZ
         self.cpu_to_node = [int(n) for n in cfg.cpu_to_node]
@@ -327,6 +329,7 @@ class RefMachine:
         self.pcp_expire = [[0] * ngz for _ in range(c)]  # pcp->expire (vmstat ticks)
 
         self.moved_on_free = 0
+        self.moved_at_commit = 0  # free pages a commit re-homed (part of the RFC's moved-pages)
         self.alloc_fail = 0
         self.pcp_drained = 0  # pages drain_pages_zone() returned to the buddy lists
         self.il_prev: dict[int, int] = {}  # id(policy) -> the task's interleave cursor
@@ -443,6 +446,22 @@ class RefMachine:
         self.setup_per_zone_lowmem_reserve()
         if self.thp and self.khugepaged_thread:  # khugepaged_min_free_kbytes_update
             self.set_recommended_min_free_kbytes()
+
+    def build_all_zonelists(self, boot: bool = False) -> None:
+        """build_all_zonelists' page_group_by_mobility_disabled (the lists
+        themselves are copied from the engine, :meth:`sync_setup`): fewer
+        than pageblock_nr_pages * MIGRATE_TYPES (5: no CMA) pages above the
+        high watermark in the zones up to ZONE_MOVABLE; at boot (before
+        memblock_free_all and the first watermarks) managed = present pages."""
+        if boot:
+            total = sum(self.present)
+        else:
+            total = sum(max(0, self.managed[g] - self.wmark[g][WMARK_HIGH])
+                        for g in range(self.ngz))
+        self.mobility_off = total < (1 << self.pbo) * 5
+
+    def populated(self) -> list[bool]:
+        return [p > 0 for p in self.present]
 
     def sync_setup(self, m: Any) -> None:
         """Copy the zonelists and N_HIGH_MEMORY from the engine (see the
@@ -733,10 +752,16 @@ class RefMachine:
         del self.pcp_lists[(b.cpu, b.gz, b.pindex)][pfn]
         return b
 
-    def free_pcppages_bulk(self, cpu: int, gz: int, count: int, pindex: int) -> None:
-        """free_pcppages_bulk: round-robin from ``pindex``, oldest (tail) first."""
+    def free_pcppages_bulk(self, cpu: int, gz: int, count: int, pindex: int,
+                           stage: bool = False) -> list[tuple[int, int]]:
+        """free_pcppages_bulk: round-robin from ``pindex``, oldest (tail) first.
+        ``stage`` (the RFC's hook, for the commit's drain): a block whose
+        node the layout changes is set aside instead; returns those, in the
+        order the RFC's need_move list holds them (newest first), as (pfn,
+        order)."""
         count = min(self.pcp_count[cpu][gz], count)
         pindex -= 1
+        staged: list[tuple[int, int]] = []
         while count > 0:
             while True:
                 pindex += 1
@@ -753,23 +778,34 @@ class RefMachine:
                 self.pcp_del(page)
                 count -= nr
                 self.pcp_count[cpu][gz] -= nr
-                self._free_one_page(page, gz, order, mt, False)
+                if stage and self.needs_move(page, nr):
+                    staged.insert(0, (page, order))
+                else:
+                    self._free_one_page(page, gz, order, mt, False)
                 if count <= 0 or not lst:
                     break
+        return staged
 
-    def drain_pages_zone(self, cpu: int, gz: int) -> None:
+    def drain_pages_zone(self, cpu: int, gz: int, rep: RefCommitReport | None = None) -> None:
+        """drain_pages_zone; with ``rep`` (the commit's drain) the pages whose
+        node changes are freed into their new zones after each chunk."""
         while self.pcp_count[cpu][gz]:
             count = self.pcp_count[cpu][gz]
             to_drain = min(count, self.pcp_batch[gz] << PCP_BATCH_SCALE_MAX)
-            self.pcp_drained += to_drain
-            self.free_pcppages_bulk(cpu, gz, to_drain, 0)
+            staged = self.free_pcppages_bulk(cpu, gz, to_drain, 0, stage=rep is not None)
+            drained = count - self.pcp_count[cpu][gz]  # a high-order block may overshoot
+            self.pcp_drained += drained
+            if rep is not None:
+                rep.pcp_pages_drained += drained
+                for p, o in staged:
+                    self.release_block(p, o, rep, "pcp_pages_moved")
 
-    def drain_all_pages(self) -> None:
+    def drain_all_pages(self, rep: RefCommitReport | None = None) -> None:
         """drain_all_pages(NULL): each CPU, each populated zone."""
         for cpu in range(self.nr_cpus):
             for gz in range(self.ngz):
                 if self.present[gz] and self.pcp_count[cpu][gz]:
-                    self.drain_pages_zone(cpu, gz)
+                    self.drain_pages_zone(cpu, gz, rep)
 
     def decay_pcp_high(self, cpu: int, gz: int) -> None:
         """decay_pcp_high: high down by 1/8 toward high_min (not below
@@ -1093,6 +1129,7 @@ class RefMachine:
             return
         end = pfn + (1 << order)
         moved = False
+        populated = self.populated()
         for p, co, t in self.layout_chunks(pfn, end):
             n = 1 << co
             if t is not None and t != self.nid[p]:
@@ -1102,6 +1139,8 @@ class RefMachine:
             self.free_to_zone(p, co, cpu)
         if moved:  # managed pages changed: the kernel reruns init_per_zone_wmark_min
             self.init_per_zone_wmark_min()
+            if self.populated() != populated:  # the engine rebuilds its zonelists
+                self.build_all_zonelists()
 
     # ------------------------------------------------------------------ layout
     def layout_range(self, pfn: int) -> tuple[int, int, int] | None:
@@ -1177,28 +1216,16 @@ class RefMachine:
 
     def commit(self, ranges: Iterable[tuple[int, int, int]]) -> RefCommitReport:
         """The DNUMA commit's page work, in the engine's order: install the
-        effective layout (new over old), take pcp pages whose node changes off
-        their lists and free them to their new zones, then walk the new
-        layout's ranges in pfn order (reserved pages re-homed, allocated
-        blocks marked/unmarked, misplaced free blocks moved).  The zone set-up
+        effective layout (new over old), walk the new layout's ranges in pfn
+        order (reserved pages re-homed, allocated blocks marked/unmarked,
+        misplaced free blocks moved), then drain every pcp list, freeing the
+        pages whose node changes into their new zones.  The zone set-up
         that follows is init_per_zone_wmark_min (the zonelists are copied
         from the engine by :meth:`sync_setup`)."""
         new = sorted((int(s), int(e), int(n)) for s, e, n in ranges)
         self.layout = overlay(self.layout, new)
         self._layout_starts = [r[0] for r in self.layout]
         rep = RefCommitReport()
-        # pcp lists, cpu by cpu, zone by zone, list by list from the head
-        for cpu in range(self.nr_cpus):
-            for gz in range(self.ngz):
-                if not self.pcp_count[cpu][gz]:
-                    continue
-                for pindex in range(NR_PCP_LISTS):
-                    for p in list(self.pcp_lists.get((cpu, gz, pindex), ())):
-                        o = self.blocks[p].order
-                        if self.needs_move(p, 1 << o):
-                            self.pcp_del(p)
-                            self.pcp_count[cpu][gz] -= 1 << o
-                            self.release_block(p, o, rep, "pcp_pages_moved")
         # the walk over the new layout's ranges
         for s, e, _nid in new:
             pfn = s
@@ -1234,9 +1261,14 @@ class RefMachine:
                         b.mark = False
                         rep.pages_unmarked += n
                 pfn = h + n
+        # memlayout_commit's last step: drain_all_pages(), the pages whose
+        # node changes redirected as they drain
+        self.drain_all_pages(rep)
+        self.moved_at_commit += rep.free_pages_moved + rep.pcp_pages_moved
         # present/managed pages moved: init_per_zone_wmark_min, as memory
-        # hotplug and the RFC run it
+        # hotplug and the RFC run it; then the zonelists are rebuilt
         self.init_per_zone_wmark_min()
+        self.build_all_zonelists()
         return rep
 
     # ------------------------------------------------------------------ views
@@ -1400,6 +1432,7 @@ def differences(r: RefMachine, m: Any, check_counters: bool = True) -> list[str]
                    f"reference {r.layout[:6]}... ({len(r.layout)})")
     if check_counters:
         cmp("moved_on_free", int(S.counters[st.C_MOVED_ON_FREE]), r.moved_on_free)
+        cmp("moved_at_commit", int(S.counters[st.C_MOVED_AT_COMMIT]), r.moved_at_commit)
         cmp("alloc failures", int(S.counters[st.C_ALLOC_FAIL]), r.alloc_fail)
     return bad
 

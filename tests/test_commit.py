@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dnuma.mm.constants import N_MEMORY, N_ONLINE, ZONE_DMA32
+from dnuma.mm.constants import N_MEMORY, N_ONLINE, ZONE_DMA32, PG_pcp
 from dnuma.mm.errors import LayoutError, NotifyVeto
 from dnuma.mm.machine import Machine, MachineConfig, boot
 from dnuma.mm.memlayout import MemLayout
@@ -70,9 +70,14 @@ def test_push_off_every_boot_node_and_back(busy):
     assert m.topo.node_states[N_ONLINE, 0]  # it still has CPUs
     rep = m.commit(MemLayout.from_ranges([(0, 16383, 0), (16384, 32767, 1)]))
     validate_all(m)
-    assert rep.nodes_offlined == [3]
     assert m.NODE_DATA(0).node_present_pages == 16384 and m.NODE_DATA(3).node_present_pages == 0
     assert m.nr_free_pages() == 32768
+    # 6.12 offline_pages: node 3 loses N_MEMORY but stays online (only memory
+    # removal, try_offline_node, offlines a node): no "remove" uevent
+    assert rep.nodes_offlined == []
+    assert m.topo.node_states[N_ONLINE, 3] and not m.topo.node_states[N_MEMORY, 3]
+    assert not any(a == "remove" for a, _p, _s in m.uevents)
+    assert 3 in m.for_each_online_node() and m.fallback_order[3][0] != 3
 
 
 def test_unaligned_boundaries_split_free_blocks():
@@ -176,3 +181,36 @@ def test_demo_scenario_invariants_hold_at_every_step():
     free = np.flatnonzero(m.free_mask())
     assert np.array_equal(m.S.page_nid[free], (free >= 16384).astype(np.int16))
     assert sum(s.moved_on_free for s in steps) == m.moved_on_free > 0
+
+
+def test_commit_ends_with_drain_all_pages(busy):
+    """memlayout_commit's last step (every RFC version) is drain_all_pages():
+    no CPU holds a pcp page after a commit, and the pcp pages whose node
+    changed went to their new node's buddy lists as they drained."""
+    m, _ch = busy
+    on_pcp = m.pages_on_pcp()
+    pcp = np.flatnonzero(m.S.page_flags & PG_pcp)
+    assert on_pcp > 0
+    rep = m.commit(MemLayout.stripe(m.ram_ranges(), [0, 1, 2], 256))
+    validate_all(m)
+    assert m.pages_on_pcp() == 0 and int(m.S.pcp_count.sum()) == 0
+    assert rep.pcp_pages_drained == on_pcp
+    want = (pcp // 256) % 3
+    assert 0 < rep.pcp_pages_moved < on_pcp
+    # every former pcp page is now a free buddy page on its layout node
+    assert np.all(m.free_mask()[pcp]) and np.array_equal(m.S.page_nid[pcp], want)
+    # the RFC's moved-pages counts the commit's transplants (buddy and pcp)
+    assert m.moved_pages == rep.free_pages_moved + rep.pcp_pages_moved
+    assert m.moved_on_free == 0
+
+
+def test_a_node_onlined_by_a_commit_stays_online_without_pages():
+    """A layout naming a node that gets no page (a range over a hole) onlines
+    it and it stays online, memoryless, as after 6.12's offline_pages."""
+    m = Machine(MachineConfig(ram=((0, 0x800, 0), (0x900, 0x1000, 1)), cpu_to_node=(0, 1)))
+    rep = m.commit(MemLayout.from_ranges([(0x800, 0x8FF, 2)]))
+    validate_all(m)
+    assert rep.nodes_onlined == [2] and rep.nodes_offlined == []
+    st = m.topo.node_states
+    assert st[N_ONLINE, 2] and not st[N_MEMORY, 2] and m.NODE_DATA(2).node_present_pages == 0
+    assert m.uevents == [("add", "/devices/system/node/node2", "node")]

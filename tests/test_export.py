@@ -207,8 +207,10 @@ def test_cpumap_width_follows_nr_cpu_ids(tmp_path, cpus, node0):
 
 
 def test_offline_node0_distance_line_starts_with_a_space(tmp_path):
-    m = Machine(MachineConfig(ram=((0, 4096, 0), (4096, 8192, 1)), cpu_to_node=(1, 1)))
-    m.commit(MemLayout.push(m.ram_ranges(), 1))  # node 0: no memory, no CPUs
+    # node 0 has neither memory nor CPUs at boot: never online (a commit
+    # that empties a node leaves it online, as 6.12's offline_pages does)
+    m = Machine(MachineConfig(ram=((0, 8192, 1),), cpu_to_node=(1, 1)))
+    m.commit(MemLayout.push(m.ram_ranges(), 1))
     root = write_sysroot(m, tmp_path / "t")
     nd = root / NODE_DIR
     assert read(nd, "online") == "1\n"
@@ -245,9 +247,9 @@ def test_reexport_replaces_the_tree_and_leaves_no_stale_files(tmp_path, fill):
     want |= {os.path.dirname(p) for p in want} - {""}
     want |= {"sys/kernel", "sys/devices", "sys"}
     assert tree_paths(root) == want
-    assert read(root, f"{NODE_DIR}/online") == "0-1,3\n"
+    assert read(root, f"{NODE_DIR}/online") == "0-3\n"  # node 2 emptied, still online
     assert read(root, f"{NODE_DIR}/has_memory") == "3\n"
-    assert not (root / NODE_DIR / "node2").exists()
+    assert (root / NODE_DIR / "node2").is_dir()
     assert [p.name for p in (root / MEMORY_DIR / "memory1").iterdir()
             if p.name.startswith("node")] == ["node3"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs
@@ -293,7 +295,7 @@ def test_debugfs_files_match_memlayout_debugfs_read(tmp_path, fill):
             assert (dd / name).read_text() == d.read(name)
     assert nfiles == 2 + 64 + 1 + 1  # boot, stripe, push, and current (= push)
     assert read(dd, "start") == "0x0000000000000010\n"
-    assert int(read(dd, "moved-pages")) == m.moved_on_free > 0
+    assert int(read(dd, "moved-pages")) == m.moved_pages > m.moved_on_free > 0
     assert (dd / "moved-pages").stat().st_mode & 0o777 == 0o400
     assert (dd / "start").stat().st_mode & 0o777 == 0o600
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from dnuma._kernels import state as _st
 from dnuma.mm.constants import (
     __GFP_DMA,
     __GFP_THISNODE,
@@ -22,6 +23,7 @@ from dnuma.mm.constants import (
 )
 from dnuma.mm.errors import AllocArgError, BadFreeError, ConfigError
 from dnuma.mm.machine import Machine, MachineConfig, boot, parse_size
+from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.page_alloc import MemPolicy, zone_batchsize
 from dnuma.mm.validate import validate_all
 
@@ -300,3 +302,33 @@ def test_bad_initial_state(heads, orders, kw, msg):
     cfg = MachineConfig(ram=((0, 0x3e00, 0), (0x3e00, 0x7800, 1)), cpu_to_node=(0, 1))
     with pytest.raises(ConfigError, match=msg):
         Machine(cfg, _initial(heads, orders, **kw))
+
+
+def test_boot_zonelists_have_no_cpu_penalty_later_builds_do():
+    """x86_64 builds the boot zonelists (mm_core_init) before any CPU is
+    attached to its node, so find_next_best_node's PENALTY_FOR_NODE_WITH_CPUS
+    is absent at boot and present in every later build (here a commit)."""
+    m = Machine(MachineConfig(ram=((0, 8192, 0), (8192, 16384, 1), (16384, 24576, 2)),
+                              cpu_to_node=(0, 0), max_numnodes=4))
+    assert m.fallback_order[2] == [2, 0, 1]  # the kernel's boot order: the tie to node 0
+    m.commit(MemLayout.from_ranges([(0, 8191, 0)]))  # changes nothing but rebuilds
+    assert m.fallback_order[2] == [2, 1, 0]  # node 0 has CPUs: penalised
+    validate_all(m)
+
+
+def test_page_group_by_mobility_disabled_on_tiny_machines():
+    """build_all_zonelists turns grouping by mobility off below
+    pageblock_nr_pages * MIGRATE_TYPES (512 * 5 pages) above the high
+    watermark (present pages at boot)."""
+    tiny = boot(nodes=1, mem="8M", cpus=1)  # 2048 pages
+    assert tiny.S.params[_st.P_MOBILITY_OFF] == 1
+    big = boot(nodes=1, mem="16M", cpus=1)  # 4096 pages at boot ...
+    assert big.S.params[_st.P_MOBILITY_OFF] == 0
+    big.commit(MemLayout.from_ranges([(0, 4095, 0)]))  # ... 4096 - high wmark > 2560 later
+    assert big.S.params[_st.P_MOBILITY_OFF] == 0
+    # 12 MiB: 3072 present pages at boot; after a rebuild, with min_free_kbytes
+    # 4096 (high watermark 1536 pages), 1536 above it
+    mid = boot(nodes=1, mem="12M", cpus=1, min_free_kbytes=4096)
+    assert mid.S.params[_st.P_MOBILITY_OFF] == 0
+    mid.commit(MemLayout.from_ranges([(0, 3071, 0)]))
+    assert mid.S.params[_st.P_MOBILITY_OFF] == 1

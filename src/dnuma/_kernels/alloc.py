@@ -12,6 +12,7 @@ from .buddy import (
     drain_all_pages,
     free_one_page_inline,
     free_to_zone,
+    ml_range_nocache,
     move_present,
     page_gz,
     rmqueue_mode,
@@ -60,7 +61,6 @@ from .consts import (
     PG_lru,
     PG_slab,
 )
-from .lookup import find_range
 from .state import (
     C_ALLOC_FAIL,
     C_LOOKUP_HITS,
@@ -271,11 +271,6 @@ def ml_range_of(S, pfn):
     if i >= 0:
         S.ml_cache[0] = i
     return i
-
-
-@kernel_inline
-def ml_range_nocache(S, pfn):
-    return find_range(S.ml_tbl, S.ml_starts, S.ml_ends, pfn)
 
 
 @kernel

@@ -33,6 +33,7 @@ from .consts import (
     PG_lru,
     PG_pcp,
 )
+from .lookup import find_range
 from .state import (
     C_PCP_DRAINED,
     C_ZONES_CHANGED,
@@ -66,6 +67,44 @@ def block_head(S, pfn):
         if (f & (PG_buddy | PG_pcp | PG_head)) and h + (np.int64(1) << S.page_order[h]) > pfn:
             return h
     return -1
+
+
+# ---------------------------------------------------------------- layout lookups
+@kernel_inline
+def ml_range_nocache(S, pfn):
+    """Index of the effective memlayout range holding ``pfn`` (-1 if none),
+    not counted as a lookup."""
+    return find_range(S.ml_tbl, S.ml_starts, S.ml_ends, pfn)
+
+
+@kernel_inline
+def block_target(S, h, n):
+    """(uniform nid or -1 if mixed, range index of h) for the block [h, h+n)."""
+    i = ml_range_nocache(S, h)
+    if i >= 0 and S.ml_ends[i] >= h + n - 1:
+        return np.int64(S.ml_nids[i]), i
+    return -1, i
+
+
+@kernel_inline
+def needs_move(S, h, n):
+    """True if any page of [h, h+n) has a layout nid other than its own (the
+    RFC's dnuma_page_needs_move, for a whole block)."""
+    nid = S.page_nid[h]
+    tt, i = block_target(S, h, n)
+    if tt >= 0:
+        return tt != nid
+    p = h
+    end = h + n
+    while p < end:
+        i = ml_range_nocache(S, p)
+        if i >= 0:
+            if S.ml_nids[i] != nid:
+                return True
+            p = min(end, S.ml_ends[i] + 1)
+        else:
+            p += 1
+    return False
 
 
 # ---------------------------------------------------------------- free lists
@@ -418,11 +457,20 @@ def pcp_del(S, cpu, gz, pindex, pfn):
 
 
 @kernel
-def free_pcppages_bulk(S, cpu, gz, count, pindex):
-    """free_pcppages_bulk: round-robin over the lists from pindex, oldest (tail) first."""
+def free_pcppages_bulk(S, cpu, gz, count, pindex, stage):
+    """free_pcppages_bulk: round-robin over the lists from pindex, oldest (tail) first.
+
+    ``stage``: the RFC's hook (v2 16/25) for the commit's drain_all_pages: a
+    block whose node the effective layout changes (:func:`needs_move`) is
+    not freed into this zone but put aside on a list linked through
+    ``lru_next``, newest first (the RFC's ``need_move`` list, filled with
+    list_add); returns its first pfn (-1: none), for the caller to free into
+    the new zones after this zone's pages.
+    """
     count = min(count, S.pcp_count[cpu, gz])
     pbo = S.params[P_PB_ORDER]
     pindex = pindex - 1
+    staged = np.int64(-1)
     while count > 0:
         while True:
             pindex += 1
@@ -437,18 +485,33 @@ def free_pcppages_bulk(S, cpu, gz, count, pindex):
             pcp_del(S, cpu, gz, pindex, p)
             count -= nr
             S.pcp_count[cpu, gz] -= nr
-            free_one_page(S, p, order, gz, S.pb_mt[p >> pbo], False)
+            if stage and needs_move(S, p, nr):
+                S.lru_next[p] = staged
+                staged = p
+            else:
+                free_one_page(S, p, order, gz, S.pb_mt[p >> pbo], False)
             if count <= 0 or S.pcp_head[cpu, gz, pindex] < 0:
                 break
+    return staged
+
+
+@kernel
+def drain_pages_chunk(S, cpu, gz, stage):
+    """One step of drain_pages_zone: free_pcppages_bulk of at most
+    batch << PCP_BATCH_SCALE_MAX pages (counted in C_PCP_DRAINED); returns
+    the staged list of :func:`free_pcppages_bulk`."""
+    c = S.pcp_count[cpu, gz]
+    staged = free_pcppages_bulk(S, cpu, gz, min(c, S.pcp_batch[gz] << PCP_BATCH_SCALE_MAX), 0,
+                                stage)
+    S.counters[C_PCP_DRAINED] += c - S.pcp_count[cpu, gz]
+    return staged
 
 
 @kernel
 def drain_pages_zone(S, cpu, gz):
     """drain_pages_zone: empty one CPU's pcp of one zone, batch << 5 at a time."""
     while S.pcp_count[cpu, gz] > 0:
-        c = S.pcp_count[cpu, gz]
-        free_pcppages_bulk(S, cpu, gz, min(c, S.pcp_batch[gz] << PCP_BATCH_SCALE_MAX), 0)
-        S.counters[C_PCP_DRAINED] += c - S.pcp_count[cpu, gz]
+        drain_pages_chunk(S, cpu, gz, False)
 
 
 @kernel
@@ -526,7 +589,8 @@ def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
         S.pcp_free_count[cpu, gz] += np.int64(1) << order
     high = nr_pcp_high(S, cpu, gz, batch, free_high)
     if S.pcp_count[cpu, gz] >= high:
-        free_pcppages_bulk(S, cpu, gz, nr_pcp_free(S, cpu, gz, batch, high, free_high), pindex)
+        free_pcppages_bulk(S, cpu, gz, nr_pcp_free(S, cpu, gz, batch, high, free_high), pindex,
+                           False)
         if (S.zone_flags[gz] & ZONE_BELOW_HIGH) and watermark_ok(
                 S, gz, 0, S.wmark[gz, WMARK_HIGH], ZONE_MOVABLE, 0):
             S.zone_flags[gz] &= ~ZONE_BELOW_HIGH
@@ -665,7 +729,7 @@ def decay_pcp_high(S, cpu, gz):
     to_drain = S.pcp_count[cpu, gz] - S.pcp_high[cpu, gz]
     while to_drain > 0:
         n = min(to_drain, batch)
-        free_pcppages_bulk(S, cpu, gz, n, 0)
+        free_pcppages_bulk(S, cpu, gz, n, 0, False)
         to_drain -= n
 
 
@@ -697,7 +761,7 @@ def refresh_cpu_vm_stats(S):
             # drain_zone_pages
             n = min(S.pcp_count[cpu, gz], S.pcp_batch[gz])
             if n > 0:
-                free_pcppages_bulk(S, cpu, gz, n, 0)
+                free_pcppages_bulk(S, cpu, gz, n, 0, False)
 
 
 # ---------------------------------------------------------------- zone spans

@@ -36,12 +36,14 @@ P_POLICY_ZONE = 7  # policy_zone: highest non-movable zone ever populated
 NR_PARAMS = 8
 
 # counters[] indices (model-wide event counts)
-C_MOVED_ON_FREE = 0  # pages redirected to their new node when freed (the RFC's moved-pages)
+C_MOVED_ON_FREE = 0  # pages redirected to their new node when freed
 C_ALLOC_FAIL = 1
 C_LOOKUP_HITS = 2  # memlayout lookups made on the free path
 C_LOOKUP_MISSES = 3
 C_PCP_DRAINED = 4
 C_ZONES_CHANGED = 5  # a zone became empty or populated: zonelists need a rebuild
+C_MOVED_AT_COMMIT = 6  # free pages a commit moved to a new node (buddy transplants and
+#                        pcp-drain redirects); with C_MOVED_ON_FREE the RFC's moved-pages
 NR_COUNTERS = 8
 
 # zone_flags bits

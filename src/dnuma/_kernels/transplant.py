@@ -1,7 +1,9 @@
 """The DNUMA commit's page walk, compiled: mark allocated pages whose node
-changes, transplant free pages (buddy and per-cpu lists) to their new node's
-zone, splitting blocks at range boundaries (mm/dnuma.c of the RFC, done for
-every pfn rather than warned about).
+changes, transplant free buddy blocks to their new node's zone, splitting
+blocks at range boundaries (mm/dnuma.c of the RFC, done for every pfn rather
+than warned about); then drain every per-cpu list, redirecting the pages
+whose node changes (:func:`drain_all_pages_dnuma`, memlayout_commit's last
+step).
 
 The walk visits each committed range's blocks in pfn order.  Inside a range
 that one effective-layout range covers (every range of a commit: the
@@ -17,7 +19,7 @@ marks set (or cleared) in one pass over its flags first, then only its free,
 per-cpu, reserved and hole pfns are visited (:func:`walk_range_bulk`).  Free
 blocks ahead of the walk get prefetch hints (:func:`prefetch_ahead`).
 
-All helpers are inlined into :func:`commit_walk` and :func:`transplant_pcp`:
+All helpers are inlined into :func:`commit_walk` and :func:`drain_all_pages_dnuma`:
 a real call would pass the KState bundle by value (see ``_jit``).
 """
 
@@ -28,33 +30,37 @@ from typing import NamedTuple
 import numpy as np
 
 from ._jit import kernel, kernel_inline, prefetch
-from .alloc import free_to_targets_inline, ml_range_nocache, rehome_block
+from .alloc import free_to_targets_inline, rehome_block
 from .buddy import (
     block_head,
     clear_mark,
     del_from_free_list,
+    drain_pages_chunk,
+    ml_range_nocache,
+    needs_move,
     page_gz,
-    pcp_del,
     set_mark,
     test_mark,
 )
-from .consts import NR_PCP_LISTS, NZ, PG_buddy, PG_head, PG_hole, PG_pcp, PG_reserved
+from .consts import NZ, PG_buddy, PG_head, PG_hole, PG_pcp, PG_reserved
 from .state import P_PB_ORDER, P_SECTION_SHIFT
 
 
 class WalkCounts(NamedTuple):
-    """What transplant_pcp and commit_walk did (an int64 array of these is
+    """What commit_walk and drain_all_pages_dnuma did (an int64 array of these is
     their ``rep``), in pages unless said otherwise."""
 
     marked: int  # pages newly carrying the LookupNode mark
     unmarked: int  # marks cleared because the page's node is right again
     free_moved: int  # free pages moved off buddy lists
-    pcp_moved: int  # free pages moved off per-cpu lists
+    pcp_moved: int  # per-cpu pages redirected to a new node as they drained
     split: int  # free blocks split at a range boundary (blocks)
     reserved: int  # reserved pages re-homed in place
+    pcp_drained: int  # pages drain_all_pages took off the per-cpu lists
 
 
-R_MARKED, R_UNMARKED, R_FREE_MOVED, R_PCP_MOVED, R_SPLIT, R_RESERVED = range(
+(R_MARKED, R_UNMARKED, R_FREE_MOVED, R_PCP_MOVED, R_SPLIT, R_RESERVED,
+ R_PCP_DRAINED) = range(
     len(WalkCounts._fields))
 NR_R = len(WalkCounts._fields)
 
@@ -70,41 +76,12 @@ _U56 = np.uint64(56)
 
 
 @kernel_inline
-def block_target(S, h, n):
-    """(uniform nid or -1 if mixed, range index of h) for the block [h, h+n)."""
-    i = ml_range_nocache(S, h)
-    if i >= 0 and S.ml_ends[i] >= h + n - 1:
-        return np.int64(S.ml_nids[i]), i
-    return -1, i
-
-
-@kernel_inline
 def release_block(S, h, o, rep, counter):
     """Free a detached block [h, h + 2**o) into its target zones (split at
     range boundaries), counting re-homed pages in ``rep[counter]``."""
     moved, split = free_to_targets_inline(S, h, h + (np.int64(1) << o), 0, False, False)
     rep[counter] += moved
     rep[R_SPLIT] += split
-
-
-@kernel_inline
-def needs_move(S, h, n):
-    """True if any page of [h, h+n) has a layout nid other than its own."""
-    nid = S.page_nid[h]
-    tt, i = block_target(S, h, n)
-    if tt >= 0:
-        return tt != nid
-    p = h
-    end = h + n
-    while p < end:
-        i = ml_range_nocache(S, p)
-        if i >= 0:
-            if S.ml_nids[i] != nid:
-                return True
-            p = min(end, S.ml_ends[i] + 1)
-        else:
-            p += 1
-    return False
 
 
 @kernel_inline
@@ -144,24 +121,26 @@ def free_block_step(S, pfn, e, t, rep):
 
 
 @kernel
-def transplant_pcp(S, rep):
-    """Take every per-cpu page whose node changes off its list and free it
-    into its new zone (what drain_all_pages would do, for those pages only)."""
-    ncpu = S.pcp_head.shape[0]
-    nzones = S.pcp_head.shape[1]
+def drain_all_pages_dnuma(S, rep):
+    """The commit's last step, drain_all_pages(NULL) (memlayout_commit in
+    every RFC version): every CPU's pcp lists emptied into the buddy lists,
+    batch << PCP_BATCH_SCALE_MAX pages at a time (drain_pages_zone), through
+    the RFC's free_pcppages_bulk hook: a block whose node changes is set
+    aside and, after the chunk, freed into its new node's zone, split at
+    range boundaries (the hook's need_move list, newest first).  Counts the
+    pages drained (R_PCP_DRAINED) and redirected (R_PCP_MOVED)."""
+    ncpu = S.pcp_count.shape[0]
+    nzones = S.pcp_count.shape[1]
     for cpu in range(ncpu):
         for gz in range(nzones):
-            if S.pcp_count[cpu, gz] == 0:
-                continue
-            for pindex in range(NR_PCP_LISTS):
-                p = S.pcp_head[cpu, gz, pindex]
+            while S.pcp_count[cpu, gz] > 0:
+                c = S.pcp_count[cpu, gz]
+                p = drain_pages_chunk(S, cpu, gz, True)
+                rep[R_PCP_DRAINED] += c - S.pcp_count[cpu, gz]
                 while p >= 0:
                     nxt = S.lru_next[p]
-                    o = np.int64(S.page_order[p])
-                    if needs_move(S, p, np.int64(1) << o):
-                        pcp_del(S, cpu, gz, pindex, p)
-                        S.pcp_count[cpu, gz] -= np.int64(1) << o
-                        release_block(S, p, o, rep, R_PCP_MOVED)
+                    S.lru_next[p] = -1
+                    release_block(S, p, np.int64(S.page_order[p]), rep, R_PCP_MOVED)
                     p = nxt
 
 

@@ -92,7 +92,7 @@ def tib_stripe(ctx: Context) -> tuple[Result, str]:
     """1 TiB (268,435,456 pfns), 4 nodes, 8 CPUs, booted straight into ~60%
     allocated in mixed orders 0-3 (:func:`~dnuma.bench.machines.
     mixed_initial_state`); commit a 2 MiB-block (512-pfn) stripe over nodes
-    0-3 (``commit_walk``, ``transplant_pcp``), each repetition from the same
+    0-3 (``commit_walk``, ``drain_all_pages_dnuma``), each repetition from the same
     state, interleaved with the baseline: numpy writing one byte per pfn.
     Quick: 4 GiB."""
     from ..mm.machine import Machine, MachineConfig

@@ -2,14 +2,18 @@
 
 validate -> notify "going" (veto: nothing changed) -> online nodes -> install
 the layout (seq + 1) -> mark allocated pages whose node changes -> transplant
-free pages (pcp and buddy lists), splitting at range boundaries -> fix
-present/managed/spanned, watermarks, pcp high/batch -> rebuild zonelists once
--> node states (offline nodes left with no memory and no CPUs) -> notify
-"done" -> uevents.
+free buddy blocks, splitting at range boundaries -> drain_all_pages, every
+pcp list emptied and the pages whose node changes redirected to their new
+zone as they drain -> fix present/managed/spanned, watermarks, pcp
+high/batch -> rebuild zonelists once -> node states (N_MEMORY follows
+present pages; N_ONLINE is never cleared, as 6.12's offline_pages keeps it)
+-> notify "done" -> uevents.
 
-Marking and the buddy transplant share one walk over the committed ranges
-(pcp pages are taken first); in a single-threaded model the result is the
-same as two passes, and each page is visited once.
+Marking and the buddy transplant share one walk over the committed ranges;
+in a single-threaded model the result is the same as the RFC's two passes
+(dnuma_move_free_pages, then dnuma_mark_page_range), and each page is
+visited once.  The drain comes last, as memlayout_commit's drain_all_pages()
+does in every RFC version: after a commit no CPU holds a pcp page.
 
 The RFC's race (a page freed to the old node between transplant and the map
 swap) cannot happen: the map is installed before any page moves, and the
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._kernels import lookup as _lk
+from .._kernels import state as _st
 from .._kernels import transplant as _kt
 from .constants import N_ONLINE, N_POSSIBLE
 from .errors import LayoutError
@@ -37,7 +42,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class CommitReport:
-    """What one commit did (page counts in pages of the machine's page size)."""
+    """What one commit did (page counts in pages of the machine's page size).
+
+    free_pages_moved: buddy pages transplanted by the walk; pcp_pages_moved:
+    per-cpu pages redirected to a new node by the final drain_all_pages;
+    pcp_pages_drained: every page that drain took off the per-cpu lists
+    (moved or not).  The two moved counts are what the RFC's moved-pages
+    counter adds at commit time (``Machine.moved_pages``)."""
 
     seq: int
     ranges: int
@@ -47,7 +58,9 @@ class CommitReport:
     pcp_pages_moved: int
     blocks_split: int
     reserved_rehomed: int
+    pcp_pages_drained: int = 0
     nodes_onlined: list[int] = field(default_factory=list)
+    # always empty: neither a commit nor a free offlines a node (update_node_states)
     nodes_offlined: list[int] = field(default_factory=list)
     zonelist_rebuilds: int = 0
     seconds: float = 0.0
@@ -114,9 +127,12 @@ def commit(m: Machine, layout: MemLayout) -> CommitReport:
     m.install_effective(eff)
 
     rep = np.zeros(_kt.NR_R, dtype=np.int64)
-    _kt.transplant_pcp(m.S, rep)
     _kt.commit_walk(m.S, layout.starts, layout.ends, rep)
+    _kt.drain_all_pages_dnuma(m.S, rep)
     walk = _kt.WalkCounts(*rep.tolist())
+    # ml_stat_count_moved_pages in dnuma_post_free_to_new_zone: every page a
+    # commit re-homes counts in debugfs moved-pages
+    m.S.counters[_st.C_MOVED_AT_COMMIT] += walk.free_moved + walk.pcp_moved
 
     rebuilds0 = m.zonelist_rebuilds
     _on, off = m.rebuild_after_layout_change()
@@ -124,6 +140,7 @@ def commit(m: Machine, layout: MemLayout) -> CommitReport:
         seq=seq, ranges=len(layout), pages_marked=walk.marked, pages_unmarked=walk.unmarked,
         free_pages_moved=walk.free_moved, pcp_pages_moved=walk.pcp_moved,
         blocks_split=walk.split, reserved_rehomed=walk.reserved,
+        pcp_pages_drained=walk.pcp_drained,
         nodes_onlined=onlined, nodes_offlined=off,
         zonelist_rebuilds=m.zonelist_rebuilds - rebuilds0,
         seconds=time.perf_counter() - t0)

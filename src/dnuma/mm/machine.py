@@ -458,7 +458,7 @@ class Machine:
         hugepage_init(self)  # subsys_initcall
         if self.config.min_free_kbytes is not None:  # the sysctl, written after the initcalls
             min_free_kbytes_sysctl_handler(self, self.config.min_free_kbytes)
-        build_all_zonelists(self)
+        build_all_zonelists(self, boot=True)  # mm_core_init's build, in the model's order
         self._note_zone_setup()
 
     def _boot_zone_spans(self) -> None:
@@ -625,8 +625,16 @@ class Machine:
 
     @property
     def moved_on_free(self) -> int:
-        """Pages redirected to a new node when freed (the RFC's ``moved-pages``)."""
+        """Pages redirected to a new node when freed (marked pages)."""
         return int(self.S.counters[_st.C_MOVED_ON_FREE])
+
+    @property
+    def moved_pages(self) -> int:
+        """The RFC's debugfs ``moved-pages`` (ml_stat_count_moved_pages, called
+        from dnuma_post_free_to_new_zone): every page re-homed to a new node,
+        by a commit (buddy transplants and pcp-drain redirects) or when freed
+        (:attr:`moved_on_free`)."""
+        return int(self.S.counters[_st.C_MOVED_AT_COMMIT]) + self.moved_on_free
 
     @property
     def total_present_pages(self) -> int:

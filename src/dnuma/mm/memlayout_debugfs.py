@@ -316,7 +316,7 @@ class MemlayoutDebugfs:
             "node": lambda: str(self.node),
             "commit": lambda: str(self.commit_value),
             "clear": lambda: str(self.clear_value),
-            "moved-pages": lambda: str(m.moved_on_free),
+            "moved-pages": lambda: str(m.moved_pages),
             "pfn-lookup-cache-hits": lambda: str(int(m.S.counters[_st.C_LOOKUP_HITS])),
             "pfn-lookup-cache-misses": lambda: str(int(m.S.counters[_st.C_LOOKUP_MISSES])),
         }

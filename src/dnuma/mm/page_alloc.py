@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._kernels.state import P_POLICY_ZONE
+from .._kernels.state import P_MOBILITY_OFF, P_POLICY_ZONE
 from .constants import (
     LOWMEM_RESERVE_RATIO,
     MAX_NR_ZONES,
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 SWAP_CLUSTER_MAX = 32
 MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
 PENALTY_FOR_NODE_WITH_CPUS = 1
+#: MIGRATE_TYPES of the modelled config (CONFIG_CMA off: UNMOVABLE, MOVABLE,
+#: RECLAIMABLE, HIGHATOMIC, ISOLATE), which page_group_by_mobility_disabled uses
+MIGRATE_TYPES_NO_CMA = 5
 
 
 class MemPolicy:
@@ -306,10 +309,15 @@ def init_per_zone_wmark_min(m: Machine) -> None:
 
 
 def find_next_best_node(m: Machine, node: int, used: np.ndarray,
-                        node_load: np.ndarray) -> int:
+                        node_load: np.ndarray, cpu_penalty: bool = True) -> int:
     """find_next_best_node: local node first (if it has memory), then the
     N_MEMORY node minimising (distance + [n < node] + [n has CPUs]) *
-    MAX_NUMNODES + node_load[n]; ties to the lowest n."""
+    MAX_NUMNODES + node_load[n]; ties to the lowest n.
+
+    ``cpu_penalty`` False: the [n has CPUs] term (PENALTY_FOR_NODE_WITH_CPUS,
+    from cpumask_of_node) is left out, as in the x86_64 boot-time build,
+    which runs before any CPU is attached to its node (see
+    :func:`build_all_zonelists`)."""
     topo = m.topo
     states = topo.node_states
     if not used[node] and states[N_MEMORY, node]:
@@ -318,18 +326,40 @@ def find_next_best_node(m: Machine, node: int, used: np.ndarray,
     cand = np.flatnonzero(states[N_MEMORY] & ~used)
     if cand.size == 0:
         return -1
-    val = (topo.distance[node, cand].astype(np.int64) + (cand < node)
-           + states[N_CPU, cand] * PENALTY_FOR_NODE_WITH_CPUS)
+    val = topo.distance[node, cand].astype(np.int64) + (cand < node)
+    if cpu_penalty:
+        val += states[N_CPU, cand] * PENALTY_FOR_NODE_WITH_CPUS
     val = val * topo.max_numnodes + node_load[cand]
     best = int(cand[int(np.argmin(val))])
     used[best] = True
     return best
 
 
-def build_all_zonelists(m: Machine) -> None:
-    """__build_all_zonelists: for every possible node, the fallback zonelist
-    (nodes by find_next_best_node, each node's populated zones high -> low) and
-    the __GFP_THISNODE list; node_load spreads equal-distance tiers."""
+def nr_free_zone_pages(m: Machine, offset: int) -> int:
+    """nr_free_zone_pages(offset): managed pages above the high watermark of
+    the zones up to ``offset`` in the local node's ZONELIST_FALLBACK (every
+    populated zone: the fallback list holds every node with memory)."""
+    S = m.S
+    zones = (np.arange(S.zone_managed.size) % MAX_NR_ZONES) <= offset
+    return int(np.maximum(0, S.zone_managed - S.wmark[:, WMARK_HIGH])[zones].sum())
+
+
+def build_all_zonelists(m: Machine, boot: bool = False) -> None:
+    """build_all_zonelists -> __build_all_zonelists: for every possible node,
+    the fallback zonelist (nodes by find_next_best_node, each node's
+    populated zones high -> low) and the __GFP_THISNODE list; node_load
+    spreads equal-distance tiers.  Then page_group_by_mobility_disabled:
+    on when nr_free_zone_pages(gfp_zone(GFP_HIGHUSER_MOVABLE)) is below
+    pageblock_nr_pages * MIGRATE_TYPES.
+
+    ``boot``: the build of mm_core_init (build_all_zonelists_init), which on
+    x86_64 runs before arch_cpu_finalize_init attaches the CPUs to their
+    nodes (numa_add_cpu): cpumask_of_node() is empty for every node, so the
+    CPU penalty of find_next_best_node does not apply, and it runs before
+    memblock_free_all and the first watermarks, so the mobility check sees
+    managed = present pages (zone_init_internals) and no high watermark.
+    Every later build (a commit, a zone emptied or populated) has both.
+    """
     S = m.S
     topo = m.topo
     populated = (S.zone_present.reshape(-1, MAX_NR_ZONES) > 0)
@@ -341,7 +371,7 @@ def build_all_zonelists(m: Machine) -> None:
         used = np.zeros(topo.max_numnodes, dtype=bool)
         prev = nid
         order: list[int] = []
-        while (node := find_next_best_node(m, nid, used, node_load)) >= 0:
+        while (node := find_next_best_node(m, nid, used, node_load, not boot)) >= 0:
             if topo.distance[nid, node] != topo.distance[nid, prev]:
                 node_load[node] += 1
             order.append(node)
@@ -357,14 +387,22 @@ def build_all_zonelists(m: Machine) -> None:
     kernel_zones = np.flatnonzero(populated[:, :ZONE_MOVABLE].any(axis=0))
     if kernel_zones.size:
         S.params[P_POLICY_ZONE] = max(int(S.params[P_POLICY_ZONE]), int(kernel_zones[-1]))
+    vm_total_pages = (int(S.zone_present.sum()) if boot
+                      else nr_free_zone_pages(m, ZONE_MOVABLE))
+    S.params[P_MOBILITY_OFF] = int(
+        vm_total_pages < m.profile.pageblock_nr_pages * MIGRATE_TYPES_NO_CMA)
     m.zonelist_rebuilds += 1
 
 
 def update_node_states(m: Machine) -> tuple[list[int], list[int]]:
-    """node_states_set_node / node_states_clear_node from present pages, and
-    try_offline_node for nodes left with no memory and no CPUs.
+    """node_states_set_node / node_states_clear_node from present pages:
+    N_MEMORY and N_NORMAL_MEMORY (= N_HIGH_MEMORY on x86_64) follow the
+    node's present pages, N_CPU its CPUs; N_ONLINE is only ever set.  As
+    6.12's offline_pages, a node left without memory keeps N_ONLINE (and its
+    sysfs directory): only try_offline_node, on memory *removal*, offlines a
+    node, and neither a commit nor a redirected free removes memory.
 
-    Returns (nodes that went online, nodes that went offline).
+    Returns (nodes that went online, nodes that went offline: always empty).
     """
     S = m.S
     topo = m.topo
@@ -374,7 +412,6 @@ def update_node_states(m: Machine) -> tuple[list[int], list[int]]:
     st[N_MEMORY] = present.sum(axis=1) > 0
     st[N_NORMAL_MEMORY] = present[:, :ZONE_NORMAL + 1].sum(axis=1) > 0
     topo.refresh_cpu_states()
-    st[N_ONLINE] = st[N_MEMORY] | st[N_CPU]
+    st[N_ONLINE] |= st[N_MEMORY] | st[N_CPU]
     went_on = np.flatnonzero(st[N_ONLINE] & ~before).tolist()
-    went_off = np.flatnonzero(before & ~st[N_ONLINE]).tolist()
-    return went_on, went_off
+    return went_on, []
