@@ -188,6 +188,16 @@ def test_qemu_gets_memoryless_cpuless_nodes_and_distances():
     assert "-accel tcg" in args
 
 
+def test_a_folder_named_like_a_shipped_scenario_does_not_shadow_it(tmp_path, monkeypatch):
+    from dnuma.oracle.scenario import load_oracle_scenario
+
+    (tmp_path / "rfc").mkdir()  # e.g. a recording unpacked here
+    monkeypatch.chdir(tmp_path)
+    assert load_oracle_scenario("rfc").name == "rfc"
+    with pytest.raises(OracleScenarioError, match=r"nowhere\.toml: cannot read"):
+        load_oracle_scenario("nowhere.toml")
+
+
 @pytest.mark.parametrize(("text", "where"), [
     ("[machine]\nnode = []\n", "machine.node"),
     ('[machine]\nnode = [{ cpus = "0-1", mem = "lots" }]\n', "machine.node[0]"),

@@ -227,7 +227,7 @@ def builtin_oracle_scenarios() -> dict[str, str]:
 def load_oracle_scenario(arg: str) -> OracleScenario:
     """A file, or a shipped scenario by name."""
     p = Path(arg)
-    if not p.exists() and arg in builtin_oracle_scenarios():
+    if not p.is_file() and arg in builtin_oracle_scenarios():
         return parse_oracle_scenario(builtin_oracle_scenarios()[arg], f"{arg}.toml")
     try:
         return parse_oracle_scenario(p.read_text(), arg)
