@@ -10,6 +10,7 @@ the list)."""
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,17 @@ def test_a_traced_workload_is_predicted_block_for_block(comparisons):
             before = {r.field: r.kernel for r in c.rows if r.step == "boot"
                       and r.field.endswith(".free_by_order")}
             assert any(before[r.field] != r.kernel for r in rows)  # the workload moved them
+
+
+def test_a_trace_that_lost_events_judges_nothing(tmp_path):
+    snaps, text = open_recording(ORACLE / "trace-anon.tar.xz", tmp_path)
+    trace = snaps / "01-anon" / "trace"
+    head, rest = trace.read_text().split("\n", 3)[:3], trace.read_text().split("\n", 3)[3]
+    head[2] = re.sub(r"(\d+)/(\d+)", lambda m: f"{m[1]}/{int(m[2]) + 5}", head[2])
+    trace.write_text("\n".join([*head, rest]))
+    rows = [r for r in compare(parse_oracle_scenario(text), snaps).rows
+            if r.field == "trace.lost_events"]
+    assert [(r.kernel, r.status) for r in rows] == [(5, "unexplained")]
 
 
 def test_traced_steps_start_and_stop_the_trace_around_them():

@@ -235,6 +235,12 @@ def compare(sc: OracleScenario, snapshots: Path,
             sysctl.read_lowmem_reserve_ratio(m)  # as that snapshot did after its zoneinfo
             r = replay_trace(d / "trace", machine=m, sample=None, follow=True)
             cmp.replays[step] = {"replayed": r.counts, "anomalies": r.anomalies}
+            ts = r.stats  # a ring buffer that overwrote, or LOST lines: no prediction holds
+            lost = ts.lost_events + ts.lost_lines + (ts.entries_written or 0) - \
+                (ts.entries_in_buffer or 0)
+            if lost:
+                cmp.rows.append(Row(step, "trace.lost_events", lost, 0, "unexplained", False,
+                                    "the guest's trace lost events (a larger buffer_size_kb)"))
             computed = {*IMPORT_COMPUTES, *REPLAY_COMPUTES}
         elif i > 0:
             st = sc.steps[i - 1]
