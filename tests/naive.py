@@ -460,6 +460,17 @@ class RefMachine:
                         for g in range(self.ngz))
         self.mobility_off = total < (1 << self.pbo) * 5
 
+    def zone_pcp_reset(self) -> None:
+        """zone_pcp_reset / setup_zone_pageset: every empty zone's per-cpu
+        state back to the boot pageset's (high, free_count, alloc_factor,
+        flags, expire 0), as the engine does at each zone set-up rebuild."""
+        for g in range(self.ngz):
+            if not self.present[g]:
+                for arr in (self.pcp_high, self.pcp_free_count, self.pcp_alloc_factor,
+                            self.pcp_flags, self.pcp_expire):
+                    for cpu in range(self.nr_cpus):
+                        arr[cpu][g] = 0
+
     def populated(self) -> list[bool]:
         return [p > 0 for p in self.present]
 
@@ -1104,7 +1115,15 @@ class RefMachine:
                     flags |= ALLOC_NON_BLOCK
                 page = self.get_page_from_freelist(zl, highest, nodemask, order, flags, mt,
                                                    cpu, pref_gz)
-                if page is None:
+                if page is None and gfp & G_ATOMIC_MODEL:
+                    # cannot reclaim: the retry attempt, then nopage (no drain);
+                    # non-blocking __GFP_HIGH drops ALLOC_CPUSET: no nodemask
+                    if gfp & G_HIGH and nodemask is not None:
+                        nodemask = None
+                        pref_gz = next(g for g in zl if g % NZ <= highest)
+                        page = self.get_page_from_freelist(zl, highest, None, order, flags,
+                                                           mt, cpu, pref_gz)
+                elif page is None:
                     self.drain_all_pages()
                     page = self.get_page_from_freelist(zl, highest, nodemask, order, flags,
                                                        mt, cpu, pref_gz)
@@ -1119,7 +1138,8 @@ class RefMachine:
     def free_pages(self, pfn: int, order: int, cpu: int) -> None:
         """__free_pages, with the DNUMA redirect of a marked block: cut at the
         effective layout's range boundaries into maximal aligned chunks, each
-        chunk re-homed to its range's node (moved-on-free) and freed."""
+        chunk re-homed to its range's node (moved-on-free) and freed straight
+        to the buddy lists (free_one_page)."""
         b = self.blocks.get(pfn)
         if b is None or b.kind != "alloc" or b.order != order:
             raise RefBadFree(f"pfn {pfn} order {order}")
@@ -1136,11 +1156,14 @@ class RefMachine:
                 self.rehome(p, n, t, managed=True)
                 self.moved_on_free += n
                 moved = True
-            self.free_to_zone(p, co, cpu)
+            self.free_one_page(self.gz_of(p), p, co)  # the RFC's hooks: no pcp list
         if moved:  # managed pages changed: the kernel reruns init_per_zone_wmark_min
-            self.init_per_zone_wmark_min()
-            if self.populated() != populated:  # the engine rebuilds its zonelists
+            if self.populated() != populated:  # the engine rebuilds its zone set-up
+                self.zone_pcp_reset()
+                self.init_per_zone_wmark_min()
                 self.build_all_zonelists()
+            else:
+                self.init_per_zone_wmark_min()
 
     # ------------------------------------------------------------------ layout
     def layout_range(self, pfn: int) -> tuple[int, int, int] | None:
@@ -1212,7 +1235,7 @@ class RefMachine:
             if t is not None and t != self.nid[p]:
                 self.rehome(p, c, t, managed=True)
                 setattr(rep, counter, getattr(rep, counter) + c)
-            self._free_one_page(p, self.gz_of(p), co, self.pfnblock_mt(p), False)
+            self.free_one_page(self.gz_of(p), p, co)
 
     def commit(self, ranges: Iterable[tuple[int, int, int]]) -> RefCommitReport:
         """The DNUMA commit's page work, in the engine's order: install the
@@ -1266,7 +1289,9 @@ class RefMachine:
         self.drain_all_pages(rep)
         self.moved_at_commit += rep.free_pages_moved + rep.pcp_pages_moved
         # present/managed pages moved: init_per_zone_wmark_min, as memory
-        # hotplug and the RFC run it; then the zonelists are rebuilt
+        # hotplug and the RFC run it (the pagesets of zones emptied or refilled
+        # reset first); then the zonelists are rebuilt
+        self.zone_pcp_reset()
         self.init_per_zone_wmark_min()
         self.build_all_zonelists()
         return rep

@@ -10,13 +10,13 @@ from ._jit import kernel, kernel_inline
 from .buddy import (
     clear_mark,
     drain_all_pages,
-    free_one_page_inline,
     free_to_zone,
     ml_range_nocache,
     move_present,
     page_gz,
     rmqueue_mode,
     rmqueue_pcplist,
+    split_large_buddy,
     test_mark,
     watermark_fast,
 )
@@ -68,7 +68,6 @@ from .state import (
     C_MOVED_ON_FREE,
     P_MAX_ORDER,
     P_MAX_PFN,
-    P_PB_ORDER,
     P_POLICY_ZONE,
     ZONE_BELOW_HIGH,
 )
@@ -229,17 +228,28 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, ALLOC_WMARK_LOW,
                                mt, cpu, pref_gz)
     if p < 0:
-        # __alloc_pages_slowpath without reclaim: min watermark and the reserves
-        # __GFP_HIGH opens, then drain the pcp lists (as after a failed direct
-        # reclaim) and try once more.
+        # __alloc_pages_slowpath without reclaim: gfp_to_alloc_flags (min
+        # watermark, the reserves __GFP_HIGH opens, ALLOC_NON_BLOCK) and a try.
         flags = ALLOC_WMARK_MIN
         if gfp & __GFP_HIGH:
             flags |= ALLOC_MIN_RESERVE
-        if gfp & __GFP_ATOMIC_MODEL:
+        atomic = (gfp & __GFP_ATOMIC_MODEL) != 0
+        if atomic:
             flags |= ALLOC_NON_BLOCK
         p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, flags, mt,
                                    cpu, pref_gz)
-        if p < 0:
+        if p < 0 and atomic:
+            # !can_direct_reclaim: the "retry:" attempt, then nopage; no drain.
+            # Non-blocking __GFP_HIGH clears ALLOC_CPUSET, so that attempt
+            # runs with ac->nodemask = NULL (a retry with nothing changed
+            # would change nothing: not repeated)
+            if (gfp & __GFP_HIGH) and use_mask:
+                pref_gz = preferred_zone(zl, pref, highest, False, mask)
+                p = get_page_from_freelist(S, zl, pref, highest, False, mask, order, flags,
+                                           mt, cpu, pref_gz)
+        elif p < 0:
+            # a blocking allocation: drain the pcp lists (as
+            # __alloc_pages_direct_reclaim does after reclaim) and try again
             drain_all_pages(S, -1)
             p = get_page_from_freelist(S, zl, pref, highest, use_mask, mask, order, flags,
                                        mt, cpu, pref_gz)
@@ -295,16 +305,17 @@ def rehome_block(S, pfn, nr, new_nid, managed):
 
 
 @kernel
-def free_to_targets(S, h, end, cpu, via_pcp, count_lookups):
-    """Free [h, end) in maximal aligned chunks, each into the zone of its
-    layout node, re-homing chunks whose node changes.  ``via_pcp``: through
-    free_unref_page (a task's free) rather than straight to the buddy lists
-    (a transplant).  Returns (pages re-homed, 1 if the block had to be split)."""
-    return free_to_targets_inline(S, h, end, cpu, via_pcp, count_lookups)
+def free_to_targets(S, h, end, count_lookups):
+    """Free [h, end) in maximal aligned chunks, each straight to the buddy
+    lists (free_one_page) of the zone of its layout node, re-homing chunks
+    whose node changes; ``count_lookups``: through the lookup cache, counted
+    (a free), or not (a transplant).  Returns (pages re-homed, 1 if the
+    block had to be split)."""
+    return free_to_targets_inline(S, h, end, count_lookups)
 
 
 @kernel_inline
-def free_to_targets_inline(S, h, end, cpu, via_pcp, count_lookups):
+def free_to_targets_inline(S, h, end, count_lookups):
     """:func:`free_to_targets`, inlined into its caller (the commit's walk)."""
     max_order = S.params[P_MAX_ORDER]
     moved = 0
@@ -326,11 +337,7 @@ def free_to_targets_inline(S, h, end, cpu, via_pcp, count_lookups):
             if t >= 0 and t != S.page_nid[p]:
                 rehome_block(S, p, n, t, True)
                 moved += n
-            if via_pcp:
-                free_to_zone(S, p, co, cpu)
-            else:
-                free_one_page_inline(S, p, co, page_gz(S, p),
-                                     S.pb_mt[p >> S.params[P_PB_ORDER]], False)
+            split_large_buddy(S, p, co, page_gz(S, p), False)
             p += n
     return moved, split
 
@@ -341,8 +348,11 @@ def free_pages(S, pfn, order, cpu):
     an allocated block of that order.
 
     A page carrying the LookupNode mark is looked up in the installed memlayout
-    and freed to its new node's zone, split at range boundaries, its mark
-    cleared and the move counted (the RFC's dnuma_prior_free_to_new_zone).
+    and freed straight to its new node's buddy lists (free_one_page, no pcp
+    list, as the RFC's hooks do), split at range boundaries (the RFC moves
+    the whole block to its head's node; the model cuts it where the layout
+    does), its mark cleared and the move counted (the RFC's
+    dnuma_prior_free_to_new_zone).
     """
     if pfn < 0 or pfn >= S.params[P_MAX_PFN] or order < 0 or order > S.params[P_MAX_ORDER]:
         return ERR_BAD_FREE
@@ -354,6 +364,8 @@ def free_pages(S, pfn, order, cpu):
         free_to_zone(S, pfn, order, cpu)
         return 0
     clear_mark(S, pfn)
-    moved, _split = free_to_targets(S, pfn, pfn + (np.int64(1) << order), cpu, True, True)
+    # the RFC's hooks (free_hot_cold_page, __free_pages_ok) free a page whose
+    # node changed with free_one_page into the destination zone: no pcp list
+    moved, _split = free_to_targets(S, pfn, pfn + (np.int64(1) << order), True)
     S.counters[C_MOVED_ON_FREE] += moved
     return 0

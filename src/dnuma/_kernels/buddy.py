@@ -250,6 +250,22 @@ def free_one_page_inline(S, pfn, order, gz, mt, to_tail_flag):
     add_to_free_list(S, pfn, gz, order, mt, to_tail)
 
 
+@kernel_inline
+def split_large_buddy(S, pfn, order, gz, to_tail_flag):
+    """free_one_page -> split_large_buddy: a block above pageblock_order is
+    freed one pageblock at a time, each under its own pageblock's
+    migratetype (get_pfnblock_migratetype), merging as __free_one_page
+    does; a smaller block is one __free_one_page."""
+    pbo = S.params[P_PB_ORDER]
+    if order <= pbo:
+        free_one_page_inline(S, pfn, order, gz, S.pb_mt[pfn >> pbo], to_tail_flag)
+        return
+    end = pfn + (np.int64(1) << order)
+    while pfn < end:
+        free_one_page_inline(S, pfn, pbo, gz, S.pb_mt[pfn >> pbo], to_tail_flag)
+        pfn += np.int64(1) << pbo
+
+
 @kernel
 def expand(S, pfn, low, high, gz, mt):
     """expand: split a free block of order ``high`` down to ``low``; the caller
@@ -610,7 +626,7 @@ def free_to_zone(S, pfn, order, cpu):
             mt = MIGRATE_MOVABLE
         free_unref_page_commit(S, cpu, gz, pfn, order, mt)
     else:
-        free_one_page(S, pfn, order, gz, mt, False)
+        split_large_buddy(S, pfn, order, gz, False)
 
 
 @kernel

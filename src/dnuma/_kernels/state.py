@@ -124,6 +124,8 @@ STATE: tuple[StateArray, ...] = (
     _a("pcp_batch", "i8", "gz", 1, MACHINE, "pageset_batch"),
     _a("pcp_high_min", "i8", "gz", 0, MACHINE, "pageset_high_min"),
     _a("pcp_high_max", "i8", "gz", 0, MACHINE, "pageset_high_max"),
+    _a("zone_stat_threshold", "i8", "gz", 0, MACHINE, "per_cpu_zonestats->stat_threshold "
+       "(every CPU's), set by refresh_zone_stat_thresholds"),
     # struct per_cpu_pages, per (cpu, gz)
     _a("pcp_head", "i8", "cpu gz pcp_list", -1, MACHINE, "pcp->lists[] heads"),
     _a("pcp_tail", "i8", "cpu gz pcp_list", -1, MACHINE, "pcp->lists[] tails"),

@@ -79,7 +79,7 @@ _U56 = np.uint64(56)
 def release_block(S, h, o, rep, counter):
     """Free a detached block [h, h + 2**o) into its target zones (split at
     range boundaries), counting re-homed pages in ``rep[counter]``."""
-    moved, split = free_to_targets_inline(S, h, h + (np.int64(1) << o), 0, False, False)
+    moved, split = free_to_targets_inline(S, h, h + (np.int64(1) << o), False)
     rep[counter] += moved
     rep[R_SPLIT] += split
 

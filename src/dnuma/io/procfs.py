@@ -223,18 +223,6 @@ def nr_memmap_boot_pages(m: Machine) -> int:
     return nsec * per
 
 
-def _threshold(m: Machine, managed: int) -> int:
-    """calculate_normal_threshold(): the per-cpu vmstat drift allowed.
-
-    The kernel stores it in refresh_zone_stat_thresholds (from
-    init_per_zone_wmark_min, and on CPU hotplug, which the model has not);
-    computed here from today's managed pages, it is the same value, because
-    managed pages never change without init_per_zone_wmark_min running
-    (Machine.sync_zones)."""
-    mem = managed >> (27 - m.profile.page_shift)  # 128 MiB units
-    return min(125, 2 * m.nr_cpus.bit_length() * (1 + mem.bit_length()))
-
-
 def _direct_map(m: Machine) -> tuple[int, int, int]:
     """Bytes of the direct map in 4 KiB, 2 MiB and 1 GiB pages.
 
@@ -630,7 +618,7 @@ def zoneinfo(m: Machine) -> str:
                                for n, v in zip(NUMA_EVENT_NAMES, S.numa_stat[gz], strict=True)))
             out.append("\n  pagesets")
             batch = int(S.pcp_batch[gz])
-            thr = _threshold(m, managed)
+            thr = int(S.zone_stat_threshold[gz])  # refresh_zone_stat_thresholds' value
             count = S.pcp_count[:, gz].tolist()
             high = S.pcp_high[:, gz].tolist()
             out.append("".join(

@@ -7,7 +7,7 @@ scalars, the zonelist fallback order and the pending uevents.  The memlayout
 notifier's listeners are code, not state: they are not saved, and a loaded
 machine starts with none registered.
 
-File format (version 3; every integer little-endian, offsets and sizes in bytes)::
+File format (version 4; every integer little-endian, offsets and sizes in bytes)::
 
     0   8s   magic b"DNUMASNP"
     8   u32  format version
@@ -63,7 +63,8 @@ from ..mm.machine import Machine, MachineConfig, saved_arrays
 from ..mm.memlayout import MemLayout
 
 MAGIC = b"DNUMASNP"
-FORMAT_VERSION = 3  # 2: page_mark is a bitmap; 3: the lookup cache (ml_cache) is an array
+FORMAT_VERSION = 4  # 2: page_mark is a bitmap; 3: the lookup cache (ml_cache) is an array;
+#                    4: zone_stat_threshold (the stored vmstat threshold)
 ALIGN = 64  # bytes: alignment of every array in the file
 _HDR = struct.Struct("<8sIIQQQI")  # magic, version, flags, file, meta offset, meta size, meta crc
 _HDR_SIZE = 64  # bytes: the header, padded (the header crc32 sits at _HDR.size)

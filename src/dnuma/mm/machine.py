@@ -70,6 +70,7 @@ from .page_alloc import (
     min_free_kbytes_sysctl_handler,
     totalram_pages,
     update_node_states,
+    zone_pcp_reset,
 )
 from .topology import NR_CPUS, Topology, check_cpu_to_node, check_distance
 
@@ -774,9 +775,12 @@ class Machine:
         return commit(self, layout)
 
     def rebuild_after_layout_change(self) -> tuple[list[int], list[int]]:
-        """Node states, watermarks, pcp high/batch and zonelists, once."""
+        """Node states, the pagesets of zones emptied or refilled
+        (zone_pcp_reset), watermarks, pcp high/batch, stat thresholds and
+        zonelists, once."""
         self.S.counters[_st.C_ZONES_CHANGED] = 0
         on, off = update_node_states(self)
+        zone_pcp_reset(self)  # zones emptied: the boot pageset; refilled: a fresh one
         init_per_zone_wmark_min(self)  # as online_pages / offline_pages and the RFC do
         build_all_zonelists(self)
         self._note_zone_setup()

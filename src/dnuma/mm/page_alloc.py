@@ -295,15 +295,48 @@ def zone_pcp_update(m: Machine) -> None:
                                    batch << 2)
 
 
+def calculate_normal_threshold(m: Machine, managed: int) -> int:
+    """mm/vmstat.c calculate_normal_threshold: the per-cpu vmstat drift a
+    zone of ``managed`` pages allows, 2 * fls(online CPUs) * (1 +
+    fls(managed in 128 MiB units)), at most 125."""
+    mem = managed >> (27 - m.profile.page_shift)
+    return min(125, 2 * m.nr_cpus.bit_length() * (1 + mem.bit_length()))
+
+
+def refresh_zone_stat_thresholds(m: Machine) -> None:
+    """mm/vmstat.c refresh_zone_stat_thresholds: every populated zone's
+    stat_threshold from its managed pages now (an empty zone keeps its
+    value).  The kernel runs it from init_per_zone_wmark_min and on CPU
+    hotplug (the model's CPUs never change)."""
+    S = m.S
+    for gz in np.flatnonzero(S.zone_present > 0).tolist():
+        S.zone_stat_threshold[gz] = calculate_normal_threshold(m, int(S.zone_managed[gz]))
+
+
+def zone_pcp_reset(m: Machine) -> None:
+    """zone_pcp_reset (offline_pages, when a zone is left empty) and the
+    fresh pageset of setup_zone_pageset (online_pages, when an empty zone
+    gets pages): an empty zone's per-cpu state back to the boot pageset's,
+    every CPU's high, free_count, alloc_factor, flags and expire 0, and its
+    stat threshold 0 (boot_zonestats).  Run for every empty zone at each
+    zone set-up rebuild (:meth:`Machine.rebuild_after_layout_change`): a
+    zone emptied since the last one gets the reset, and a zone populated
+    again starts from it (an empty zone's pagesets never change)."""
+    S = m.S
+    empty = S.zone_present == 0
+    for a in (S.pcp_high, S.pcp_free_count, S.pcp_alloc_factor, S.pcp_flags, S.pcp_expire):
+        a[:, empty] = 0
+    S.zone_stat_threshold[empty] = 0
+
+
 def init_per_zone_wmark_min(m: Machine) -> None:
     """init_per_zone_wmark_min (at boot, and on every memory online/offline):
     calculate_min_free_kbytes, setup_per_zone_wmarks (and pcp),
-    refresh_zone_stat_thresholds (the model computes the threshold from
-    managed pages when it shows it: the same value, as managed never changes
-    without this function running), setup_per_zone_lowmem_reserve, then
+    refresh_zone_stat_thresholds, setup_per_zone_lowmem_reserve, then
     khugepaged_min_free_kbytes_update."""
     calculate_min_free_kbytes(m)
     setup_per_zone_wmarks(m)
+    refresh_zone_stat_thresholds(m)
     setup_per_zone_lowmem_reserve(m)
     khugepaged_min_free_kbytes_update(m)
 
