@@ -65,6 +65,26 @@ def test_zones_match_zoneinfo(snap, host_snapshot):
     validate_all(m)
 
 
+def test_pcp_high_is_taken_as_history(snap, host_snapshot):
+    """Each pageset's pcp->high, moved by every allocation and free since
+    boot, is imported as the kernel holds it (zoneinfo's ``high:``)."""
+    zones = parse_zoneinfo((host_snapshot / "zoneinfo").read_text(), "zoneinfo")
+    m = snap.machine
+    seen = 0
+    for z in zones:
+        if z.name in ("DMA", "DMA32", "Normal"):
+            gz = m.zone(z.nid, ("DMA", "DMA32", "Normal").index(z.name)).gz
+            for cpu, high in z.pcp_high.items():
+                assert m.S.pcp_high[cpu, gz] == high
+                seen += 1
+    assert seen >= 2 and "pcp high" in snap.notes[-1]
+    z = parse_zoneinfo("Node 0, zone      DMA\n  pages free     3\n        spanned  9\n"
+                       "        present  9\n        managed  9\n        high     7\n"
+                       "  pagesets\n    cpu: 1\n              count: 5\n"
+                       "              high:  42\n  start_pfn:           1\n", "zi")[0]
+    assert z.pcp_high == {1: 42} and z.wmark == [-1, -1, 7, -1]
+
+
 def test_free_pages_per_order(snap, kpf, host_snapshot):
     """DMA and DMA32 were quiet while the files were read: every order
     matches buddyinfo.  Normal drifted (the machine was running): the model

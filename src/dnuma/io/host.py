@@ -109,6 +109,9 @@ class HostZone:
     # kernel computed them at its last setup_per_zone_wmarks/_lowmem_reserve
     wmark: list[int] | None = None
     protection: list[int] | None = None
+    # pcp->high of each CPU's pageset (pages): moved by every allocation and
+    # free since boot (nr_pcp_alloc, decay_pcp_high), so history too
+    pcp_high: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -195,6 +198,7 @@ def parse_zoneinfo(text: str, where: str) -> list[HostZone]:
     counts must nest (managed <= present <= spanned) and the span end below
     :data:`MAX_HOST_PFN`."""
     zones: list[HostZone] = []
+    cpu = -1  # the pageset being read
     seen: list[dict[str, int]] = []  # per zone: key -> line
     for i, line in enumerate(text.splitlines(), 1):
         mt = _ZONE_HDR.match(line)
@@ -205,9 +209,14 @@ def parse_zoneinfo(text: str, where: str) -> list[HostZone]:
                                       f"({MAX_NUMNODES})")
             zones.append(HostZone(nid, mt.group(2), line=i))
             seen.append({})
+            cpu = -1  # the pageset being read
             continue
         s = line.strip()
         if zones and _wmark_line(zones[-1], s, where, i):
+            continue
+        if zones and _pcp_line(zones[-1], s, cpu):
+            if s.startswith("cpu:"):
+                cpu = int(s.split()[1])
             continue
         for k, attr in _ZONE_KEYS.items():
             if s.startswith(k + " ") or s.startswith(k + "\t"):
@@ -254,6 +263,17 @@ def _wmark_line(z: HostZone, s: str, where: str, i: int) -> bool:
         z.protection = [int(v) for v in vals]
         return True
     return False
+
+
+def _pcp_line(z: HostZone, s: str, cpu: int) -> bool:
+    """A pageset's ``cpu: N`` line or its ``high:  N`` (CPU ``cpu``'s pcp->high,
+    into ``z``): True, else False."""
+    w = s.split()
+    if len(w) != 2 or w[0] not in ("cpu:", "high:") or not w[1].isdigit() or len(w[1]) > 20:
+        return False
+    if w[0] == "high:" and cpu >= 0:
+        z.pcp_high.setdefault(cpu, int(w[1]))
+    return True
 
 
 def _check_zone(z: HostZone, keys: dict[str, int], where: str) -> None:
@@ -877,7 +897,8 @@ def _take_history(m: Machine, f: HostFacts) -> list[str]:
     """The state the kernel computed from an earlier moment's managed pages
     (at init, before the initramfs was freed; or at the last hotplug or
     sysctl write) and has kept since: min_free_kbytes, each zone's
-    watermarks and lowmem_reserve.  The model cannot derive them from today's
+    watermarks and lowmem_reserve; and each pageset's pcp->high, which every
+    allocation and free since boot has moved.  The model cannot derive them from today's
     counts, so it takes them as they are, and recomputes them when the
     kernel would."""
     taken = []
@@ -904,6 +925,11 @@ def _take_history(m: Machine, f: HostFacts) -> list[str]:
             S.lowmem_reserve[gz] = z.protection[:nr]
             if "protection" not in taken:
                 taken.append("protection")
+        for cpu, high in z.pcp_high.items():
+            if cpu < m.nr_cpus:
+                S.pcp_high[cpu, gz] = high
+                if "pcp high" not in taken:
+                    taken.append("pcp high")
     return [f"taken as the kernel holds them (history): {', '.join(taken)}"] if taken else []
 
 
