@@ -176,8 +176,12 @@ def test_tree_formats_and_links(tmp_path):
         == ["node1", "node2"]
     assert os.readlink(md / "memory2/node1") == "../../node/node1"
     assert os.readlink(nd / "node2/memory2") == "../../memory/memory2"
-    assert sorted(p.name for p in (nd / "node0").iterdir() if p.name.startswith("memory")) \
-        == ["memory0"]
+    # the rest of a 6.12 node directory: compact, hugepages/, memory_failure/
+    assert (nd / "node0/hugepages/hugepages-2048kB/free_hugepages").read_text() == "0\n"
+    assert (nd / "node0/memory_failure/recovered").read_text() == "0\n"
+    assert (nd / "node0/compact").stat().st_mode & 0o777 == 0o200
+    assert sorted(p.name for p in (nd / "node0").iterdir()
+                  if p.name.startswith("memory") and p.is_symlink()) == ["memory0"]
     assert os.readlink(cd / "cpu3/node1") == "../../node/node1"
     assert os.readlink(nd / "node1/cpu3") == "../../cpu/cpu3"
     assert read(cd, "possible") == read(cd, "online") == "0-3\n"

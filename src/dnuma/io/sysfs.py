@@ -43,8 +43,8 @@ MHP_DEFAULT_ONLINE_TYPE = "online"
 def node_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
     """``node/``: the node-state masks and a ``nodeK/`` per online node
     (``register_one_node()``) with cpumap, cpulist, distance, meminfo,
-    numastat, vmstat, ``cpuN`` links to its CPUs and ``memoryB`` links to the
-    memory blocks holding its pages."""
+    numastat, vmstat, compact, hugepages/, memory_failure/, ``cpuN`` links
+    to its CPUs and ``memoryB`` links to the memory blocks holding its pages."""
     topo = m.topo
     st = topo.node_states
     blocks = memory_blocks(m) if blocks is None else blocks
@@ -64,11 +64,34 @@ def node_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
         t.file(f"{d}/distance", distance_line(topo.distance[nid], online))
         for name, fn in procfs.NODE_FILES.items():
             t.file(f"{d}/{name}", fn(m, nid))
+        node_extras(t, d)
         for cpu in cpus:  # register_cpu_under_node()
             t.link(f"{d}/cpu{cpu}", f"../../cpu/cpu{cpu}")
         # register_mem_block_under_node_early(): the node side of the links
         for b in blocks.ids[blocks.nodes[:, nid]].tolist():
             t.link(f"{d}/memory{b}", f"../../memory/memory{b}")
+
+
+#: hugetlb_register_node(): one hstate on qemu64 and most x86_64 guests
+#: (1 GiB pages need the pdpe1gb CPU flag); the model reserves no huge pages
+HSTATE_DIRS = ("hugepages-2048kB",)
+#: memory_failure_attr_group (CONFIG_MEMORY_FAILURE): the per-node
+#: memory_failure_stats, all 0 (the model poisons no page)
+MF_STATS = ("total", "ignored", "failed", "delayed", "recovered")
+
+
+def node_extras(t: Tree, d: str) -> None:
+    """The rest of a 6.12 node directory ``d``: ``compact`` (write-only:
+    compaction_register_node), ``hugepages/`` and ``memory_failure/``."""
+    t.file(f"{d}/compact", "", 0o200)
+    for h in HSTATE_DIRS:
+        t.dir(f"{d}/hugepages/{h}")
+        for name in ("nr_hugepages", "free_hugepages", "surplus_hugepages"):
+            t.file(f"{d}/hugepages/{h}/{name}", "0\n", 0o644 if name == "nr_hugepages"
+                   else 0o444)
+    t.dir(f"{d}/memory_failure")
+    for name in MF_STATS:
+        t.file(f"{d}/memory_failure/{name}", "0\n")
 
 
 def memory_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
