@@ -39,6 +39,7 @@ from dnuma.sim.ftrace import (
     EV_ALLOC,
     EV_ALLOC_FAIL,
     EV_BUDDY_ALLOC,
+    EV_EXTFRAG,
     EV_FREE,
     EV_FREE_BATCHED,
     EV_PCPU_DRAIN,
@@ -66,7 +67,7 @@ FIELDS = ("kind", "cpu", "ts_ns", "pfn", "order", "migratetype", "gfp", "line")
 _REF_LINE = re.compile(r"^\s*.+-\d+\s+\[(\d+)\]\s+\S{5}\s+(\d+)\.(\d{6}): (mm_page_\w+): (.*)$")
 _REF_KIND = {"mm_page_alloc": EV_ALLOC, "mm_page_free": EV_FREE,
              "mm_page_free_batched": EV_FREE_BATCHED, "mm_page_pcpu_drain": EV_PCPU_DRAIN,
-             "mm_page_alloc_zone_locked": EV_REFILL}
+             "mm_page_alloc_zone_locked": EV_REFILL, "mm_page_alloc_extfrag": EV_EXTFRAG}
 
 
 def _null_page(text: str) -> bool:
@@ -91,6 +92,8 @@ def ref_parse(text: str) -> list[tuple[int, ...]]:
         gfp = 0
         if kind == EV_REFILL and f["percpu_refill"] == "0":
             kind = EV_BUDDY_ALLOC
+        if kind == EV_EXTFRAG:
+            f["order"], f["migratetype"] = f["alloc_order"], f["alloc_migratetype"]
         if kind == EV_ALLOC:
             gfp = gfp_to_model(f["gfp_flags"])[0]
             if _null_page(f["page"]):
@@ -149,7 +152,7 @@ def test_excerpt_matches_reference_parser(excerpt_text):
     assert st.total_events == len(c) == nlines - 12
     assert st.events == {"mm_page_alloc": 1181, "mm_page_free": 1033,
                          "mm_page_free_batched": 676, "mm_page_pcpu_drain": 245,
-                         "mm_page_alloc_zone_locked": 0}
+                         "mm_page_alloc_zone_locked": 0, "mm_page_alloc_extfrag": 0}
     assert st.alloc_failed == 0 and st.unknown_gfp == {} and st.ts_backwards == 0
     assert (st.tracer, st.nr_cpus, st.entries_in_buffer, st.entries_written) == (
         "nop", 2, 869288, 869288)
@@ -216,7 +219,7 @@ def test_whole_fixture():
     assert st.malformed == 0 and st.other == {} and st.ts_backwards == 0
     assert st.events == {"mm_page_alloc": 287055, "mm_page_free": 232188,
                          "mm_page_free_batched": 225548, "mm_page_pcpu_drain": 124497,
-                         "mm_page_alloc_zone_locked": 0}
+                         "mm_page_alloc_zone_locked": 0, "mm_page_alloc_extfrag": 0}
 
 
 # --- gfp_flags ------------------------------------------------------------------
@@ -336,6 +339,9 @@ def test_other_lines_are_counted(tmp_path):
         head("1.2") + "do_sys_open <-__x64_sys_openat",
         head("1.3") + "mm_page_alloc_zone_locked: page=0000000012345678 pfn=0x10 order=0 "
         "migratetype=1 percpu_refill=1",
+        head("1.35") + "mm_page_alloc_extfrag: page=(____ptrval____) pfn=0x20 alloc_order=1 "
+        "fallback_order=3 pageblock_order=9 alloc_migratetype=0 fallback_migratetype=1 "
+        "fragmenting=1 change_ownership=0",
         "CPU:1 [LOST 42 EVENTS]",
         "CPU:0 [LOST EVENTS]",
         "##### CPU 2 buffer started ####",
@@ -345,12 +351,13 @@ def test_other_lines_are_counted(tmp_path):
     ]
     c, st = parse(write(tmp_path / "t", lines))
     assert rows(c) == [(EV_REFILL, 0, 1_300_000_000, 0x10, 0, 1, 0, 6),
-                       (EV_FREE, 0, 1_400_000_000, 0x10, 0, -1, 0, 12)]
+                       (EV_EXTFRAG, 0, 1_350_000_000, 0x20, 1, 0, 0, 7),
+                       (EV_FREE, 0, 1_400_000_000, 0x10, 0, -1, 0, 13)]
     assert st.other == {"sched_switch": 2, "(unnamed)": 1}
     assert (st.tracer, st.nr_cpus, st.entries_in_buffer, st.entries_written) == (
         "function", 4, 9, 12)
     assert (st.lost_lines, st.lost_events, st.comments, st.blank) == (2, 42, 3, 2)
-    assert st.malformed == 0 and st.lines == 12
+    assert st.malformed == 0 and st.lines == 13
 
 
 def test_malformed_lines_are_counted_never_fatal(tmp_path):

@@ -85,6 +85,22 @@ def test_pcp_high_is_taken_as_history(snap, host_snapshot):
     assert z.pcp_high == {1: 42} and z.wmark == [-1, -1, 7, -1]
 
 
+def test_watermarks_are_taken_without_the_boost(tmp_path):
+    """zoneinfo's min/low/high/promo include watermark_boost (wmark_pages):
+    the import takes _watermark[] as the kernel holds it, the boost left out."""
+    from dnuma.oracle.record import open_recording
+
+    snaps, _ = open_recording(Path(__file__).parent / "data/oracle/rfc.tar.xz", tmp_path)
+    text = (snaps / "00-boot/proc/zoneinfo").read_text()
+    boosted = text.replace("        boost    0\n        min      ", "        boost    5\n"
+                           "        min      ", 1)
+    (snaps / "00-boot/proc/zoneinfo").write_text(boosted)
+    z = parse_zoneinfo(boosted, "zi")[0]
+    assert z.boost == 5 and z.wmark[0] > 5
+    m = boot_from_host(snaps / "00-boot", max_numnodes=2).machine
+    assert m.S.wmark[m.zone(z.nid, 0).gz].tolist()[:4] == [w - 5 for w in z.wmark]
+
+
 def test_free_pages_per_order(snap, kpf, host_snapshot):
     """DMA and DMA32 were quiet while the files were read: every order
     matches buddyinfo.  Normal drifted (the machine was running): the model

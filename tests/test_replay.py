@@ -300,6 +300,13 @@ def zone_locked(ts: float, pfn: int, order: int = 0, refill: int = 1, cpu: int =
             f"percpu_refill={refill}")
 
 
+def extfrag(ts: float, pfn: int, order: int = 0, cpu: int = 0) -> str:
+    return (f"           <...>-7569    [{cpu:03d}] d..3.   {ts:.6f}: mm_page_alloc_extfrag: "
+            f"page=(____ptrval____) pfn={pfn:#x} alloc_order={order} fallback_order=3 "
+            f"pageblock_order=9 alloc_migratetype=1 fallback_migratetype=0 fragmenting=1 "
+            f"change_ownership=0")
+
+
 def _where(m, pfn: int) -> str:
     """buddy, pcp or allocated: where the model holds ``pfn``'s block."""
     from dnuma._kernels.buddy import block_head
@@ -343,10 +350,12 @@ def test_follow_keeps_the_traces_pcp_lists(tmp_path):
                 line(1.5, "mm_page_free", 0x1600),  # freed again: an untraced allocation
                 line(1.6, "mm_page_pcpu_drain", held),  # sat on a pcp list at the snapshot
                 line(1.7, "mm_page_alloc", 0x1800, order=9),
-                line(1.8, "mm_page_free", 0x1800, order=9)]  # a THP: held as on its pcp list
+                line(1.8, "mm_page_free", 0x1800, order=9),  # a THP: held as on its pcp list
+                extfrag(1.85, 0x1a00, order=1, cpu=1)]  # a fallback's refill
 
     m, res, held = run(trace, True)
-    assert _where(m, 0x1400) == "pcp" and m.S.pcp_count[1].sum() == 1
+    assert _where(m, 0x1400) == "pcp" and _where(m, 0x1a00) == "pcp"
+    assert m.S.pcp_count[1].sum() == 3 and res.counts["extfrag"] == 1
     assert _where(m, 0x1500) == "pcp" and m.S.pcp_count[0].sum() == 2  # 0x1500 and 0x1600
     assert _where(m, 0x1600) == "pcp" and _where(m, held) == "buddy"
     assert res.anomalies["double_free"] == 1
@@ -357,4 +366,5 @@ def test_follow_keeps_the_traces_pcp_lists(tmp_path):
     # the model's own pcp policy, without follow: the refill and drain are only counted
     m3, res3, held = run(trace, False)
     assert _where(m3, 0x1500) == "buddy" and res3.counts["zone_locked"] == 1
+    assert _where(m3, 0x1a00) == "buddy"
     assert _where(m3, 0x1800) == "buddy" and _where(m3, held) == "allocated"

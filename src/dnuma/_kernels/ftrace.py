@@ -38,6 +38,7 @@ EV_PCPU_DRAIN = 3
 EV_ALLOC_FAIL = 4
 EV_REFILL = 5  # mm_page_alloc_zone_locked percpu_refill=1: buddy -> a pcp list (rmqueue_bulk)
 EV_BUDDY_ALLOC = 6  # mm_page_alloc_zone_locked percpu_refill=0: rmqueue_buddy
+EV_EXTFRAG = 7  # mm_page_alloc_extfrag: a fallback took the block off the buddy lists
 
 # codes of the non-event lines
 SP_COMMENT = 1
@@ -92,13 +93,13 @@ def _names(*names: bytes) -> tuple[np.ndarray, ...]:
 # the event names and their kinds (<= 3.2: mm_page_free_direct, mm_pagevec_free)
 _EV_NAMES = _names(b"mm_page_alloc", b"mm_page_free", b"mm_page_free_batched",
                    b"mm_page_pcpu_drain", b"mm_page_free_direct", b"mm_pagevec_free",
-                   b"mm_page_alloc_zone_locked")
+                   b"mm_page_alloc_zone_locked", b"mm_page_alloc_extfrag")
 _EV_KINDS = np.array([EV_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_FREE,
-                      EV_FREE_BATCHED, EV_REFILL], np.int64)
+                      EV_FREE_BATCHED, EV_REFILL, EV_EXTFRAG], np.int64)
 # the keys of the fields read (a key's bit in ``have``: 1 << its index)
 _KEY_NAMES = _names(b"pfn", b"page", b"order", b"migratetype", b"gfp_flags",
-                    b"percpu_refill")
-_K_PFN, _K_PAGE, _K_ORDER, _K_MT, _K_GFP, _K_REFILL = range(6)
+                    b"percpu_refill", b"alloc_order", b"alloc_migratetype")
+_K_PFN, _K_PAGE, _K_ORDER, _K_MT, _K_GFP, _K_REFILL, _K_ALLOC_ORDER, _K_ALLOC_MT = range(8)
 _HAVE_PFN = 1 << _K_PFN
 _HAVE_PAGE = 1 << _K_PAGE
 _HAVE_ORDER = 1 << _K_ORDER
@@ -417,6 +418,12 @@ def _parse_line(buf, s, e):
         while q < e and not _blank(buf[q]):
             q += 1
         key = _field_key(buf, ka, kb)
+        # mm_page_alloc_extfrag's alloc_order and alloc_migratetype are its
+        # order and migratetype
+        if key == _K_ALLOC_ORDER:
+            key = _K_ORDER
+        elif key == _K_ALLOC_MT:
+            key = _K_MT
         if key == _K_PFN:
             ok, pfn, huge = _parse_uint(buf, va, q)
         elif key == _K_PAGE:
@@ -450,7 +457,7 @@ def _parse_line(buf, s, e):
     else:
         if kind == EV_FREE:
             need = _HAVE_PFN | _HAVE_ORDER
-        elif kind == EV_PCPU_DRAIN or kind == EV_REFILL:  # noqa: SIM109 - numba
+        elif kind == EV_PCPU_DRAIN or kind == EV_REFILL or kind == EV_EXTFRAG:  # noqa: SIM109
             need = _HAVE_PFN | _HAVE_ORDER | _HAVE_MT
         else:
             need = _HAVE_PFN

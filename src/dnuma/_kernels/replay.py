@@ -8,8 +8,10 @@ trace is the truth about every page it names, and the model's pcp policy
 is left out.  A free goes on the freeing CPU's pcp list (orders up to
 PAGE_ALLOC_COSTLY_ORDER) or the buddy lists, and leaves a pcp list only
 where the trace says so (``mm_page_pcpu_drain``); a pcp refill
-(``mm_page_alloc_zone_locked percpu_refill=1``) moves the block from the
-buddy lists to the CPU's pcp list; a page the model holds allocated that
+(``mm_page_alloc_zone_locked percpu_refill=1``, or a fallback's
+``mm_page_alloc_extfrag``, which rmqueue_bulk's __rmqueue_claim and
+__rmqueue_steal fire instead) moves the block from the buddy lists to the
+CPU's pcp list; a page the model holds allocated that
 the kernel allocates or drains (it sat on a pcp list at the snapshot, where
 kpageflags cannot see it) and a free the model cannot match (an allocation
 the trace could not show, such as alloc_pages_bulk's) are taken as the
@@ -58,7 +60,15 @@ from .consts import (
     PG_reserved,
     PG_slab,
 )
-from .ftrace import EV_ALLOC, EV_BUDDY_ALLOC, EV_FREE, EV_FREE_BATCHED, EV_PCPU_DRAIN, EV_REFILL
+from .ftrace import (
+    EV_ALLOC,
+    EV_BUDDY_ALLOC,
+    EV_EXTFRAG,
+    EV_FREE,
+    EV_FREE_BATCHED,
+    EV_PCPU_DRAIN,
+    EV_REFILL,
+)
 from .state import P_MAX_ORDER, P_MAX_PFN, P_PB_ORDER
 from .transplant import needs_move
 
@@ -73,6 +83,7 @@ class ReplayCounts(NamedTuple):
     free_batched: int  # mm_page_free_batched: the page's mm_page_free came first
     pcpu_drains: int  # mm_page_pcpu_drain in the trace (the model drains on its own)
     zone_locked: int  # mm_page_alloc_zone_locked (pcp refills and buddy allocations)
+    extfrag: int  # mm_page_alloc_extfrag (a fallback took a block of another type)
     alloc_fails: int
     local_allocs: int  # replayed allocations on the allocating CPU's node
     remote_allocs: int
@@ -92,7 +103,7 @@ class ReplayCounts(NamedTuple):
         return dict(zip(self._fields[A_FREE_UNSEEN:], self[A_FREE_UNSEEN:], strict=True))
 
 
-(X_ALLOCS, X_FREES, X_BATCHED, X_DRAINS, X_ZONE_LOCKED, X_ALLOC_FAILS, X_LOCAL, X_REMOTE,
+(X_ALLOCS, X_FREES, X_BATCHED, X_DRAINS, X_ZONE_LOCKED, X_EXTFRAG, X_ALLOC_FAILS, X_LOCAL, X_REMOTE,
  A_FREE_UNSEEN, A_DOUBLE_FREE, A_FREE_MISMATCH, A_ALLOC_BUSY, A_OUTSIDE,
  A_UNALIGNED) = range(len(ReplayCounts._fields))
 NR_X = len(ReplayCounts._fields)
@@ -374,9 +385,11 @@ def replay(S, ev, start, stop, seen, counts, no_mask, follow):
             counts[X_DRAINS] += 1
             if follow and p >= 0 and o <= max_order and p + (np.int64(1) << o) <= max_pfn:
                 follow_to_buddy(S, p, o)
-        elif k == EV_REFILL or k == EV_BUDDY_ALLOC:  # noqa: SIM109 - numba
-            counts[X_ZONE_LOCKED] += 1
-            if follow and k == EV_REFILL and p >= 0 and o <= max_order \
+        elif k == EV_REFILL or k == EV_BUDDY_ALLOC or k == EV_EXTFRAG:  # noqa: SIM109
+            counts[X_EXTFRAG if k == EV_EXTFRAG else X_ZONE_LOCKED] += 1
+            # a fallback's block (mm_page_alloc_extfrag) went where a refill's
+            # goes, or straight to the allocation its mm_page_alloc then takes
+            if follow and k != EV_BUDDY_ALLOC and p >= 0 and o <= max_order \
                     and p + (np.int64(1) << o) <= max_pfn and (p & ((np.int64(1) << o) - 1)) == 0:
                 follow_refill(S, p, o, np.int64(ev.migratetype[i]), c)
         else:

@@ -109,6 +109,9 @@ class HostZone:
     # kernel computed them at its last setup_per_zone_wmarks/_lowmem_reserve
     wmark: list[int] | None = None
     protection: list[int] | None = None
+    # watermark_boost (pages): zoneinfo's min/low/high/promo include it
+    # (wmark_pages); kswapd clears it
+    boost: int = 0
     # pcp->high of each CPU's pageset (pages): moved by every allocation and
     # free since boot (nr_pcp_alloc, decay_pcp_high), so history too
     pcp_high: dict[int, int] = field(default_factory=dict)
@@ -242,10 +245,13 @@ _WMARK_KEYS = ("min", "low", "high", "promo")
 
 
 def _wmark_line(z: HostZone, s: str, where: str, i: int) -> bool:
-    """A zone's ``min``/``low``/``high``/``promo`` or ``protection: (...)``
+    """A zone's ``boost``, ``min``/``low``/``high``/``promo`` or ``protection: (...)``
     line into ``z`` (True), else False.  Only the first of each counts (the
     per-cpu part of zoneinfo below has other keys)."""
     w = s.split()
+    if len(w) == 2 and w[0] == "boost" and w[1].isdigit() and len(w[1]) <= 20:
+        z.boost = int(w[1])
+        return True
     if len(w) == 2 and w[0] in _WMARK_KEYS and w[1].isdigit() and len(w[1]) <= 20:
         if z.wmark is None:
             z.wmark = [-1] * len(_WMARK_KEYS)
@@ -916,7 +922,8 @@ def _take_history(m: Machine, f: HostFacts) -> list[str]:
             continue
         gz = z.nid * len(ZONE_NAMES) + ZONE_NAMES.index(z.name)
         if z.wmark is not None and min(z.wmark) >= 0:
-            S.wmark[gz, :len(z.wmark)] = z.wmark
+            # _watermark[]: what zoneinfo shows less the boost (the model keeps none)
+            S.wmark[gz, :len(z.wmark)] = [max(0, w - z.boost) for w in z.wmark]
             if "watermarks" not in taken:
                 taken.append("watermarks")
         # 6.12 with CONFIG_ZONE_DEVICE has one more zone than the model (always

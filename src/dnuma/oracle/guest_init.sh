@@ -15,8 +15,8 @@ trace_setup() {  # the kmem page tracepoints, off until a snapshot turns them on
     mount -t tracefs nodev $T
     echo 0 > $T/tracing_on
     echo 8192 > $T/buffer_size_kb
-    for e in mm_page_alloc mm_page_alloc_zone_locked mm_page_free mm_page_free_batched \
-             mm_page_pcpu_drain; do
+    for e in mm_page_alloc mm_page_alloc_zone_locked mm_page_alloc_extfrag mm_page_free \
+             mm_page_free_batched mm_page_pcpu_drain; do
         echo 1 > $T/events/kmem/$e/enable
     done
 }

@@ -1,8 +1,10 @@
 """Boot real Linux under QEMU for an oracle scenario and bring back the
 guest's snapshots.
 
-The guest is TCG (``-accel tcg -cpu qemu64``: KVM fails while this kernel
-decompresses on this kind of host), its initramfs a static busybox whose
+The guest is TCG (``-accel tcg,thread=single -cpu qemu64``: KVM fails while
+this kernel decompresses on this kind of host, and multi-threaded TCG now and
+then panics the guest at boot with an int3 Oops while the kernel patches its
+own text; one thread is as fast on a 2-core host), its initramfs a static busybox whose
 ``/init`` (guest_init.sh) runs the scenario's steps and prints every
 snapshot as ``tar | gzip | base64`` between marker lines on the serial
 console.  The kernel is Debian's ``linux-image-6.12.117+deb12-amd64-unsigned``
@@ -102,8 +104,8 @@ def initramfs(sc: OracleScenario, busybox: str | None = None,
 
 def qemu_args(sc: OracleScenario, kernel: Path, initrd: Path) -> list[str]:
     """The QEMU command line of the scenario's machine."""
-    args = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-nographic",
-            "-no-reboot", "-m", f"{sc.mem >> 20}M", "-smp", str(sc.nr_cpus),
+    args = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "qemu64",
+            "-nographic", "-no-reboot", "-m", f"{sc.mem >> 20}M", "-smp", str(sc.nr_cpus),
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "console=ttyS0 quiet panic=-1"]
     for i, n in enumerate(sc.nodes):

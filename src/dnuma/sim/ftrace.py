@@ -5,7 +5,8 @@ bzip2, told apart by magic bytes; a file, a pipe, a FIFO or ``-`` for stdin,
 each opened and read once) of ``mm_page_alloc``, ``mm_page_free``,
 ``mm_page_free_batched``, ``mm_page_pcpu_drain`` and
 ``mm_page_alloc_zone_locked`` (pcp refills and buddy allocations, told apart
-by ``percpu_refill``) and yields the events as
+by ``percpu_refill``) and ``mm_page_alloc_extfrag`` (a fallback's block) and
+yields the events as
 flat arrays (:class:`TraceChunk`), one chunk per block of decompressed text.
 The lines are parsed by a compiled kernel (:mod:`dnuma._kernels.ftrace`);
 decompression runs in a reader thread alongside it.
@@ -51,6 +52,7 @@ from .._kernels import ftrace as _k
 from .._kernels.ftrace import EV_ALLOC as EV_ALLOC  # event kinds: one definition
 from .._kernels.ftrace import EV_ALLOC_FAIL as EV_ALLOC_FAIL
 from .._kernels.ftrace import EV_BUDDY_ALLOC as EV_BUDDY_ALLOC
+from .._kernels.ftrace import EV_EXTFRAG as EV_EXTFRAG
 from .._kernels.ftrace import EV_FREE as EV_FREE
 from .._kernels.ftrace import EV_FREE_BATCHED as EV_FREE_BATCHED
 from .._kernels.ftrace import EV_PCPU_DRAIN as EV_PCPU_DRAIN
@@ -69,7 +71,8 @@ from ..mm.errors import DnumaError
 
 # the stats key of each kind: the event's name (a failed alloc is an mm_page_alloc)
 KIND_NAMES = ("mm_page_alloc", "mm_page_free", "mm_page_free_batched", "mm_page_pcpu_drain",
-              "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_alloc_zone_locked")
+              "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_alloc_zone_locked",
+              "mm_page_alloc_extfrag")
 
 MAX_EXAMPLES = 10  # malformed lines kept as examples
 _MAX_TEXT = 300  # characters kept of an example line
