@@ -18,7 +18,7 @@ import pytest
 from dnuma import boot
 from dnuma.oracle.compare import checked_reason, compare, glob_match, untraced_free_reason
 from dnuma.oracle.fields import buddyinfo_fields, pagetypeinfo_fields, zoneinfo_fields
-from dnuma.oracle.qemu import OracleError, initramfs, qemu_args
+from dnuma.oracle.qemu import OracleError, initramfs, qemu_args, qmp_request
 from dnuma.oracle.record import open_recording
 from dnuma.oracle.scenario import (
     OracleScenarioError,
@@ -215,6 +215,101 @@ def test_the_initramfs_holds_busybox_init_and_the_steps(tmp_path):
     assert {"init", "steps", "bin/busybox", "bin/dnuma-workload", "proc", "sys"} <= set(names)
 
 
+HOTPLUG = """
+name = "hp"
+[machine]
+node = [{ cpus = "0-1", mem = "256M" }, { cpus = "2-3", mem = "256M" }, { }]
+[[step]]
+name = "add"
+hotplug = { node = 2, size = "256M" }
+[[step]]
+name = "movable"
+auto_online_blocks = "online_movable"
+[[step]]
+name = "off"
+memory_block = { block = 33, state = "offline" }
+[[step]]
+name = "cpu-off"
+cpu_offline = 3
+[[step]]
+name = "remove"
+hotremove = "dimm0"
+"""
+
+
+def test_hotplug_steps_become_qmp_requests_and_sysfs_writes(tmp_path):
+    sc = parse_oracle_scenario(HOTPLUG, "hp.toml")
+    assert [s.kind for s in sc.steps] == ["hotplug", "auto_online_blocks", "memory_block",
+                                         "cpu_offline", "hotremove"]
+    assert sc.hotplug_bytes == 256 << 20
+    script = sc.steps_script()
+    assert f"qmp_wait add dimm0 2 {256 << 20}\n" in script
+    assert "write_result online_movable /sys/devices/system/memory/auto_online_blocks" in script
+    assert "write_result offline /sys/devices/system/memory/memory33/state" in script
+    assert "write_result 0 /sys/devices/system/cpu/cpu3/online" in script
+    assert "qmp_wait remove dimm0\n" in script
+    args = " ".join(qemu_args(sc, Path("vmlinuz"), Path("initrd.gz"), tmp_path / "qmp"))
+    assert "-m 512M,slots=8,maxmem=768M " in args
+    assert f"-qmp unix:{tmp_path / 'qmp'},server=on,wait=off" in args
+    # the host's side of a request: the QMP commands it sends
+    sent = []
+
+    class FakeQmp:
+        def execute(self, command, **kw):
+            sent.append((command, kw))
+
+    qmp_request(FakeQmp(), ["add", "dimm0", "2", str(256 << 20)])
+    qmp_request(FakeQmp(), ["remove", "dimm0"])
+    assert sent == [("object-add", {"qom-type": "memory-backend-ram", "id": "mem-dimm0",
+                                    "size": 256 << 20}),
+                    ("device_add", {"driver": "pc-dimm", "id": "dimm0", "memdev": "mem-dimm0",
+                                    "node": 2}),
+                    ("device_del", {"id": "dimm0"})]
+
+
+def test_the_qmp_client_talks_qmp(tmp_path):
+    """Greeting, capabilities, a command with its events skipped, an error."""
+    import json
+    import socket
+    import threading
+
+    from dnuma.oracle.qmp import Qmp, QmpError
+
+    path = tmp_path / "qmp"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    got = []
+
+    def serve():
+        c, _ = srv.accept()
+        f = c.makefile("rwb")
+        f.write(b'{"QMP": {"version": {}}}\n')
+        f.flush()
+        for line in f:
+            msg = json.loads(line)
+            got.append(msg)
+            if msg["execute"] == "device_add":
+                f.write(b'{"event": "ACPI_DEVICE_OST"}\n{"return": {}}\n')
+            elif msg["execute"] == "device_del":
+                f.write(b'{"error": {"class": "GenericError", "desc": "no such device"}}\n')
+            else:
+                f.write(b'{"return": {}}\n')
+            f.flush()
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    with Qmp(path, timeout_s=5) as q:
+        assert q.execute("device_add", driver="pc-dimm", id="d") == {}
+        with pytest.raises(QmpError, match="device_del: no such device"):
+            q.execute("device_del", id="x")
+    t.join(5)
+    srv.close()
+    assert [m["execute"] for m in got] == ["qmp_capabilities", "device_add", "device_del"]
+    assert got[1]["arguments"] == {"driver": "pc-dimm", "id": "d"}
+
+
 def test_qemu_gets_memoryless_cpuless_nodes_and_distances():
     sc = parse_oracle_scenario(builtin_oracle_scenarios()["numa4"], "numa4.toml")
     args = " ".join(qemu_args(sc, Path("vmlinuz"), Path("initrd.gz")))
@@ -255,6 +350,18 @@ def test_a_folder_named_like_a_shipped_scenario_does_not_shadow_it(tmp_path, mon
      "1 to 4096 MiB"),
     ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = 3\n',
      "step[0].workload"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nhotplug = { node = 1, '
+     'size = "128M" }\n', "step[0].hotplug.node"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nhotplug = { node = 0, '
+     'size = "100M" }\n', "multiple of 128M"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nhotremove = "d"\n',
+     "not a DIMM a step before added"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nmemory_block = '
+     '{ block = 1, state = "gone" }\n', "step[0].memory_block"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\ncpu_offline = 1\n',
+     "expected a CPU 0 to 0"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nauto_online_blocks = '
+     '"sometimes"\n', "step[0].auto_online_blocks"),
     ('nme = "x"\n', "nme"),
 ])
 def test_bad_oracle_scenarios_say_where(text, where):

@@ -6,8 +6,10 @@ present, managed, boost, min, low, high, promo, protection; buddyinfo's
 ``free_by_order``; pagetypeinfo's ``free[TYPE]``), ``node[N].FIELD``
 (node meminfo's MemTotal and MemFree in kB, distance, cpulist),
 ``nodes.MASK`` (possible, online, has_memory, has_normal_memory, has_cpu),
-``memoryB.FIELD`` (state, valid_zones, node: the nodeK links) and
-``vm.min_free_kbytes``.
+``memoryB.FIELD`` (state, valid_zones, node: the nodeK links),
+``memory.auto_online_blocks``, ``cpus.online``/``cpus.offline``,
+``vm.min_free_kbytes`` and ``step.result`` (what a step's sysfs write or
+hotplug gave: ``rc=N message``, ``blocks N -> M``).
 """
 
 from __future__ import annotations
@@ -106,8 +108,12 @@ def node_fields(sysdir: Path) -> dict[str, Any]:
 
 
 def memory_fields(sysdir: Path) -> dict[str, Any]:
-    """sys/devices/system/memory -> memoryB.{state,valid_zones,node}."""
+    """sys/devices/system/memory -> memoryB.{state,valid_zones,node} and
+    memory.auto_online_blocks."""
     out: dict[str, Any] = {}
+    t = _text(sysdir / "auto_online_blocks")
+    if t is not None:
+        out["memory.auto_online_blocks"] = t.strip()
     for d in sorted(sysdir.glob("memory[0-9]*"), key=lambda p: int(p.name[6:])):
         for f in ("state", "valid_zones"):
             t = _text(d / f)
@@ -132,4 +138,18 @@ def tree_fields(root: Path) -> dict[str, Any]:
         out["vm.min_free_kbytes"] = int(t)
     out.update(node_fields(root / "sys" / "devices" / "system" / "node"))
     out.update(memory_fields(root / "sys" / "devices" / "system" / "memory"))
+    out.update(cpu_fields(root / "sys" / "devices" / "system" / "cpu"))
+    t = _text(root / "result")  # what a step's write or hotplug gave
+    if t is not None:
+        out["step.result"] = t.strip()
+    return out
+
+
+def cpu_fields(sysdir: Path) -> dict[str, Any]:
+    """sys/devices/system/cpu -> cpus.{online,offline}."""
+    out: dict[str, Any] = {}
+    for f in ("online", "offline"):
+        t = _text(sysdir / f)
+        if t is not None:
+            out[f"cpus.{f}"] = t.strip()
     return out

@@ -31,6 +31,29 @@ link() {  # keep the symlink LINK as a symlink
     ln -s "$(readlink "$1")" "$SNAP$1"
 }
 
+blocks() { ls -d /sys/devices/system/memory/memory[0-9]* | wc -l; }
+
+qmp_wait() {  # add ID NODE BYTES | remove ID: the host hot-plugs over QMP; wait for it
+    n=$(blocks)
+    echo "dnuma-oracle: qmp $*"
+    i=0
+    while [ $i -lt 100 ]; do  # up to 10 s for the blocks to come or go
+        sleep 0.1
+        i=$((i + 1))
+        now=$(blocks)
+        if [ "$1" = add ] && [ "$now" -gt "$n" ]; then
+            grep -qx offline /sys/devices/system/memory/memory*/state || break
+        fi
+        [ "$1" = remove ] && [ "$now" -lt "$n" ] && break
+    done
+    echo "blocks $n -> $(blocks)" > /tmp/result
+}
+
+write_result() {  # VALUE FILE: write a sysfs file; keep the exit status and message
+    echo "$1" > "$2" 2> /tmp/err
+    echo "rc=$? $(cat /tmp/err)" > /tmp/result
+}
+
 snapshot() {  # NAME [traced] [trace-next]
     SNAP=/out/$(printf %02d $N)-$1
     N=$((N + 1))
@@ -57,7 +80,8 @@ snapshot() {  # NAME [traced] [trace-next]
     d=/sys/devices/system
     for f in $d/node/possible $d/node/online $d/node/has_memory $d/node/has_normal_memory \
              $d/node/has_cpu $d/node/has_high_memory $d/cpu/online $d/cpu/possible \
-             $d/cpu/present $d/cpu/offline $d/memory/block_size_bytes; do
+             $d/cpu/present $d/cpu/offline $d/memory/block_size_bytes \
+             $d/memory/auto_online_blocks; do
         [ -e $f ] && copy $f
     done
     for n in $d/node/node[0-9]*; do
@@ -70,6 +94,7 @@ snapshot() {  # NAME [traced] [trace-next]
     done
     for c in $d/cpu/cpu[0-9]*; do [ -e $c/online ] && copy $c/online; done
     uname -r > "$SNAP/release"
+    [ -f /tmp/result ] && mv /tmp/result "$SNAP/result"
 }
 
 step() {  # the end of a step: its snapshot (NAME and its trace flags)

@@ -14,19 +14,22 @@ unpacked (never installed); ``make oracle`` fetches it into ``.oracle/``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import io
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from ..mm.errors import DnumaError
-from .scenario import OracleScenario
+from .qmp import Qmp, QmpError
+from .scenario import MAX_DIMMS, OracleScenario
 
 KERNEL_RELEASE = "6.12.117+deb12-amd64"
 KERNEL_PACKAGE = f"linux-image-{KERNEL_RELEASE}-unsigned"
@@ -102,10 +105,15 @@ def initramfs(sc: OracleScenario, busybox: str | None = None,
     return gzip.compress(_newc(dirs + files), 6)
 
 
-def qemu_args(sc: OracleScenario, kernel: Path, initrd: Path) -> list[str]:
-    """The QEMU command line of the scenario's machine."""
+def qemu_args(sc: OracleScenario, kernel: Path, initrd: Path,
+              qmp: Path | None = None) -> list[str]:
+    """The QEMU command line of the scenario's machine; with DIMMs to hot-add,
+    room for them (``slots``, ``maxmem``) and the QMP socket ``qmp``."""
+    mem = f"{sc.mem >> 20}M"
+    if sc.hotplug_bytes:
+        mem += f",slots={MAX_DIMMS},maxmem={(sc.mem + sc.hotplug_bytes) >> 20}M"
     args = ["qemu-system-x86_64", "-accel", "tcg,thread=single", "-cpu", "qemu64",
-            "-nographic", "-no-reboot", "-m", f"{sc.mem >> 20}M", "-smp", str(sc.nr_cpus),
+            "-nographic", "-no-reboot", "-m", mem, "-smp", str(sc.nr_cpus),
             "-kernel", str(kernel), "-initrd", str(initrd),
             "-append", "console=ttyS0 quiet panic=-1"]
     for i, n in enumerate(sc.nodes):
@@ -122,7 +130,20 @@ def qemu_args(sc: OracleScenario, kernel: Path, initrd: Path) -> list[str]:
             for b, d in enumerate(row):
                 if a != b:
                     args += ["-numa", f"dist,src={a},dst={b},val={d}"]
+    if qmp is not None:
+        args += ["-qmp", f"unix:{qmp},server=on,wait=off"]
     return args
+
+
+def qmp_request(q: Qmp, words: list[str]) -> None:
+    """The guest's ``dnuma-oracle: qmp add ID NODE BYTES`` or ``remove ID``."""
+    if words[0] == "add":
+        dimm, node, size = words[1], int(words[2]), int(words[3])
+        q.execute("object-add", **{"qom-type": "memory-backend-ram", "id": f"mem-{dimm}",
+                                   "size": size})
+        q.execute("device_add", driver="pc-dimm", id=dimm, memdev=f"mem-{dimm}", node=node)
+    elif words[0] == "remove":
+        q.execute("device_del", id=words[1])
 
 
 def run_guest(sc: OracleScenario, workdir: Path, kernel: str | None = None,
@@ -138,14 +159,24 @@ def run_guest(sc: OracleScenario, workdir: Path, kernel: str | None = None,
     initrd.write_bytes(initramfs(sc, workload=find_workload(workdir) if sc.traced else None))
     log = bytearray()
     t0 = time.perf_counter()
-    with subprocess.Popen(qemu_args(sc, k, initrd), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) as p:
+    with contextlib.ExitStack() as stack:
+        sockdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dnuma-qmp-")))
+        qmp_path = sockdir / "qmp" if sc.hotplug_bytes else None
+        p = stack.enter_context(subprocess.Popen(
+            qemu_args(sc, k, initrd, qmp_path), stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+        q = stack.enter_context(Qmp(qmp_path)) if qmp_path else None
         assert p.stdout is not None
         for line in p.stdout:
             log += line
             if line.startswith(b"dnuma-oracle: step") and progress:
                 progress(f"{sc.name}: {line.decode().split()[2]} "
                          f"({time.perf_counter() - t0:.0f} s)")
+            if line.startswith(b"dnuma-oracle: qmp") and q is not None:
+                try:
+                    qmp_request(q, line.decode().split()[2:])
+                except QmpError as exc:  # the guest waits, then snapshots what is
+                    log += f"dnuma-oracle: host: {exc}\n".encode()
             if time.perf_counter() - t0 > BOOT_TIMEOUT_S:
                 p.kill()
                 break

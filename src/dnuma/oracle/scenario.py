@@ -18,6 +18,18 @@ A ``workload`` step runs the static program ``dnuma-workload`` with the kmem
 tracepoints on, from just before the previous snapshot reads kpageflags to
 just after this one reads buddyinfo; its snapshot holds the trace.
 
+Hotplug steps::
+
+    hotplug = { node = 1, size = "256M", id = "dimm1" }  # QMP: a pc-dimm on QEMU node 1
+    hotremove = "dimm1"                                  # QMP: device_del
+    memory_block = { block = 33, state = "offline" }     # memory33/state
+    cpu_offline = 5                                      # cpu5/online <- 0
+    cpu_online = 5
+    auto_online_blocks = "online_movable"                # how hot-added blocks come up
+
+A write the kernel refuses is no error: its exit status and message are kept
+in the snapshot (``result``) and compared as a field.
+
 A node without ``cpus`` is CPU-less, one without ``mem`` memoryless.  The
 kernel numbers nodes its own way (SRAT order, CPUs first): the comparison
 reads what the guest reports, never QEMU's ids.
@@ -39,6 +51,12 @@ from ..mm.nodemask import bitmap_parselist
 SYSCTLS = ("min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
            "percpu_pagelist_high_fraction")
 THP_MODES = ("always", "madvise", "never")
+#: what a memory block's ``state`` file takes (drivers/base/memory.c)
+BLOCK_STATES = ("online", "offline", "online_kernel", "online_movable")
+#: hotplug step kinds: the QMP ones, then the guest's sysfs writes
+QMP_KINDS = ("hotplug", "hotremove")
+HOTPLUG_KINDS = (*QMP_KINDS, "memory_block", "cpu_offline", "cpu_online", "auto_online_blocks")
+MAX_DIMMS = 8  # QEMU -m slots=
 #: what the traced workload can do (workload.c), each with a size in MiB
 WORKLOAD_OPS = ("anon", "cache", "fork")
 MAX_WORKLOAD_MIB = 4096
@@ -60,7 +78,9 @@ class QemuNode:
 @dataclass(frozen=True)
 class Step:
     """A step in the guest: ``kind`` "sysctl" (``args``: name, value),
-    "thp" (``args``: the mode) or "workload" (``args``: OP, MIB, ...); a
+    "thp" (``args``: the mode), "workload" (``args``: OP, MIB, ...),
+    "hotplug" (QEMU node, bytes, DIMM id), "hotremove" (DIMM id),
+    "memory_block" (block, state), "cpu_offline" or "cpu_online" (cpu); a
     snapshot follows each."""
 
     name: str
@@ -74,6 +94,19 @@ class Step:
             return f"echo '{value}' > /proc/sys/vm/{name}\n"
         if self.kind == "workload":
             return f"/bin/dnuma-workload {' '.join(map(str, self.args))}\n"
+        if self.kind == "hotplug":
+            node, size, dimm = self.args
+            return f"qmp_wait add {dimm} {node} {size}\n"
+        if self.kind == "hotremove":
+            return f"qmp_wait remove {self.args[0]}\n"
+        if self.kind == "memory_block":
+            block, state = self.args
+            return f"write_result {state} /sys/devices/system/memory/memory{block}/state\n"
+        if self.kind == "auto_online_blocks":
+            return f"write_result {self.args[0]} /sys/devices/system/memory/auto_online_blocks\n"
+        if self.kind in ("cpu_offline", "cpu_online"):
+            return (f"write_result {int(self.kind == 'cpu_online')} "
+                    f"/sys/devices/system/cpu/cpu{self.args[0]}/online\n")
         return f"echo {self.args[0]} > /sys/kernel/mm/transparent_hugepage/enabled\n"
 
     @property
@@ -99,6 +132,11 @@ class OracleScenario:
         return sum(n.mem for n in self.nodes)
 
     @property
+    def hotplug_bytes(self) -> int:
+        """The memory the scenario's DIMMs add in all (QEMU's maxmem - mem)."""
+        return sum(s.args[1] for s in self.steps if s.kind == "hotplug")
+
+    @property
     def traced(self) -> bool:
         """Whether a step runs the traced workload (the guest needs it)."""
         return any(s.traced for s in self.steps)
@@ -121,6 +159,53 @@ class OracleScenario:
 
 def _fail(source: str, key: str, msg: str) -> OracleScenarioError:
     return OracleScenarioError(f"{source}: {key}: {msg}")
+
+
+def _hotplug_args(source: str, key: str, kind: str, value: Any, nodes: list[QemuNode],
+                  steps: list[Step]) -> tuple[Any, ...]:
+    """A hotplug step's value, checked: a DIMM's QEMU node, size and id; the
+    id of a DIMM added before; a memory block and state; a CPU."""
+    where = f"{key}.{kind}"
+    dimms = [s.args[2] for s in steps if s.kind == "hotplug"]
+    if kind == "hotplug":
+        if not isinstance(value, dict) or set(value) - {"node", "size", "id"} or \
+                "node" not in value or "size" not in value:
+            raise _fail(source, where, "expected { node = N, size = \"256M\"[, id = \"ID\"] }")
+        node = value["node"]
+        if not isinstance(node, int) or isinstance(node, bool) or not 0 <= node < len(nodes):
+            raise _fail(source, f"{where}.node", f"expected a QEMU node 0 to {len(nodes) - 1}")
+        try:
+            size = parse_size(value["size"])
+        except (ValueError, ConfigError) as exc:
+            raise _fail(source, f"{where}.size", str(exc)) from None
+        if size <= 0 or size % (128 << 20):
+            raise _fail(source, f"{where}.size", "expected a multiple of 128M (a memory block)")
+        dimm = value.get("id", f"dimm{len(dimms)}")
+        if not isinstance(dimm, str) or not dimm.replace("-", "").isalnum() or dimm in dimms:
+            raise _fail(source, f"{where}.id", "letters, digits and '-', once per scenario")
+        if len(dimms) >= MAX_DIMMS:
+            raise _fail(source, where, f"at most {MAX_DIMMS} DIMMs")
+        return (node, size, dimm)
+    if kind == "hotremove":
+        if value not in dimms:
+            raise _fail(source, where, f"{value!r}: not a DIMM a step before added "
+                                       f"({', '.join(dimms) or 'none'})")
+        return (value,)
+    if kind == "auto_online_blocks":
+        if value not in BLOCK_STATES:
+            raise _fail(source, where, f"expected one of {', '.join(BLOCK_STATES)}")
+        return (value,)
+    if kind == "memory_block":
+        if not isinstance(value, dict) or set(value) != {"block", "state"} or \
+                not isinstance(value["block"], int) or value["block"] < 0 or \
+                value["state"] not in BLOCK_STATES:
+            raise _fail(source, where, f"expected {{ block = N, state = one of "
+                                       f"{', '.join(BLOCK_STATES)} }}")
+        return (value["block"], value["state"])
+    ncpu = sum(len(n.cpus) for n in nodes)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < ncpu:
+        raise _fail(source, where, f"expected a CPU 0 to {ncpu - 1}")
+    return (value,)
 
 
 def _workload_args(source: str, key: str, value: Any) -> tuple[Any, ...]:
@@ -181,14 +266,15 @@ def parse_oracle_scenario(text: str, source: str = "<oracle>") -> OracleScenario
             raise _fail(source, "machine.distance", f"expected {nn} rows of {nn} integers in "
                                                     "[10, 254]")
         dist = tuple(tuple(r) for r in dist)
-    steps = []
+    steps: list[Step] = []
     for i, st in enumerate(raw.get("step", [])):
         key = f"step[{i}]"
         if not isinstance(st, dict):
             raise _fail(source, key, "expected a table")
-        kinds = [k for k in ("sysctl", "thp", "workload") if k in st]
-        if len(kinds) != 1 or set(st) - {"name", "sysctl", "thp", "workload"}:
-            raise _fail(source, key, "expected a name and one of sysctl, thp, workload")
+        all_kinds = ("sysctl", "thp", "workload", *HOTPLUG_KINDS)
+        kinds = [k for k in all_kinds if k in st]
+        if len(kinds) != 1 or set(st) - {"name", *all_kinds}:
+            raise _fail(source, key, f"expected a name and one of {', '.join(all_kinds)}")
         if kinds[0] == "sysctl":
             tbl = st["sysctl"]
             if not isinstance(tbl, dict) or len(tbl) != 1:
@@ -204,6 +290,8 @@ def parse_oracle_scenario(text: str, source: str = "<oracle>") -> OracleScenario
             args: tuple[Any, ...] = (sysctl_name, value)
         elif kinds[0] == "workload":
             args = _workload_args(source, f"{key}.workload", st["workload"])
+        elif kinds[0] in HOTPLUG_KINDS:
+            args = _hotplug_args(source, key, kinds[0], st[kinds[0]], nodes, steps)
         else:
             if st["thp"] not in THP_MODES:
                 raise _fail(source, f"{key}.thp", f"expected one of {', '.join(THP_MODES)}")
