@@ -274,6 +274,7 @@ class RefMachine:
         self.ngz = self.max_numnodes * NZ
         self.cpu_to_node = [int(n) for n in cfg.cpu_to_node]
         self.nr_cpus = len(self.cpu_to_node)
+        self.cpu_online = [bool(v) for v in m.topo.cpu_online]  # cpu_online_mask
         self.ram = sorted((int(s), int(e), int(n)) for s, e, n in cfg.ram)
         sec = p.pages_per_section
         end = self.ram[-1][1]
@@ -394,7 +395,9 @@ class RefMachine:
 
     def zone_highsize(self, g: int, batch: int, fraction: int) -> int:
         total = self.wmark[g][WMARK_LOW] if not fraction else self.managed[g] // fraction
-        split = sum(1 for n in self.cpu_to_node if n == g // NZ) or self.nr_cpus
+        # zone_highsize: the node's online CPUs, else num_online_cpus()
+        split = sum(1 for c, n in enumerate(self.cpu_to_node)
+                    if n == g // NZ and self.cpu_online[c]) or sum(self.cpu_online)
         return max(total // split, batch << 2)
 
     def zone_pcp_update(self, g: int) -> None:
@@ -1071,10 +1074,13 @@ class RefMachine:
         return zone >= dynamic_policy_zone
 
     def alloc_pages(self, order: int, cpu: int, nid: int | None = None, gfp: int = 0,
-                    policy: Any = None, owner: int = 0) -> int | None:
-        """alloc_pages_node(nid) when ``nid`` is given, else alloc_pages()
-        under the task ``policy`` (alloc_pages_mpol / policy_nodemask), then
-        __alloc_pages with the model's slowpath (min watermark, drain, retry)."""
+                    policy: Any = None, owner: int = 0,
+                    nodes_allowed: Iterable[int] | None = None) -> int | None:
+        """alloc_pages_node(nid) when ``nid`` is given (with ``nodes_allowed``:
+        __alloc_pages(gfp, order, nid, nodemask), as alloc_migration_target
+        calls it), else alloc_pages() under the task ``policy``
+        (alloc_pages_mpol / policy_nodemask), then __alloc_pages with the
+        model's slowpath (min watermark, drain, retry)."""
         local = self.cpu_to_node[cpu]
         thisnode = bool(gfp & G_THISNODE)
         highest = self.gfp_zone(gfp)
@@ -1083,6 +1089,8 @@ class RefMachine:
         mode = MPOL_LOCAL if policy is None else policy.mode
         if nid is not None:
             pref = nid
+            if nodes_allowed is not None:
+                nodemask = set(nodes_allowed)
         elif thisnode or mode in (MPOL_DEFAULT, MPOL_LOCAL):
             pref = local  # G_THISNODE uses the default (local) policy
         elif mode == MPOL_PREFERRED:

@@ -66,8 +66,9 @@ def test_distance_line_keeps_the_offline_node0_leading_space():
 
 # ---------------------------------------------------------------- block size
 def fake(end_bytes: int, profile=X86_64, block: int | None = None) -> SimpleNamespace:
-    return SimpleNamespace(profile=profile, config=SimpleNamespace(memory_block_bytes=block),
-                           ram_ranges=lambda: [(0, end_bytes >> profile.page_shift)])
+    """A machine as memory_block_size_bytes sees it: boot RAM [0, end_bytes)."""
+    return SimpleNamespace(profile=profile, config=SimpleNamespace(
+        memory_block_bytes=block, ram=((0, end_bytes >> profile.page_shift, 0),)))
 
 
 @pytest.mark.parametrize(("end", "size"), [

@@ -38,6 +38,7 @@ from .consts import (
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
     MODE_NODE,
+    MODE_NODEMASK,
     MPOL_BIND,
     MPOL_DEFAULT,
     MPOL_LOCAL,
@@ -194,7 +195,9 @@ def preferred_zone(zl, nid, highest, use_mask, mask):
 def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     """__alloc_pages under a memory policy (alloc_pages_mpol / policy_nodemask).
 
-    mode: MODE_NODE (alloc_pages_node, ``nid`` explicit) or an MPOL_* value.
+    mode: MODE_NODE (alloc_pages_node, ``nid`` explicit), MODE_NODEMASK
+    (__alloc_pages(gfp, order, nid, nodemask): ``nid`` preferred, ``mask``
+    applied as given, as alloc_migration_target calls it) or an MPOL_* value.
     ``il_prev`` is the task's 1-element interleave cursor.  Returns the head pfn,
     or -1 when no zone can satisfy the request (no reclaim in the model).
     """
@@ -204,6 +207,9 @@ def alloc_pages(S, order, cpu, gfp, mode, nid, mask, il_prev, owner):
     il_target = -1
     if mode == MODE_NODE:
         pref = nid
+    elif mode == MODE_NODEMASK:
+        pref = nid
+        use_mask = True
     elif thisnode or mode in (MPOL_DEFAULT, MPOL_LOCAL):
         pref = local
     elif mode == MPOL_PREFERRED:

@@ -88,3 +88,4 @@ MPOL_BIND = 2
 MPOL_INTERLEAVE = 3
 MPOL_LOCAL = 4
 MODE_NODE = -1  # model: alloc_pages_node(nid), no task policy
+MODE_NODEMASK = -2  # model: __alloc_pages(gfp, order, nid, nodemask), e.g. alloc_migration_target

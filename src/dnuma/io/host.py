@@ -830,19 +830,22 @@ class ImportResult:
 
 
 def boot_from_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True,
-                   max_numnodes: int | None = None) -> ImportResult:
+                   max_numnodes: int | None = None,
+                   maxmem_pfn: int | None = None) -> ImportResult:
     """Boot a model from a host tree; see the module docstring for the rules.
+    ``maxmem_pfn``: MachineConfig.maxmem_pfn, the room for hot-added memory
+    (None: the host's RAM end, no room).
     Every size is bounded by the files' checks (:data:`MAX_HOST_PFN`,
     :data:`NR_CPUS`, :data:`MAX_NUMNODES`); a machine that still does not fit
     in this machine's memory raises HostImportError too."""
     try:
-        return _boot_from_host(root, kpageflags, max_numnodes)
+        return _boot_from_host(root, kpageflags, max_numnodes, maxmem_pfn)
     except MemoryError:
         raise HostImportError(f"{root}: not enough memory to model this host") from None
 
 
 def _boot_from_host(root: str | os.PathLike[str], kpageflags: bool,
-                    max_numnodes: int | None) -> ImportResult:
+                    max_numnodes: int | None, maxmem_pfn: int | None = None) -> ImportResult:
     f = read_host(root, kpageflags=kpageflags)
     ram = _ram_by_node(f)
     nids = sorted({n for *_r, n in ram} | set(f.cpu_to_node) | set(f.possible))
@@ -890,7 +893,7 @@ def _boot_from_host(root: str | os.PathLike[str], kpageflags: bool,
         ram=tuple(ram), cpu_to_node=tuple(f.cpu_to_node), profile=profile,
         max_numnodes=max_numnodes or max(8, max(nids) + 1),
         distance=_distance_matrix(f, nids), reserved=_ranges(st.reserved),
-        memory_block_bytes=f.block_size_bytes)
+        memory_block_bytes=f.block_size_bytes, maxmem_pfn=maxmem_pfn)
     try:
         m = Machine(cfg, st.init)
     except ConfigError as exc:

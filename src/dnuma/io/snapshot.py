@@ -571,6 +571,12 @@ def _build(doc: dict[str, Any], config: MachineConfig,
         if not isinstance(vm, dict) or not isinstance(vm.get("lowmem_reserve_ratio"), list):
             raise ValueError("vm is not a table of the vm tunables")
         scalars["vm"] = vm
+    if "hotplug" in sc:  # memory blocks, System RAM and online CPUs (before: the boot state)
+        hp = sc["hotplug"]
+        if not isinstance(hp, dict) or not {"ram", "offline_blocks", "cpu_online",
+                                            "present_early", "tunables"} <= set(hp):
+            raise ValueError("hotplug is not a table of the hotplug state")
+        scalars["hotplug"] = hp
     refs = [int(doc["layout"]), int(doc["effective"]), *map(int, doc["backlog"])]
     if not all(0 <= i < len(mls) for i in refs):
         raise ValueError(f"layout references {refs} outside the {len(mls)} layouts saved")

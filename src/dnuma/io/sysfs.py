@@ -8,8 +8,9 @@ cpu_to_node, SLIT), :func:`dnuma.mm.memory_block.memory_blocks` (from
 
 CPU topology (the model has none): one package per node with CPUs
 (``physical_package_id`` = the CPU's node), one core per CPU, one thread per
-core; die = package, cluster = core.  Every CPU is possible, present and
-online.
+core; die = package, cluster = core.  Every CPU is possible and present;
+an offline CPU (mm.cpu_hotplug) has ``online`` 0, no ``topology/`` and is in
+no sibling mask, and keeps its node links.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..mm.constants import N_CPU, N_MEMORY, N_NORMAL_MEMORY, N_ONLINE, N_POSSIBLE, ZONE_NAMES
-from ..mm.memory_block import MemoryBlocks, memory_blocks
+from ..mm.memory_block import MemoryBlocks, memory_blocks, valid_zones
 from . import procfs
 from .kformat import bitmap_list_string, bitmap_string, distance_line
 
@@ -65,7 +66,8 @@ def node_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
         for name, fn in procfs.NODE_FILES.items():
             t.file(f"{d}/{name}", fn(m, nid))
         node_extras(t, d)
-        for cpu in cpus:  # register_cpu_under_node()
+        # register_cpu_under_node() at boot: offline CPUs keep their link
+        for cpu in np.flatnonzero(topo.cpu_to_node == nid).tolist():
             t.link(f"{d}/cpu{cpu}", f"../../cpu/cpu{cpu}")
         # register_mem_block_under_node_early(): the node side of the links
         for b in blocks.ids[blocks.nodes[:, nid]].tolist():
@@ -96,8 +98,8 @@ def node_extras(t: Tree, d: str) -> None:
 
 def memory_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
     """``memory/``: ``block_size_bytes`` and a ``memoryB/`` per block with a
-    present section (all online, as boot memory is), each linked to every
-    node owning pages in it."""
+    present section (online or offline), each linked to every node owning
+    pages in it (an offline block: to ``mem->nid``)."""
     blocks = memory_blocks(m) if blocks is None else blocks
     t.dir(MEMORY_DIR)
     t.file(f"{MEMORY_DIR}/block_size_bytes", f"{blocks.block_size_bytes:x}\n")
@@ -108,12 +110,15 @@ def memory_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None
         z = int(blocks.zone[k])
         t.dir(d)
         t.file(f"{d}/phys_index", f"{b:08x}\n")  # phys_index_show()
-        t.file(f"{d}/state", "online\n", 0o644)  # state_show()
-        t.file(f"{d}/online", "1\n", 0o644)  # online_show(): !dev->offline
+        on = bool(blocks.online[k])
+        t.file(f"{d}/state", ("online" if on else "offline") + "\n", 0o644)  # state_show()
+        t.file(f"{d}/online", f"{int(on)}\n", 0o644)  # online_show(): !dev->offline
         t.file(f"{d}/phys_device", "0\n")
         t.file(f"{d}/removable", "1\n")  # CONFIG_MEMORY_HOTREMOVE
-        # valid_zones_show(), online block: mem->zone's name, else "none"
-        t.file(f"{d}/valid_zones", (ZONE_NAMES[z] if z >= 0 else "none") + "\n")
+        # valid_zones_show(): an online block's mem->zone ("none" if NULL), an
+        # offline one's default zone and the other choices
+        zones = (ZONE_NAMES[z] if z >= 0 else "none") if on else valid_zones(m, b)
+        t.file(f"{d}/valid_zones", zones + "\n")
         # register_mem_block_under_node_early(): every node owning a pfn here
         for nid in np.flatnonzero(blocks.nodes[k] & online).tolist():
             t.link(f"{d}/node{nid}", f"../../node/node{nid}")
@@ -126,19 +131,24 @@ def cpu_tree(m: Machine, t: Tree) -> None:
     ncpu = topo.nr_cpu_ids
     c2n = topo.cpu_to_node.tolist()
     allcpu = bitmap_list_string(range(ncpu)) + "\n"
+    up = topo.cpu_online
     t.dir(CPU_DIR)
-    for name in ("possible", "present", "online"):
+    for name in ("possible", "present"):
         t.file(f"{CPU_DIR}/{name}", allcpu)
-    t.file(f"{CPU_DIR}/offline", "\n")  # print_cpus_offline(): none
+    t.file(f"{CPU_DIR}/online", bitmap_list_string(up) + "\n")
+    t.file(f"{CPU_DIR}/offline", bitmap_list_string(~up) + "\n")  # print_cpus_offline()
     online = topo.node_states[N_ONLINE]
-    pkg = topo.cpu_packages()
+    # remove_siblinginfo: an offline CPU leaves every sibling mask
+    pkg = {n: [c for c in cpus if up[c]] for n, cpus in topo.cpu_packages().items()}
     for cpu, nid in enumerate(c2n):
         d = f"{CPU_DIR}/cpu{cpu}"
         t.dir(d)
         if cpu:  # 6.12 x86: cpu0 is not hotpluggable, so it has no "online"
-            t.file(f"{d}/online", "1\n", 0o644)
+            t.file(f"{d}/online", f"{int(up[cpu])}\n", 0o644)
         if online[nid]:  # register_cpu_under_node()
             t.link(f"{d}/node{nid}", f"../../node/node{nid}")
+        if not up[cpu]:  # topology_remove_dev (CPUHP_TOPOLOGY_PREPARE)
+            continue
         own = bitmap_string((cpu,), ncpu) + "\n"
         own_l = f"{cpu}\n"
         sib = bitmap_string(pkg[nid], ncpu) + "\n"

@@ -26,6 +26,7 @@ from .._kernels.consts import (  # noqa: F401 - re-exported
     MIGRATE_TYPES,
     MIGRATE_UNMOVABLE,
     MODE_NODE,
+    MODE_NODEMASK,
     MPOL_BIND,
     MPOL_DEFAULT,
     MPOL_INTERLEAVE,

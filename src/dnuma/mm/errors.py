@@ -10,6 +10,7 @@ once per public call, before any kernel, never in a per-page loop.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any
 
@@ -48,6 +49,20 @@ class NotifyVeto(DnumaError):
         super().__init__(f"commit vetoed by {listener}: {reason}")
         self.listener = listener
         self.reason = reason
+
+
+class HotplugError(DnumaError):
+    """A memory or CPU hotplug request the kernel refuses, with the errno it
+    returns (``errno``: the positive value, ``errname``: "EINVAL", "EBUSY",
+    ...), e.g. a write to ``memoryB/state`` or ``cpuN/online``; the message
+    names what was wrong.  The machine is left as the kernel leaves it (see
+    each call: a refused request changes nothing)."""
+
+    def __init__(self, errname: str, detail: str) -> None:
+        super().__init__(f"{errname}: {detail}")
+        self.errname = errname
+        self.errno = int(getattr(errno, errname))
+        self.detail = detail
 
 
 class ValidationError(DnumaError, AssertionError):

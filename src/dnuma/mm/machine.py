@@ -43,6 +43,7 @@ from .constants import (
     PG_reserved,
     PG_slab,
 )
+from .cpu_hotplug import cpu_down, cpu_up
 from .dnuma import CommitReport, commit
 from .errors import (
     AllocArgError,
@@ -58,8 +59,16 @@ from .errors import (
     show,
 )
 from .memlayout import PFN_LIMIT, LayoutBacklog, MemLayout
+from .memory_hotplug import (
+    HotplugTunables,
+    OfflineReport,
+    add_memory,
+    memory_block_offline,
+    memory_block_online,
+    remove_memory,
+)
 from .mmzone import PgData, Zone
-from .notifier import NotifierChain
+from .notifier import MemoryNotifierChain, NotifierChain
 from .page_alloc import (
     THP_MIN_TOTALRAM_BYTES,
     MemPolicy,
@@ -163,7 +172,11 @@ class MachineConfig:
     at least a section, at most 64 GiB), else the architecture's probe decides;
     thp: transparent hugepages on (Debian's TRANSPARENT_HUGEPAGE_ALWAYS=y, the
     default) or off (``transparent_hugepage=never``); it only decides whether
-    khugepaged raises min_free_kbytes (set_recommended_min_free_kbytes).
+    khugepaged raises min_free_kbytes (set_recommended_min_free_kbytes);
+    maxmem_pfn: the exclusive end pfn up to which memory may be hot-added
+    (:meth:`Machine.add_memory`; the per-pfn arrays cover it, the pfns beyond
+    boot RAM start as holes), at least the end of boot RAM, which is the
+    default (no room for hotplug).
 
     min_free_kbytes is written as the sysctl is, after boot
     (min_free_kbytes_sysctl_handler): it holds until the next
@@ -186,6 +199,7 @@ class MachineConfig:
     backlog: int = 0
     memory_block_bytes: int | None = None  # set_memory_block_size_order(); None: probe
     thp: bool = True  # CONFIG_TRANSPARENT_HUGEPAGE_ALWAYS=y; False: transparent_hugepage=never
+    maxmem_pfn: int | None = None  # hotpluggable end pfn (exclusive); None: boot RAM end
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -224,6 +238,11 @@ class MachineConfig:
             put(self, "memory_block_bytes", mb)
         if type(self.thp) is not bool:
             raise ConfigError(f"thp: expected true or false, got {show(self.thp)}")
+        end = srt[-1][1]
+        mx = end if self.maxmem_pfn is None else check_int(
+            "maxmem_pfn", self.maxmem_pfn, end, PFN_LIMIT, ConfigError,
+            " (the end of boot RAM to 2**31: int32 lists)")
+        put(self, "maxmem_pfn", mx)
         check_bytes(f"ram: a machine of {srt[-1][1]:,} pfns and {len(self.cpu_to_node)} CPUs",
                     state_bytes(self), ConfigError, available=False)
 
@@ -320,6 +339,10 @@ class Machine:
         self.fallback_order: dict[int, list[int]] = {}
         self.backlog = LayoutBacklog(config.backlog)
         self.notifier = NotifierChain()
+        self.memory_notifier = MemoryNotifierChain()  # register_memory_notifier
+        self.hotplug = HotplugTunables()
+        #: memory blocks present but offline: block id -> mem->nid (mm.memory_hotplug)
+        self.offline_blocks: dict[int, int] = {}
         self.uevents: list[tuple[str, str, str]] = []
         # scratch policy arrays for calls without a MemPolicy
         self._no_mask = np.zeros(config.max_numnodes, dtype=np.bool_)
@@ -345,6 +368,11 @@ class Machine:
         out["fallback_order"] = {k: list(v) for k, v in self.fallback_order.items()}
         out["vm"] = self.vm.as_dict()
         out["uevents"] = list(self.uevents)
+        out["hotplug"] = {"ram": [list(r) for r in self._ram],
+                          "offline_blocks": {str(k): v for k, v in self.offline_blocks.items()},
+                          "cpu_online": self.topo.cpu_online.tolist(),
+                          "present_early": self.present_early.tolist(),
+                          "tunables": self.hotplug.as_dict()}
         return out
 
     @classmethod
@@ -371,6 +399,14 @@ class Machine:
         if "vm" in scalars:  # snapshots before the tunables: the defaults
             m.vm = VmTunables.from_dict(scalars["vm"])
         m.uevents = [(str(a), str(p), str(s)) for a, p, s in scalars.get("uevents", [])]
+        hp = scalars.get("hotplug")  # snapshots before hotplug: the boot state
+        m.present_early = m._arrays["zone_present"].copy()
+        if hp is not None:
+            m._ram = [(int(a), int(b), int(c)) for a, b, c in hp["ram"]]
+            m.offline_blocks = {int(k): int(v) for k, v in hp["offline_blocks"].items()}
+            m.topo.cpu_online[:] = np.asarray(hp["cpu_online"], dtype=bool)
+            m.present_early = np.asarray(hp["present_early"], dtype=np.int64)
+            m.hotplug = HotplugTunables(**hp["tunables"])
         m.layout = layout
         for ml in backlog:
             m.backlog.feed(ml)
@@ -401,11 +437,8 @@ class Machine:
         p = self.profile
         n_nodes = self.config.max_numnodes
         ncpu = self.topo.nr_cpu_ids
-        sec_pages = p.pages_per_section
-        end = self._ram[-1][1]
-        max_pfn = -(-end // sec_pages) * sec_pages
-
-        dims = state_dims(self.config)
+        dims = state_dims(self.config)  # sections up to maxmem_pfn: hotplug room
+        max_pfn = dims["pfn"]
         a = {x.name: _st.new_array(x.name, dims) for x in _st.owned_by(_st.MACHINE)}
         # the topology's own arrays, shared with the kernels
         a.update({x.name: getattr(self.topo, x.name) for x in _st.owned_by(_st.TOPOLOGY)})
@@ -435,6 +468,7 @@ class Machine:
             for lo, hi, z in self._split_by_zone(s, e):
                 self._count_present(lo, hi, nid * MAX_NR_ZONES + z)
         a["zone_managed"][:] = a["zone_present"]
+        self.present_early = a["zone_present"].copy()  # zone->present_early_pages
         resv = np.flatnonzero(page_flags & PG_reserved)
         if resv.size:
             gz = page_nid[resv].astype(np.int64) * MAX_NR_ZONES + page_zone[resv]
@@ -614,8 +648,31 @@ class Machine:
     def nr_cpus(self) -> int:
         return self.topo.nr_cpu_ids
 
+    def memblock_ranges(self) -> list[tuple[int, int, int]]:
+        """memblock.memory: ``(start_pfn, end_pfn_exclusive, nid)``, sorted;
+        boot RAM and hot-added memory, online or offline."""
+        return list(self._ram)
+
+    def add_memblock(self, start_pfn: int, end_pfn: int, nid: int) -> None:
+        """memblock_add_node (add_memory_resource); the caller checked the range."""
+        self._ram = sorted([*self._ram, (start_pfn, end_pfn, nid)])
+
+    def remove_memblock(self, start_pfn: int, end_pfn: int) -> None:
+        """memblock_remove (try_remove_memory): the range cut out of every range."""
+        out = []
+        for s, e, n in self._ram:
+            if e <= start_pfn or s >= end_pfn:
+                out.append((s, e, n))
+                continue
+            if s < start_pfn:
+                out.append((s, start_pfn, n))
+            if e > end_pfn:
+                out.append((end_pfn, e, n))
+        self._ram = out
+
     def ram_ranges(self) -> list[tuple[int, int]]:
-        """RAM as ``(start_pfn, end_pfn_exclusive)``, adjacent ranges merged."""
+        """RAM as ``(start_pfn, end_pfn_exclusive)``, adjacent ranges merged
+        (System RAM: boot and hot-added memory, offline blocks included)."""
         out: list[tuple[int, int]] = []
         for s, e, _n in self._ram:
             if out and out[-1][1] == s:
@@ -676,10 +733,22 @@ class Machine:
             return nid
         return check_int(name, nid, 0, maxn, AllocArgError, " (this machine's MAX_NUMNODES)")
 
+    def check_nid(self, nid: int) -> int:
+        """``nid`` as an int in [0, MAX_NUMNODES), else AllocArgError."""
+        return self._check_nid(nid)
+
     def _check_cpu(self, cpu: int) -> int:
-        if type(cpu) is int and 0 <= cpu < self.topo.nr_cpu_ids:
+        """A CPU that runs tasks: in [0, nr_cpu_ids) and online (AllocArgError)."""
+        if type(cpu) is int and 0 <= cpu < self.topo.nr_cpu_ids and self.topo.cpu_online[cpu]:
             return cpu
-        return check_int("cpu", cpu, 0, self.topo.nr_cpu_ids, AllocArgError, " (nr_cpu_ids)")
+        cpu = check_int("cpu", cpu, 0, self.topo.nr_cpu_ids, AllocArgError, " (nr_cpu_ids)")
+        if not self.topo.cpu_online[cpu]:
+            raise AllocArgError(f"cpu: cpu {cpu} is offline (cpu_online_mask)")
+        return cpu
+
+    def check_online_cpu(self, cpu: int) -> int:
+        """:meth:`_check_cpu` for the other mm modules."""
+        return self._check_cpu(cpu)
 
     def _check_order(self, order: int, err: type[ArgError]) -> int:
         top = self.profile.max_page_order
@@ -761,7 +830,18 @@ class Machine:
         left behind by compiled runs is brought up to date first
         (:meth:`sync_zones`)."""
         self.sync_zones()
-        _kbd.refresh_cpu_vm_stats(self.S)
+        S = self.S
+        off = np.flatnonzero(~self.topo.cpu_online)
+        if off.size == 0:
+            _kbd.refresh_cpu_vm_stats(S)
+            return
+        # vmstat_update runs on online CPUs only: an offline CPU's pagesets
+        # keep their high, flags and counters
+        rows = [(a, a[off].copy()) for a in (S.pcp_high, S.pcp_free_count, S.pcp_alloc_factor,
+                                             S.pcp_flags, S.pcp_expire)]
+        _kbd.refresh_cpu_vm_stats(S)
+        for a, saved in rows:
+            a[off] = saved
 
     def drain_all_pages(self) -> None:
         """drain_all_pages(NULL): every CPU's pcp lists back to the buddy lists."""
@@ -773,6 +853,35 @@ class Machine:
         (nothing changed) for a layout that is not a valid MemLayout or does
         not fit this machine."""
         return commit(self, layout)
+
+    # ------------------------------------------------------------------ hotplug
+    def add_memory(self, nid: int, start_pfn: int, nr_pages: int,
+                   online_type: str | None = None) -> list[int]:
+        """Hot-add memory (mm.memory_hotplug.add_memory): the new block ids.
+        ``online_type``: "offline", "online", "online_kernel",
+        "online_movable"; None: ``self.hotplug.auto_online_blocks``."""
+        return add_memory(self, nid, start_pfn, nr_pages, online_type)
+
+    def online_memory_block(self, block_id: int, online_type: str = "online") -> None:
+        """Online an offline memory block (memory_block_online)."""
+        memory_block_online(self, block_id, online_type)
+
+    def offline_memory_block(self, block_id: int, cpu: int = 0) -> OfflineReport:
+        """Offline an online memory block (memory_block_offline -> offline_pages),
+        the migration run from ``cpu``."""
+        return memory_block_offline(self, block_id, cpu)
+
+    def remove_memory(self, start_pfn: int, nr_pages: int) -> None:
+        """Hot-remove offline memory (mm.memory_hotplug.remove_memory)."""
+        remove_memory(self, start_pfn, nr_pages)
+
+    def cpu_down(self, cpu: int) -> None:
+        """Take ``cpu`` offline (mm.cpu_hotplug.cpu_down)."""
+        cpu_down(self, cpu)
+
+    def cpu_up(self, cpu: int) -> None:
+        """Bring ``cpu`` online (mm.cpu_hotplug.cpu_up)."""
+        cpu_up(self, cpu)
 
     def rebuild_after_layout_change(self) -> tuple[list[int], list[int]]:
         """Node states, the pagesets of zones emptied or refilled
@@ -807,6 +916,10 @@ class Machine:
             if not np.array_equal(S.zone_managed, self._setup_managed):
                 init_per_zone_wmark_min(self)
             self._note_zone_setup()
+
+    def note_zone_setup(self) -> None:
+        """The zone set-up was just recomputed (the hotplug paths)."""
+        self._note_zone_setup()
 
     def _note_zone_setup(self) -> None:
         """The zone set-up now matches managed pages (see :meth:`sync_zones`)."""
@@ -852,7 +965,7 @@ def state_dims(c: MachineConfig) -> dict[str, int]:
     for a machine booted from ``c``: per-pfn arrays cover whole sections."""
     p = c.profile
     sec = p.pages_per_section
-    end = max(int(e) for _s, e, _n in c.ram)
+    end = max([int(e) for _s, e, _n in c.ram] + [int(c.maxmem_pfn or 0)])
     pfns = -(-end // sec) * sec
     gz = c.max_numnodes * MAX_NR_ZONES
     return {"pfn": pfns, "pfn8": -(-pfns // 8), "pageblock": pfns >> p.pageblock_order,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .constants import MAX_NR_ZONES
+from .errors import HotplugError, show
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -37,7 +38,8 @@ def memory_block_size_bytes(m: Machine) -> int:
         return m.config.memory_block_bytes
     if p.name != "x86_64":
         return max(p.memory_block_bytes, min_block)
-    boot_mem_end = m.ram_ranges()[-1][1] << p.page_shift  # max_pfn << PAGE_SHIFT
+    # max_pfn << PAGE_SHIFT: boot RAM's end, whatever is hot-added later
+    boot_mem_end = max(e for _s, e, _n in m.config.ram) << p.page_shift
     if boot_mem_end < MEM_SIZE_FOR_LARGE_BLOCK:
         return min_block
     bz = MAX_BLOCK_SIZE
@@ -53,8 +55,10 @@ class MemoryBlocks:
     ids: block ids (``memoryB``) with at least one present section, ascending;
     nodes: bool [len(ids), max_numnodes], node K owns present pages in block;
     zone: int8 [len(ids)], the block's zone index (``mem->zone``), -1 when the
-    block holds pages of several zones or several nodes (``none``);
-    present: int64 [len(ids)], present pages in the block.
+    block holds pages of several zones or several nodes (``none``) and for
+    an offline block; present: int64 [len(ids)], present pages in the block;
+    online: bool [len(ids)], the block's state (an offline block has no
+    present pages and links to ``mem->nid``).
     """
 
     block_size_bytes: int
@@ -62,6 +66,7 @@ class MemoryBlocks:
     nodes: np.ndarray
     zone: np.ndarray
     present: np.ndarray
+    online: np.ndarray
 
     def nodes_of(self, k: int) -> list[int]:
         """Nodes linked to the k-th block (``memoryB/nodeK`` entries)."""
@@ -94,18 +99,59 @@ def memory_blocks(m: Machine) -> MemoryBlocks:
     when a second node links or the node has several zones there.  (The
     kernel tests zone spans; on x86_64 only block 0 can meet two zone types,
     DMA and DMA32, and there span and present pages give the same answer.)
-    Blocks with no present section do not exist (holes).
+    Blocks with no present section do not exist (holes), unless they are
+    offline (``Machine.offline_blocks``: hot-added or offlined memory).
     """
     per, bsz = block_zone_pages(m)
     nz_pages = per.sum(axis=2)  # [nblk, nnodes]
     present = nz_pages.sum(axis=1)
-    ids = np.flatnonzero(present > 0)
+    exists = present > 0
+    offline = np.zeros(exists.size, dtype=bool)
+    off = np.fromiter(m.offline_blocks, dtype=np.int64, count=len(m.offline_blocks))
+    offline[off] = True
+    ids = np.flatnonzero(exists | offline)
     per = per[ids]
     flat = per.reshape(ids.size, -1)
     single = np.count_nonzero(flat, axis=1) == 1
     zone = np.where(single, flat.argmax(axis=1) % MAX_NR_ZONES, -1).astype(np.int8)
-    return MemoryBlocks(bsz, ids, nz_pages[ids] > 0, zone, present[ids])
+    nodes = nz_pages[ids] > 0
+    for k in np.flatnonzero(offline[ids]).tolist():
+        nodes[k, m.offline_blocks[int(ids[k])]] = True  # the mem->nid link
+    return MemoryBlocks(bsz, ids, nodes, zone, present[ids], ~offline[ids])
+
+
+def write_memory_block_state(m: Machine, block_id: int, text: str) -> None:
+    """A write of ``/sys/devices/system/memory/memoryB/state`` (state_store).
+
+    ``text``: "online", "offline", "online_kernel" or "online_movable"
+    (sysfs_streq: one trailing newline allowed).  HotplugError carrying the
+    errno state_store returns: ENOENT for no such block, EINVAL for other
+    text or a block already in that state (device_online / device_offline
+    return 1), EBUSY for an offline refused by an unmovable page, EPERM for
+    a memory notifier's veto, EINVAL for a block with holes or several
+    zones; the machine is then unchanged (a refused offline leaves the
+    zone's pcp lists drained and the pageblocks it isolated MIGRATE_MOVABLE,
+    as the kernel does: see memory_hotplug.offline_pages).
+    """
+    from . import memory_hotplug as mh
+    b = mh.check_block_id(m, block_id)
+    if not isinstance(text, str):
+        raise HotplugError("EINVAL", f"memory{b}/state: expected text, got {show(text)}")
+    word = text[:-1] if text.endswith("\n") else text
+    if word not in mh.ONLINE_TYPES:
+        raise HotplugError("EINVAL", f"memory{b}/state: {text[:40]!r} is not one of "
+                                     f"{', '.join(mh.ONLINE_TYPES)}")
+    if word == mh.MMOP_OFFLINE:
+        mh.memory_block_offline(m, b)
+    else:
+        mh.memory_block_online(m, b, word)
+
+
+def valid_zones(m: Machine, block_id: int) -> str:
+    """``memoryB/valid_zones`` without its newline (valid_zones_show)."""
+    from . import memory_hotplug as mh
+    return mh.valid_zones(m, block_id)
 
 
 __all__ = ["MAX_BLOCK_SIZE", "MEM_SIZE_FOR_LARGE_BLOCK", "MemoryBlocks", "block_zone_pages",
-           "memory_block_size_bytes", "memory_blocks"]
+           "memory_block_size_bytes", "memory_blocks", "valid_zones", "write_memory_block_state"]

@@ -26,7 +26,7 @@ class MemlayoutEvent:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Listener = Callable[[MemlayoutEvent], Any]
+Listener = Callable[[Any], Any]  # called with a MemlayoutEvent or a MemoryNotify
 
 
 class NotifierChain:
@@ -81,3 +81,49 @@ class NotifierChain:
     def call_done(self, ev: MemlayoutEvent) -> None:
         for _p, _n, _name, fn in self._chain:
             fn(ev)
+
+
+# ---------------------------------------------------------------- memory notifier
+#: include/linux/memory.h: the memory notifier's actions (memory_notify())
+MEM_ONLINE = "MEM_ONLINE"
+MEM_GOING_OFFLINE = "MEM_GOING_OFFLINE"
+MEM_OFFLINE = "MEM_OFFLINE"
+MEM_GOING_ONLINE = "MEM_GOING_ONLINE"
+MEM_CANCEL_ONLINE = "MEM_CANCEL_ONLINE"
+MEM_CANCEL_OFFLINE = "MEM_CANCEL_OFFLINE"
+MEM_ACTIONS = (MEM_ONLINE, MEM_GOING_OFFLINE, MEM_OFFLINE, MEM_GOING_ONLINE, MEM_CANCEL_ONLINE,
+               MEM_CANCEL_OFFLINE)
+#: NUMA_NO_NODE
+NUMA_NO_NODE = -1
+
+
+@dataclass
+class MemoryNotify:
+    """struct memory_notify with the action: the pfn range and the node whose
+    N_MEMORY (``status_change_nid``) or N_NORMAL_MEMORY
+    (``status_change_nid_normal``) changes, NUMA_NO_NODE when none does."""
+
+    action: str
+    start_pfn: int
+    nr_pages: int
+    status_change_nid: int = NUMA_NO_NODE
+    status_change_nid_normal: int = NUMA_NO_NODE
+
+
+class MemoryNotifierChain(NotifierChain):
+    """The memory hotplug notifier chain (register_memory_notifier; a
+    blocking chain).  A MEM_GOING_* listener vetoes by raising NotifyVeto or
+    returning False (NOTIFY_BAD): the chain stops there, and the caller
+    sends MEM_CANCEL_* to every listener, as online_pages / offline_pages do."""
+
+    def memory_notify(self, ev: MemoryNotify) -> str | None:
+        """blocking_notifier_call_chain: call each listener with ``ev``;
+        the name of the first one that said NOTIFY_BAD, else None."""
+        for _p, _n, name, fn in self._chain:
+            try:
+                ok = fn(ev)
+            except NotifyVeto:
+                return name
+            if ok is False:
+                return name
+        return None

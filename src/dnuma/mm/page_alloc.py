@@ -271,28 +271,34 @@ def zone_batchsizes(managed: np.ndarray, page_size: int) -> np.ndarray:
     return np.maximum(1, (np.int64(1) << (np.frexp(v.astype(np.float64))[1] - 1)) - 1)
 
 
-def zone_pcp_update(m: Machine) -> None:
-    """zone_pcp_update -> zone_set_pageset_high_and_batch for every zone:
-    with percpu_pagelist_high_fraction 0, high is auto-tuned between high_min
-    (the low watermark) and high_max (managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION);
-    with a fraction, both are managed / fraction (zone_highsize, split over
-    the node's CPUs)."""
+def zone_pcp_update(m: Machine, cpu_online: int = 0, populated_only: bool = False) -> None:
+    """zone_pcp_update(zone, cpu_online) -> zone_set_pageset_high_and_batch
+    for every zone (``populated_only``: for_each_populated_zone, as the CPU
+    hotplug callbacks call it): with percpu_pagelist_high_fraction 0, high
+    is auto-tuned between high_min (the low watermark) and high_max
+    (managed / MIN_PERCPU_PAGELIST_HIGH_FRACTION); with a fraction, both are
+    managed / fraction.  zone_highsize splits them over the node's online
+    CPUs plus ``cpu_online`` (page_alloc_cpu_online passes 1 for every zone,
+    before the new CPU is in cpumask_of_node), num_online_cpus() when that
+    is 0."""
     S = m.S
     topo = m.topo
     managed = S.zone_managed.astype(np.int64)
-    ncpu_of = np.bincount(topo.cpu_to_node, minlength=topo.max_numnodes)
-    split = np.repeat(ncpu_of, MAX_NR_ZONES)[:managed.size]
-    split = np.where(split > 0, split, topo.nr_cpu_ids)
+    split = np.repeat(topo.online_cpus_per_node() + cpu_online, MAX_NR_ZONES)[:managed.size]
+    split = np.where(split > 0, split, topo.num_online_cpus())
     batch = zone_batchsizes(managed, m.profile.page_size)
-    S.pcp_batch[:] = batch
+    sel = (S.zone_present > 0) if populated_only else np.ones(managed.size, dtype=bool)
+    S.pcp_batch[sel] = batch[sel]
     frac = m.vm.percpu_pagelist_high_fraction
     if frac:
-        S.pcp_high_min[:] = S.pcp_high_max[:] = np.maximum(managed // frac // split,
-                                                           batch << 2)
+        hi = np.maximum(managed // frac // split, batch << 2)
+        S.pcp_high_min[sel] = hi[sel]
+        S.pcp_high_max[sel] = hi[sel]
         return
-    S.pcp_high_min[:] = np.maximum(S.wmark[:, WMARK_LOW] // split, batch << 2)
-    S.pcp_high_max[:] = np.maximum(managed // MIN_PERCPU_PAGELIST_HIGH_FRACTION // split,
-                                   batch << 2)
+    lo = np.maximum(S.wmark[:, WMARK_LOW] // split, batch << 2)
+    hi = np.maximum(managed // MIN_PERCPU_PAGELIST_HIGH_FRACTION // split, batch << 2)
+    S.pcp_high_min[sel] = lo[sel]
+    S.pcp_high_max[sel] = hi[sel]
 
 
 def calculate_normal_threshold(m: Machine, managed: int) -> int:
@@ -300,14 +306,14 @@ def calculate_normal_threshold(m: Machine, managed: int) -> int:
     zone of ``managed`` pages allows, 2 * fls(online CPUs) * (1 +
     fls(managed in 128 MiB units)), at most 125."""
     mem = managed >> (27 - m.profile.page_shift)
-    return min(125, 2 * m.nr_cpus.bit_length() * (1 + mem.bit_length()))
+    return min(125, 2 * m.topo.num_online_cpus().bit_length() * (1 + mem.bit_length()))
 
 
 def refresh_zone_stat_thresholds(m: Machine) -> None:
     """mm/vmstat.c refresh_zone_stat_thresholds: every populated zone's
     stat_threshold from its managed pages now (an empty zone keeps its
     value).  The kernel runs it from init_per_zone_wmark_min and on CPU
-    hotplug (the model's CPUs never change)."""
+    hotplug (vmstat_cpu_online, vmstat_cpu_dead: mm.cpu_hotplug)."""
     S = m.S
     for gz in np.flatnonzero(S.zone_present > 0).tolist():
         S.zone_stat_threshold[gz] = calculate_normal_threshold(m, int(S.zone_managed[gz]))
@@ -377,7 +383,7 @@ def nr_free_zone_pages(m: Machine, offset: int) -> int:
     return int(np.maximum(0, S.zone_managed - S.wmark[:, WMARK_HIGH])[zones].sum())
 
 
-def build_all_zonelists(m: Machine, boot: bool = False) -> None:
+def build_all_zonelists(m: Machine, boot: bool = False, only_nid: int | None = None) -> None:
     """build_all_zonelists -> __build_all_zonelists: for every possible node,
     the fallback zonelist (nodes by find_next_best_node, each node's
     populated zones high -> low) and the __GFP_THISNODE list; node_load
@@ -392,15 +398,21 @@ def build_all_zonelists(m: Machine, boot: bool = False) -> None:
     memblock_free_all and the first watermarks, so the mobility check sees
     managed = present pages (zone_init_internals) and no high watermark.
     Every later build (a commit, a zone emptied or populated) has both.
+
+    ``only_nid``: __build_all_zonelists(pgdat) for a hot-added node that is
+    not online yet (hotadd_init_pgdat): that node's zonelists alone, the
+    others kept.
     """
     S = m.S
     topo = m.topo
     populated = (S.zone_present.reshape(-1, MAX_NR_ZONES) > 0)
     node_load = np.zeros(topo.max_numnodes, dtype=np.int64)
-    S.zonelist[:] = -1
-    S.zonelist_nofb[:] = -1
-    m.fallback_order = {}
-    for nid in topo.for_each_node():
+    nodes = list(topo.for_each_node()) if only_nid is None else [only_nid]
+    S.zonelist[nodes] = -1
+    S.zonelist_nofb[nodes] = -1
+    if only_nid is None:
+        m.fallback_order = {}
+    for nid in nodes:
         used = np.zeros(topo.max_numnodes, dtype=bool)
         prev = nid
         order: list[int] = []

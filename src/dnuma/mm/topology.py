@@ -97,6 +97,9 @@ class Topology:
         c2n = np.asarray(check_cpu_to_node(cpu_to_node, max_numnodes),
                          dtype=STATE_BY_NAME["cpu_to_node"].dtype)
         self.cpu_to_node = c2n
+        #: cpu_online_mask (every CPU is present and possible; CPU hotplug
+        #: clears and sets bits: mm.cpu_hotplug)
+        self.cpu_online = np.ones(c2n.size, dtype=np.bool_)
         self.node_states = new_array("node_states", dims)
         poss = range(max_numnodes) if possible is None else possible
         for n in poss:
@@ -145,13 +148,24 @@ class Topology:
         return pkg
 
     def cpumask_of_node(self, nid: int) -> list[int]:
-        """The CPUs of node ``nid``, ascending."""
-        return np.flatnonzero(self.cpu_to_node == self._nid("nid", nid)).tolist()
+        """The online CPUs of node ``nid``, ascending (x86's
+        node_to_cpumask_map: numa_remove_cpu drops a CPU going offline)."""
+        return np.flatnonzero((self.cpu_to_node == self._nid("nid", nid))
+                              & self.cpu_online).tolist()
+
+    def num_online_cpus(self) -> int:
+        return int(np.count_nonzero(self.cpu_online))
+
+    def online_cpus_per_node(self) -> np.ndarray:
+        """cpumask_weight(cpumask_of_node(nid)) for every node (int64)."""
+        return np.bincount(self.cpu_to_node[self.cpu_online],
+                           minlength=self.max_numnodes).astype(np.int64)
 
     def refresh_cpu_states(self) -> None:
-        """N_CPU from cpu_to_node; a node with CPUs is online."""
+        """N_CPU from the online CPUs' nodes (vmstat_cpu_online /
+        vmstat_cpu_dead); a node with CPUs is online."""
         self.node_states[N_CPU] = False
-        self.node_states[N_CPU, np.unique(self.cpu_to_node)] = True
+        self.node_states[N_CPU, np.unique(self.cpu_to_node[self.cpu_online])] = True
         self.node_states[N_ONLINE] |= self.node_states[N_CPU]
 
     def node_state(self, nid: int, state: int) -> bool:

@@ -23,6 +23,7 @@ from .constants import (
 )
 from .errors import ValidationError
 from .machine import block_pfns
+from .memory_block import memory_block_size_bytes
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -183,12 +184,15 @@ def validate_layout(m: Machine) -> None:
 
 
 def validate_conservation(m: Machine, total_pages: int | None = None) -> None:
-    """Nothing is lost: free + allocated + reserved = present = the boot total."""
+    """Nothing is lost: free + allocated + reserved = present = the RAM
+    pages (boot and hot-added) less those of offline memory blocks."""
     S = m.S
     present = int(S.zone_present.sum())
     ram = sum(e - s for s, e in m.ram_ranges())
-    if present != ram:
-        raise ValidationError("conservation", f"present pages {present} != RAM pages {ram}")
+    offline = len(m.offline_blocks) * (memory_block_size_bytes(m) >> m.profile.page_shift)
+    if present != ram - offline:
+        raise ValidationError("conservation", f"present pages {present} != RAM pages {ram} "
+                                              f"- offline pages {offline}")
     if total_pages is not None and present != total_pages:
         raise ValidationError("conservation", f"present pages {present} != {total_pages}")
     heads = np.flatnonzero(S.page_flags & PG_head)
