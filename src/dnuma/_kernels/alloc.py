@@ -10,6 +10,7 @@ from ._jit import kernel, kernel_inline
 from .buddy import (
     clear_mark,
     drain_all_pages,
+    free_pages_prepare,
     free_to_zone,
     ml_range_nocache,
     move_present,
@@ -60,7 +61,6 @@ from .consts import (
     ZONE_NORMAL,
     PG_head,
     PG_lru,
-    PG_slab,
 )
 from .state import (
     C_ALLOC_FAIL,
@@ -364,10 +364,9 @@ def free_pages(S, pfn, order, cpu):
         return ERR_BAD_FREE
     if (S.page_flags[pfn] & PG_head) == 0 or S.page_order[pfn] != order:
         return ERR_BAD_FREE
-    S.page_flags[pfn] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
-    S.page_owner[pfn] = -1
+    free_pages_prepare(S, pfn)
     if not test_mark(S, pfn):
-        free_to_zone(S, pfn, order, cpu)
+        free_to_zone(S, pfn, order, cpu, True)
         return 0
     clear_mark(S, pfn)
     # the RFC's hooks (free_hot_cold_page, __free_pages_ok) free a page whose

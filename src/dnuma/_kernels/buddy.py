@@ -32,6 +32,7 @@ from .consts import (
     PG_hole,
     PG_lru,
     PG_pcp,
+    PG_slab,
 )
 from .lookup import find_range
 from .state import (
@@ -585,8 +586,10 @@ def nr_pcp_free(S, cpu, gz, batch, high, free_high):
 
 
 @kernel_inline
-def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
-    """free_unref_page_commit: onto the CPU's list head; bulk-free past ``high``."""
+def free_unref_page_commit(S, cpu, gz, pfn, order, mt, drain):
+    """free_unref_page_commit: onto the CPU's list head; bulk-free past ``high``
+    unless ``drain`` is False (a replay following a trace's pcp lists: its
+    mm_page_pcpu_drain events say what left)."""
     S.pcp_alloc_factor[cpu, gz] >>= 1
     S.pcp_flags[cpu, gz] |= PCPF_TOUCHED
     pindex = order_to_pindex(mt, order)
@@ -603,6 +606,8 @@ def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
         S.pcp_flags[cpu, gz] = fl & ~PCPF_PREV_FREE_HIGH_ORDER
     if S.pcp_free_count[cpu, gz] < (batch << PCP_BATCH_SCALE_MAX):
         S.pcp_free_count[cpu, gz] += np.int64(1) << order
+    if not drain:
+        return
     high = nr_pcp_high(S, cpu, gz, batch, free_high)
     if S.pcp_count[cpu, gz] >= high:
         free_pcppages_bulk(S, cpu, gz, nr_pcp_free(S, cpu, gz, batch, high, free_high), pindex,
@@ -613,9 +618,17 @@ def free_unref_page_commit(S, cpu, gz, pfn, order, mt):
 
 
 @kernel_inline
-def free_to_zone(S, pfn, order, cpu):
+def free_pages_prepare(S, pfn):
+    """What free_pages_prepare undoes of an allocation: the head, LRU and slab
+    flags and the owner."""
+    S.page_flags[pfn] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
+    S.page_owner[pfn] = -1
+
+
+@kernel_inline
+def free_to_zone(S, pfn, order, cpu, drain):
     """free_unref_page / __free_pages_ok: pcp up to PAGE_ALLOC_COSTLY_ORDER, else the buddy
-    lists."""
+    lists; ``drain``: see free_unref_page_commit."""
     gz = page_gz(S, pfn)
     mt = S.pb_mt[pfn >> S.params[P_PB_ORDER]]
     if order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -624,7 +637,7 @@ def free_to_zone(S, pfn, order, cpu):
                 free_one_page(S, pfn, order, gz, mt, False)
                 return
             mt = MIGRATE_MOVABLE
-        free_unref_page_commit(S, cpu, gz, pfn, order, mt)
+        free_unref_page_commit(S, cpu, gz, pfn, order, mt, drain)
     else:
         split_large_buddy(S, pfn, order, gz, False)
 

@@ -39,6 +39,8 @@ from .buddy import (
     clear_mark,
     del_from_free_list,
     free_one_page,
+    free_pages_prepare,
+    free_to_zone,
     order_to_pindex,
     page_gz,
     pcp_add,
@@ -47,7 +49,6 @@ from .buddy import (
     test_mark,
 )
 from .consts import (
-    MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
     NR_PCP_LISTS,
@@ -239,26 +240,15 @@ def claim(S, pfn, n):
 @kernel
 def follow_free(S, p, o, cpu):
     """Free the allocated block ``p`` of order ``o`` where the kernel puts
-    it, and no further (follow mode): the freeing CPU's pcp list for the pcp
-    orders (free_unref_page_commit, without its drain: the trace's
-    mm_page_pcpu_drain events say what left), else the buddy lists
-    (free_one_page).  The model has no THP pcp list: a free of
-    HPAGE_PMD_ORDER (pageblock_order on x86_64) stays off the free lists, as
-    it would sit on the kernel's, until its mm_page_pcpu_drain or the
-    allocation that takes it again."""
+    it, and no further (follow mode): free_to_zone without the pcp drain (the
+    trace's mm_page_pcpu_drain events say what left).  The model has no THP
+    pcp list: a free of HPAGE_PMD_ORDER (pageblock_order on x86_64) stays
+    off the free lists, as it would sit on the kernel's, until its
+    mm_page_pcpu_drain or the allocation that takes it again."""
     if o == S.params[P_PB_ORDER]:
         return
-    S.page_flags[p] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
-    S.page_owner[p] = -1
-    gz = page_gz(S, p)
-    mt = np.int64(S.pb_mt[p >> S.params[P_PB_ORDER]])
-    if o <= PAGE_ALLOC_COSTLY_ORDER and mt != MIGRATE_ISOLATE:
-        if mt >= MIGRATE_PCPTYPES:
-            mt = MIGRATE_MOVABLE
-        pcp_add(S, cpu, gz, order_to_pindex(mt, o), p, o, False)
-        S.pcp_count[cpu, gz] += np.int64(1) << o
-    else:
-        free_one_page(S, p, o, gz, mt, False)
+    free_pages_prepare(S, p)
+    free_to_zone(S, p, o, cpu, False)
 
 
 @kernel
@@ -273,8 +263,7 @@ def follow_to_buddy(S, p, o):
         detach_free(S, p, p, p + n)
     elif claim(S, p, n) < 0:
         return
-    S.page_flags[p] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
-    S.page_owner[p] = -1
+    free_pages_prepare(S, p)
     free_one_page(S, p, o, page_gz(S, p), S.pb_mt[p >> S.params[P_PB_ORDER]], False)
 
 

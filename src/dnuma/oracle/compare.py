@@ -295,7 +295,6 @@ def compare(sc: OracleScenario, snapshots: Path,
                 computed.update(RECOMPUTES.get(st.args[0] if st.kind == "sysctl" else st.kind,
                                                ()))
         kern, mod = tree_fields(d), model_fields(m)
-        prev, before = kern, prev
         # the guest's snapshot reads vm.lowmem_reserve_ratio after zoneinfo, and
         # that read recomputes lowmem_reserve: so does the model's
         sysctl.read_lowmem_reserve_ratio(m)
@@ -313,10 +312,11 @@ def compare(sc: OracleScenario, snapshots: Path,
             if a == b:
                 cmp.rows.append(Row(step, key, a, b, "agree", copied))
                 continue
-            reason = (checked_reason(key, kern, mod, m, before)
+            reason = (checked_reason(key, kern, mod, m, prev)
                       or (untraced_free_reason(key, kern, mod, m) if traced else "")
                       or next((r for p, r in reversed(why_here.items())
                                if glob_match(key, p)), ""))
             cmp.rows.append(Row(step, key, a, b, "explained" if reason else "unexplained",
                                 copied, reason))
+        prev = kern
     return cmp
