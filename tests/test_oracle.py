@@ -147,6 +147,116 @@ def test_a_traced_workload_is_predicted_block_for_block(comparisons):
             assert any(before[r.field] != r.kernel for r in rows)  # the workload moved them
 
 
+def _rows(c, step):
+    return {r.field: r for r in c.rows if r.step == step}
+
+
+def add_present(c):
+    return _rows(c, "add-node2")["zone[1/Normal].present"].model
+
+
+def test_hot_added_memory_is_onlined_as_the_kernel_onlines_it(comparisons):
+    """hotplug-add: a DIMM on a node with memory and one on a node that had
+    none; the zone, spans, watermarks, node states and block files are the
+    model's own (only the DIMM's address and node come from the guest)."""
+    c = comparisons["hotplug-add"]
+    add1, add2 = _rows(c, "add-node1"), _rows(c, "add-node2")
+    for rows in (add1, add2):
+        assert all(r.status != "unexplained" for r in rows.values())
+    assert add1["step.result"].kernel == "blocks 4 -> 6" == add1["step.result"].model
+    assert add1["memory32.valid_zones"].kernel == "Normal" == add1["memory32.valid_zones"].model
+    assert add1["zone[1/Normal].present"].kernel == 65536 == add1["zone[1/Normal].present"].model
+    # the new node: N_ONLINE, N_MEMORY, its zone and its free lists, computed
+    assert add2["nodes.online"].kernel == "0-2" == add2["nodes.online"].model
+    assert add2["nodes.has_memory"].kernel == "0-2"
+    for f in ("nodes.online", "nodes.has_memory", "zone[2/Normal].managed", "zone[2/Normal].min",
+              "zone[2/Normal].free_by_order", "vm.min_free_kbytes", "memory34.valid_zones"):
+        assert add2[f].status == "agree" and not add2[f].copied, f
+    assert add2["memory34.node"].copied  # where QEMU put the DIMM
+    assert _rows(c, "boot")["vm.min_free_kbytes"].kernel != add2["vm.min_free_kbytes"].kernel
+
+
+def test_offline_online_and_refusals_are_the_kernels(comparisons):
+    c = comparisons["hotplug-add"]
+    off, on, busy = _rows(c, "offline-b33"), _rows(c, "online-b33"), _rows(c, "offline-b1")
+    assert off["memory33.state"].kernel == "offline" == off["memory33.state"].model
+    assert off["memory33.valid_zones"].model == "Normal Movable"
+    assert off["zone[1/Normal].present"].model == add_present(c) - 32768
+    assert on["memory33.state"].model == "online" and on["step.result"].model == "rc=0"
+    ebusy = "rc=1 sh: write error: Device or resource busy"  # boot memory: unmovable pages
+    assert busy["step.result"].kernel == ebusy == busy["step.result"].model
+    pinned = comparisons["hotplug-pinned"]  # pages the traced workload pinned (pipes)
+    assert list(pinned.replays) == ["pin"]
+    r = _rows(pinned, "offline-b32")
+    assert r["step.result"].kernel == ebusy == r["step.result"].model
+    assert r["memory32.state"].model == "online"
+    r = _rows(pinned, "remove-dimm2")  # the eject's offline fails: the DIMM stays
+    assert r["step.result"].kernel == "blocks 6 -> 6" == r["step.result"].model
+    r = _rows(pinned, "offline-b33")  # the other block goes, its pages migrated
+    assert r["memory33.state"].model == "offline" and r["step.result"].model == "rc=0"
+    assert r["node[2].MemFree"].status == "agree"
+    assert r["zone[2/Normal].free_by_order"].status == "agree"
+
+
+def test_cpus_going_offline_and_a_node_losing_its_last(comparisons):
+    c = comparisons["hotplug-add"]
+    off2, off3, on3 = _rows(c, "cpu2-off"), _rows(c, "cpu3-off"), _rows(c, "cpu3-on")
+    assert off2["cpus.online"].kernel == "0-1,3" == off2["cpus.online"].model
+    assert off3["nodes.has_cpu"].kernel == "0" == off3["nodes.has_cpu"].model
+    assert off3["node[1].cpulist"].model == ""
+    assert not any(".pcp[2]." in f or ".pcp[3]." in f for f in off3)  # for_each_online_cpu
+    assert "zone[1/Normal].pcp[3].batch" in on3 and on3["cpus.offline"].model == "2"
+    assert all(r.status != "unexplained" for r in [*off2.values(), *off3.values()])
+
+
+def test_movable_hot_add_and_a_hot_remove_that_offlines_a_node(comparisons):
+    c = comparisons["hotplug-movable"]
+    add2, rm = _rows(c, "add-node2"), _rows(c, "remove-node2")
+    assert add2["memory32.valid_zones"].kernel == "Movable" == add2["memory32.valid_zones"].model
+    assert add2["zone[2/Movable].present"].model == 65536
+    assert add2["nodes.has_normal_memory"].kernel == "0-1"  # movable only: not N_NORMAL_MEMORY
+    assert add2["nodes.has_memory"].kernel == "0-2" == add2["nodes.has_memory"].model
+    assert rm["nodes.online"].kernel == "0-1" == rm["nodes.online"].model  # try_offline_node
+    assert rm["step.result"].model == "blocks 6 -> 4"
+    assert not any(f.startswith("node[2].") for f in rm)
+    ok = _rows(c, "online-kernel-b33")
+    assert ok["memory33.valid_zones"].kernel == "Normal" == ok["memory33.valid_zones"].model
+    assert ok["zone[1/Movable].present"].model == 32768
+
+
+def test_a_refused_eject_onlines_back_what_it_offlined():
+    """The model's DIMM eject (acpi_scan_try_to_offline): block 4 offlines,
+    block 5 holds an unmovable page, so block 4 comes back online and the
+    DIMM stays; a free eject then removes it and node 2 goes offline."""
+    from dnuma.mm.constants import GFP_KERNEL, N_ONLINE
+    from dnuma.mm.machine import Machine, MachineConfig
+    from dnuma.mm.memory_hotplug import memory_block_state
+    from dnuma.oracle.mirror import Mirror, room_pfn, shell_result
+
+    blk = 32768
+    m = Machine(MachineConfig.uniform(2, "512M", 4, maxmem_pfn=8 * blk, max_numnodes=4))
+    mirror = Mirror()
+    after = {"memory4.state": "online", "memory5.state": "online", "memory4.node": "2",
+             "memory5.node": "2"}
+    assert room_pfn([after], 128 << 20) == 6 * blk
+    assert mirror.hotplug(m, "d", after) == "blocks 4 -> 6" and mirror.dimms == {"d": (4 * blk,
+                                                                                      2 * blk)}
+    pages = []
+    while not pages or pages[-1] < 5 * blk:
+        pages.append(m.alloc_pages(0, cpu=0, nid=2, gfp=GFP_KERNEL, owner=1))
+    pin = pages.pop()
+    for p in pages:
+        m.free_pages(p)
+    total = m.nr_free_pages()
+    assert mirror.hotremove(m, "d") == "blocks 6 -> 6"
+    assert memory_block_state(m, 4) == "online" == memory_block_state(m, 5)
+    assert m.nr_free_pages() == total and "d" in mirror.dimms
+    m.free_pages(pin)
+    assert mirror.hotremove(m, "d") == "blocks 6 -> 4"
+    assert not m.topo.node_states[N_ONLINE, 2] and mirror.dimms == {}  # try_offline_node
+    assert shell_result(None) == "rc=0"
+
+
 def test_a_trace_that_lost_events_judges_nothing(tmp_path):
     snaps, text = open_recording(ORACLE / "trace-anon.tar.xz", tmp_path)
     trace = snaps / "01-anon" / "trace"
@@ -349,6 +459,10 @@ def test_a_folder_named_like_a_shipped_scenario_does_not_shadow_it(tmp_path, mon
     ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = "anon 0"\n',
      "1 to 4096 MiB"),
     ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = 3\n',
+     "step[0].workload"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = "bind 1024"\n',
+     "step[0].workload"),
+    ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nworkload = "pin 0"\n',
      "step[0].workload"),
     ('[machine]\nnode = [{ cpus = "0", mem = "64M" }]\n[[step]]\nhotplug = { node = 1, '
      'size = "128M" }\n', "step[0].hotplug.node"),

@@ -65,6 +65,7 @@ from ..mm.constants import (
 from ..mm.errors import ConfigError, DnumaError, available_bytes
 from ..mm.machine import InitialState, Machine, MachineConfig, block_cover
 from ..mm.memlayout import MemLayout
+from ..mm.memory_hotplug import ONLINE_TYPES
 from ..mm.nodemask import bitmap_parselist
 from .sysfs import CPU_DIR, MEMORY_DIR, NODE_DIR
 
@@ -134,6 +135,7 @@ class HostFacts:
     notes: list[str] = field(default_factory=list)
     min_free_kbytes: int | None = None  # /proc/sys/vm/min_free_kbytes
     thp: str | None = None  # transparent_hugepage/enabled: always, madvise or never
+    auto_online_blocks: str | None = None  # memory/auto_online_blocks: how hot-adds come up
 
 
 # ------------------------------------------------------------------ parsers
@@ -603,6 +605,13 @@ def read_host(root: str | os.PathLike[str] = "/", kpageflags: bool = True) -> Ho
             raise HostImportError(f"{te}: expected the mode in brackets, e.g. "
                                   f"'always [madvise] never'")
         facts.thp = mt.group(1)
+    ao = md / "auto_online_blocks"
+    if ao.exists():
+        t = _text(ao).strip()
+        if t not in ONLINE_TYPES:
+            raise HostImportError(f"{ao}: expected one of {', '.join(ONLINE_TYPES)}, got "
+                                  f"{t[:40]!r}")
+        facts.auto_online_blocks = t
     if kpageflags:
         end = max(e for _s, e in ram)
         facts.kpageflags, why = read_kpageflags(r, end)
@@ -915,6 +924,8 @@ def _take_history(m: Machine, f: HostFacts) -> list[str]:
         m.vm = replace(m.vm, thp=f.thp != "never")
         m.khugepaged_thread = m.vm.thp
         taken.append(f"THP {f.thp}")
+    if f.auto_online_blocks is not None:
+        m.hotplug.auto_online_blocks = f.auto_online_blocks
     if f.min_free_kbytes is not None:
         m.min_free_kbytes = f.min_free_kbytes
         taken.append("min_free_kbytes")

@@ -573,7 +573,7 @@ def zoneinfo(m: Machine) -> str:
     m.sync_zones()  # watermarks, protection and pcp batch as the kernel holds them
     S = m.S
     zstats = _zone_stats(m)
-    ncpu = m.nr_cpus
+    online = np.flatnonzero(m.topo.cpu_online).tolist()
     out: list[str] = []
     node_stats = "".join(f"\n      {n:<12} 0" for n in NODE_STAT_NAMES)
     for nid in m.for_each_online_node():
@@ -616,7 +616,7 @@ def zoneinfo(m: Machine) -> str:
                                for n, v in zip(ZONE_STAT_NAMES, zstats[gz], strict=True)))
             out.append("".join(f"\n      {n:<12} {int(v)}"
                                for n, v in zip(NUMA_EVENT_NAMES, S.numa_stat[gz], strict=True)))
-            out.append("\n  pagesets")
+            out.append("\n  pagesets")  # for_each_online_cpu
             batch = int(S.pcp_batch[gz])
             thr = int(S.zone_stat_threshold[gz])  # refresh_zone_stat_thresholds' value
             count = S.pcp_count[:, gz].tolist()
@@ -626,7 +626,7 @@ def zoneinfo(m: Machine) -> str:
                 f"\n              count: {count[cpu]}"
                 f"\n              high:  {high[cpu]}"
                 f"\n              batch: {batch}"
-                f"\n  vm stats threshold: {thr}" for cpu in range(ncpu)))
+                f"\n  vm stats threshold: {thr}" for cpu in online))
             out.append(f"\n  node_unreclaimable:  0"
                        f"\n  start_pfn:           {start}\n")
     return "".join(out)

@@ -37,8 +37,6 @@ CPU_DIR = "sys/devices/system/cpu"
 NODE_STATE_FILES = (("possible", N_POSSIBLE), ("online", N_ONLINE),
                     ("has_normal_memory", N_NORMAL_MEMORY), ("has_memory", N_MEMORY),
                     ("has_cpu", N_CPU), ("has_generic_initiator", -1))
-# auto_online_blocks: Debian's 6.12 config sets CONFIG_MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO
-MHP_DEFAULT_ONLINE_TYPE = "online"
 
 
 def node_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None:
@@ -103,7 +101,7 @@ def memory_tree(m: Machine, t: Tree, blocks: MemoryBlocks | None = None) -> None
     blocks = memory_blocks(m) if blocks is None else blocks
     t.dir(MEMORY_DIR)
     t.file(f"{MEMORY_DIR}/block_size_bytes", f"{blocks.block_size_bytes:x}\n")
-    t.file(f"{MEMORY_DIR}/auto_online_blocks", MHP_DEFAULT_ONLINE_TYPE + "\n", 0o644)
+    t.file(f"{MEMORY_DIR}/auto_online_blocks", m.hotplug.auto_online_blocks + "\n", 0o644)
     online = m.topo.node_states[N_ONLINE]
     for k, b in enumerate(blocks.ids.tolist()):
         d = f"{MEMORY_DIR}/memory{b}"

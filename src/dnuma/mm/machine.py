@@ -526,10 +526,12 @@ class Machine:
                if k in arrs):
             raise ConfigError("initial state: alloc_pfn, alloc_order, alloc_flags (and "
                               "alloc_owner) must be 1-d arrays of the same length")
-        npb = a["pb_mt"].size
-        if "pb_mt" in arrs and arrs["pb_mt"].size != npb:
+        npb = a["pb_mt"].size  # pageblocks up to maxmem_pfn: pb_mt may stop at boot RAM's end
+        nboot = -(-max(e for _s, e, _n in self._ram) >> self.profile.pageblock_order)
+        if "pb_mt" in arrs and not min(nboot, npb) <= arrs["pb_mt"].size <= npb:
             raise ConfigError(f"initial state: pb_mt must have one migratetype for each of "
-                              f"the {npb} pageblocks, got shape {arrs['pb_mt'].shape}")
+                              f"the {npb} pageblocks (or the {nboot} up to the end of boot "
+                              f"RAM), got shape {arrs['pb_mt'].shape}")
         for k, lo, hi, what in (("alloc_flags", 0, 256, "uint8 flags"),
                                 ("alloc_owner", 0, OWNER_LIMIT, "page_owner is int16"),
                                 ("pb_mt", 0, MIGRATE_TYPES, "MIGRATE_TYPES"),
@@ -572,7 +574,7 @@ class Machine:
         order[heads] = orders
         owner[heads] = arrs["alloc_owner"].astype(np.int16) if "alloc_owner" in arrs else 0
         if "pb_mt" in arrs:
-            a["pb_mt"][:] = arrs["pb_mt"]
+            a["pb_mt"][:arrs["pb_mt"].size] = arrs["pb_mt"]
         free = (flags & (PG_hole | PG_reserved)) == 0
         free &= ~taken
         # cut runs where the zone or the node changes, as memblock ranges are

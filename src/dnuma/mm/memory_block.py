@@ -147,6 +147,19 @@ def write_memory_block_state(m: Machine, block_id: int, text: str) -> None:
         mh.memory_block_online(m, b, word)
 
 
+def write_auto_online_blocks(m: Machine, text: str) -> None:
+    """A write of ``/sys/devices/system/memory/auto_online_blocks``
+    (auto_online_blocks_store): one of "offline", "online",
+    "online_kernel", "online_movable" (mhp_online_type_from_str, sysfs_streq)
+    sets how hot-added blocks come up; HotplugError EINVAL otherwise."""
+    from . import memory_hotplug as mh
+    word = text[:-1] if isinstance(text, str) and text.endswith("\n") else text
+    if word not in mh.ONLINE_TYPES:
+        raise HotplugError("EINVAL", f"auto_online_blocks: {show(text)} is not one of "
+                                     f"{', '.join(mh.ONLINE_TYPES)}")
+    m.hotplug.auto_online_blocks = str(word)
+
+
 def valid_zones(m: Machine, block_id: int) -> str:
     """``memoryB/valid_zones`` without its newline (valid_zones_show)."""
     from . import memory_hotplug as mh
@@ -154,4 +167,5 @@ def valid_zones(m: Machine, block_id: int) -> str:
 
 
 __all__ = ["MAX_BLOCK_SIZE", "MEM_SIZE_FOR_LARGE_BLOCK", "MemoryBlocks", "block_zone_pages",
-           "memory_block_size_bytes", "memory_blocks", "valid_zones", "write_memory_block_state"]
+           "memory_block_size_bytes", "memory_blocks", "valid_zones", "write_auto_online_blocks",
+           "write_memory_block_state"]

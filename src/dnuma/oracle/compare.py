@@ -26,7 +26,8 @@ from ..mm.machine import Machine
 from ..mm.nodemask import bitmap_parselist
 from ..sim.replay import replay_trace
 from .fields import buddyinfo_fields, tree_fields
-from .scenario import OracleScenario
+from .mirror import CPU_RECOMPUTES, HOTPLUG_RECOMPUTES, Mirror, room_pfn
+from .scenario import HOTPLUG_KINDS, OracleScenario
 
 #: differences the comparer explains for every scenario: field pattern (``*``
 #: for any run) -> reason
@@ -88,6 +89,12 @@ RECOMPUTES: dict[str, tuple[str, ...]] = {
     "percpu_pagelist_high_fraction": (),
     "thp": ("vm.min_free_kbytes", "zone[*].min", "zone[*].low", "zone[*].high",
             "zone[*].promo"),
+    "hotplug": HOTPLUG_RECOMPUTES,
+    "hotremove": HOTPLUG_RECOMPUTES,
+    "memory_block": HOTPLUG_RECOMPUTES,
+    "auto_online_blocks": ("memory.auto_online_blocks", "step.result"),
+    "cpu_offline": CPU_RECOMPUTES,
+    "cpu_online": CPU_RECOMPUTES,
 }
 
 
@@ -261,11 +268,16 @@ def compare(sc: OracleScenario, snapshots: Path,
     why = {**EXPLAINED, **(explained or {})}
     boot = dirs[0]
     release = (boot / "release").read_text().strip() if (boot / "release").exists() else "?"
-    possible = tree_fields(boot).get("nodes.possible", "0")
-    nr_possible = len(bitmap_parselist(possible))
+    kerns = [tree_fields(d) for d in dirs]
+    nr_possible = len(bitmap_parselist(kerns[0].get("nodes.possible", "0")))
+    maxmem = None  # room for the run's DIMMs: up to the last block any snapshot has
+    if any(st.kind in HOTPLUG_KINDS for st in sc.steps):
+        bsb = boot / "sys" / "devices" / "system" / "memory" / "block_size_bytes"
+        maxmem = room_pfn(kerns, int(bsb.read_text(), 16)) if bsb.is_file() else None
     cmp = Comparison(sc.name, release)
+    mirror = Mirror()
     try:
-        m = boot_from_host(boot, max_numnodes=nr_possible).machine
+        m = boot_from_host(boot, max_numnodes=nr_possible, maxmem_pfn=maxmem).machine
     except DnumaError as exc:  # a machine the model cannot take: one row says why
         cmp.rows.append(Row("boot", "import", "booted", f"refused: {exc}", "unexplained",
                             False))
@@ -276,7 +288,8 @@ def compare(sc: OracleScenario, snapshots: Path,
         step = "boot" if i == 0 else sc.steps[i - 1].name
         traced = i > 0 and sc.steps[i - 1].traced
         if traced:  # from the snapshot before, the guest's own trace
-            m = boot_from_host(dirs[i - 1], max_numnodes=nr_possible).machine
+            m = boot_from_host(dirs[i - 1], max_numnodes=nr_possible,
+                               maxmem_pfn=maxmem).machine
             sysctl.read_lowmem_reserve_ratio(m)  # as that snapshot did after its zoneinfo
             r = replay_trace(d / "trace", machine=m, sample=None, follow=True)
             cmp.replays[step] = {"replayed": r.counts, "anomalies": r.anomalies}
@@ -287,14 +300,18 @@ def compare(sc: OracleScenario, snapshots: Path,
                 cmp.rows.append(Row(step, "trace.lost_events", lost, 0, "unexplained", False,
                                     "the guest's trace lost events (a larger buffer_size_kb)"))
             computed = {*IMPORT_COMPUTES, *REPLAY_COMPUTES}
-        elif i > 0:
+        result = None
+        if i > 0 and not traced:
             st = sc.steps[i - 1]
-            if not sysctl.apply(m, st.kind, st.args):
+            ok, result = mirror.apply(m, st, kerns[i])
+            if not ok:
                 cmp.not_mirrored.append(step)
             else:
                 computed.update(RECOMPUTES.get(st.args[0] if st.kind == "sysctl" else st.kind,
                                                ()))
-        kern, mod = tree_fields(d), model_fields(m)
+        kern, mod = kerns[i], model_fields(m)
+        if result is not None:
+            mod["step.result"] = result
         # the guest's snapshot reads vm.lowmem_reserve_ratio after zoneinfo, and
         # that read recomputes lowmem_reserve: so does the model's
         sysctl.read_lowmem_reserve_ratio(m)

@@ -13,6 +13,7 @@
     [[step]]
     name = "anon"
     workload = "anon 32 fork 16"   # the traced workload (workload.c): OP MIB ...
+                                   # (anon, cache, fork, pin MIB; bind NODE)
 
 A ``workload`` step runs the static program ``dnuma-workload`` with the kmem
 tracepoints on, from just before the previous snapshot reads kpageflags to
@@ -58,8 +59,9 @@ QMP_KINDS = ("hotplug", "hotremove")
 HOTPLUG_KINDS = (*QMP_KINDS, "memory_block", "cpu_offline", "cpu_online", "auto_online_blocks")
 MAX_DIMMS = 8  # QEMU -m slots=
 #: what the traced workload can do (workload.c), each with a size in MiB
-WORKLOAD_OPS = ("anon", "cache", "fork")
+WORKLOAD_OPS = ("anon", "cache", "fork", "pin", "bind")
 MAX_WORKLOAD_MIB = 4096
+MAX_WORKLOAD_NODE = 1023  # bind NODE (workload.c)
 MAX_GUEST_BYTES = 8 << 30  # TCG guests beyond this take minutes to boot
 
 
@@ -209,7 +211,8 @@ def _hotplug_args(source: str, key: str, kind: str, value: Any, nodes: list[Qemu
 
 
 def _workload_args(source: str, key: str, value: Any) -> tuple[Any, ...]:
-    """``"anon 32 fork 16"`` -> ("anon", 32, "fork", 16), checked as workload.c does."""
+    """``"anon 32 fork 16"`` -> ("anon", 32, "fork", 16), checked as workload.c
+    does: OP MIB, or ``bind NODE``."""
     words = value.split() if isinstance(value, str) else []
     if not words or len(words) % 2:
         raise _fail(source, key, "expected pairs of OP MIB, e.g. \"anon 32 fork 16\"")
@@ -217,7 +220,11 @@ def _workload_args(source: str, key: str, value: Any) -> tuple[Any, ...]:
     for op, mib in zip(words[::2], words[1::2], strict=True):
         if op not in WORKLOAD_OPS:
             raise _fail(source, key, f"{op!r}: expected one of {', '.join(WORKLOAD_OPS)}")
-        if not mib.isdigit() or not 1 <= int(mib) <= MAX_WORKLOAD_MIB:
+        if op == "bind":
+            if not mib.isdigit() or int(mib) > MAX_WORKLOAD_NODE:
+                raise _fail(source, key, f"bind {mib!r}: expected a node 0 to "
+                                         f"{MAX_WORKLOAD_NODE}")
+        elif not mib.isdigit() or not 1 <= int(mib) <= MAX_WORKLOAD_MIB:
             raise _fail(source, key, f"{op} {mib!r}: expected 1 to {MAX_WORKLOAD_MIB} MiB")
         args += [op, int(mib)]
     return tuple(args)

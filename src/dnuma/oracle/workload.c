@@ -9,6 +9,11 @@
  *              truncate it to half, and keep that half
  *   fork MIB   fork a child that writes MIB of anonymous memory and exits;
  *              the parent waits for it
+ *   bind NODE  from here on, allocate only from node NODE (set_mempolicy
+ *              MPOL_BIND)
+ *   pin MIB    fill pipes with MIB of data (pipe_write's pages: unmovable
+ *              kernel memory) and leave a child holding them after the
+ *              program exits, so that an offline of their block is refused
  * Exit 0 when every step ran, 2 on a bad argument, 1 when a call failed.
  */
 #define _GNU_SOURCE
@@ -17,11 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define MIB (1UL << 20)
 #define CHUNK (64UL << 10)
+#define PIPE_BYTES (1UL << 20) /* fs.pipe-max-size's default */
+#define MPOL_BIND 2 /* include/uapi/linux/mempolicy.h */
+#define MAX_NODE 1023
 
 static long page_size;
 
@@ -91,11 +100,48 @@ static int forked(size_t bytes)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : fail("fork: child");
 }
 
+static int bind_node(long node)
+{
+	unsigned long mask[(MAX_NODE + 1) / (8 * sizeof(unsigned long))] = { 0 };
+
+	mask[node / (8 * sizeof(unsigned long))] = 1UL << (node % (8 * sizeof(unsigned long)));
+	if (syscall(SYS_set_mempolicy, MPOL_BIND, mask, (unsigned long)MAX_NODE + 1))
+		return fail("bind: set_mempolicy");
+	return 0;
+}
+
+static int pin(size_t bytes)
+{
+	char buf[4096];
+	pid_t pid;
+
+	memset(buf, 'p', sizeof(buf));
+	for (size_t done = 0; done < bytes; done += PIPE_BYTES) {
+		int fd[2];
+
+		if (pipe(fd))
+			return fail("pin: pipe");
+		if (fcntl(fd[1], F_SETPIPE_SZ, (int)PIPE_BYTES) < 0)
+			return fail("pin: F_SETPIPE_SZ");
+		for (size_t off = 0; off < PIPE_BYTES && done + off < bytes; off += sizeof(buf))
+			if (write(fd[1], buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+				return fail("pin: write");
+	}
+	pid = fork();  /* the child keeps every pipe open, and their pages */
+	if (pid < 0)
+		return fail("pin: fork");
+	if (pid == 0)
+		for (;;)
+			pause();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	page_size = sysconf(_SC_PAGESIZE);
 	if (argc < 3 || argc % 2 == 0) {
-		fprintf(stderr, "usage: %s OP MIB [OP MIB ...] (OP: anon, cache, fork)\n", argv[0]);
+		fprintf(stderr, "usage: %s OP N [OP N ...] (OP: anon, cache, fork, pin MIB; "
+			"bind NODE)\n", argv[0]);
 		return 2;
 	}
 	for (int i = 1; i < argc; i += 2) {
@@ -103,6 +149,17 @@ int main(int argc, char **argv)
 		long mib = strtol(argv[i + 1], &end, 10);
 		int rc;
 
+		if (!strcmp(argv[i], "bind")) {
+			if (*end || end == argv[i + 1] || mib < 0 || mib > MAX_NODE) {
+				fprintf(stderr, "%s: bind %s: expected a node 0 to %d\n", argv[0],
+					argv[i + 1], MAX_NODE);
+				return 2;
+			}
+			rc = bind_node(mib);
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (*end || mib < 1 || mib > 4096) {
 			fprintf(stderr, "%s: MIB %s: expected 1 to 4096\n", argv[0], argv[i + 1]);
 			return 2;
@@ -113,8 +170,11 @@ int main(int argc, char **argv)
 			rc = cache(mib * MIB, i);
 		else if (!strcmp(argv[i], "fork"))
 			rc = forked(mib * MIB);
+		else if (!strcmp(argv[i], "pin"))
+			rc = pin(mib * MIB);
 		else {
-			fprintf(stderr, "%s: %s: expected anon, cache or fork\n", argv[0], argv[i]);
+			fprintf(stderr, "%s: %s: expected anon, cache, fork, pin or bind\n", argv[0],
+				argv[i]);
 			return 2;
 		}
 		if (rc)
