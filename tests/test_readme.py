@@ -19,14 +19,25 @@ def _block(lang: str) -> str:
     return mt.group(1)
 
 
-def test_python_example_prints_what_it_says():
-    code = _block("python")
+def _promised_output(code: str) -> tuple[list[str], list[str]]:
+    """What the example prints, and what its comments say it prints."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})
-    printed = out.getvalue().splitlines()
     promised = [c.split("# ", 1)[1].strip() for c in code.splitlines()
-                if c.startswith("print(") and "# " in c]
+                if c.lstrip().startswith("print(") and "# " in c]
+    return out.getvalue().splitlines(), promised
+
+
+def test_the_hotplug_example_prints_what_it_says():
+    code = re.findall(r"```python\n(.*?)```", README, re.S)[1]
+    assert "add_memory" in code
+    printed, promised = _promised_output(code)
+    assert printed == promised == ["[4, 5] online", "EBUSY 4"]
+
+
+def test_python_example_prints_what_it_says():
+    printed, promised = _promised_output(_block("python"))
     assert len(printed) == len(promised) == 2
     for got, want in zip(printed, promised, strict=True):
         assert got.startswith(want.split("...")[0]), (got, want)  # "..." elides the rest
