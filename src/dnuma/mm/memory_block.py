@@ -160,6 +160,29 @@ def write_auto_online_blocks(m: Machine, text: str) -> None:
     m.hotplug.auto_online_blocks = str(word)
 
 
+def eject_memory(m: Machine, start_pfn: int, nr_pages: int) -> bool:
+    """A DIMM's eject (acpi_scan_hot_remove): offline each online block of
+    [start_pfn, start_pfn + nr_pages) in order (acpi_scan_try_to_offline);
+    when one refuses, online the ones taken back (memory_subsys_online:
+    MMOP_ONLINE) and keep the memory; else remove it (acpi_memory_device_remove
+    -> __remove_memory).  True when the memory went."""
+    from . import memory_hotplug as mh
+    n = mh.pages_per_block(m)
+    taken: list[int] = []
+    for b in range(start_pfn // n, (start_pfn + nr_pages) // n):
+        if not mh.block_exists(m, b) or not mh.block_is_online(m, b):
+            continue
+        try:
+            mh.memory_block_offline(m, b)
+        except HotplugError:
+            for t in taken:
+                mh.memory_block_online(m, t)
+            return False
+        taken.append(b)
+    mh.remove_memory(m, start_pfn, nr_pages)
+    return True
+
+
 def valid_zones(m: Machine, block_id: int) -> str:
     """``memoryB/valid_zones`` without its newline (valid_zones_show)."""
     from . import memory_hotplug as mh
@@ -167,5 +190,5 @@ def valid_zones(m: Machine, block_id: int) -> str:
 
 
 __all__ = ["MAX_BLOCK_SIZE", "MEM_SIZE_FOR_LARGE_BLOCK", "MemoryBlocks", "block_zone_pages",
-           "memory_block_size_bytes", "memory_blocks", "valid_zones", "write_auto_online_blocks",
-           "write_memory_block_state"]
+           "eject_memory", "memory_block_size_bytes", "memory_blocks", "valid_zones",
+           "write_auto_online_blocks", "write_memory_block_state"]

@@ -21,14 +21,13 @@ from ..mm import sysctl
 from ..mm.cpu_hotplug import write_cpu_online
 from ..mm.errors import HotplugError
 from ..mm.machine import Machine
-from ..mm.memory_block import memory_blocks, write_auto_online_blocks, write_memory_block_state
-from ..mm.memory_hotplug import (
-    block_is_online,
-    memory_block_offline,
-    memory_block_online,
-    pages_per_block,
-    remove_memory,
+from ..mm.memory_block import (
+    eject_memory,
+    memory_blocks,
+    write_auto_online_blocks,
+    write_memory_block_state,
 )
+from ..mm.memory_hotplug import pages_per_block
 from .scenario import Step
 
 _BLOCK_KEY = re.compile(r"^memory(\d+)\.state$")
@@ -127,23 +126,8 @@ class Mirror:
         refuses, onlines those it took back (memory_subsys_online: MMOP_ONLINE)
         and the DIMM stays; else acpi_memory_device_remove -> __remove_memory."""
         count = memory_blocks(m).ids.size
-        if dimm not in self.dimms:
-            return f"blocks {count} -> {count}"
-        start, nr = self.dimms[dimm]
-        n = pages_per_block(m)
-        taken: list[int] = []
-        for b in range(start // n, (start + nr) // n):
-            if not block_is_online(m, b):
-                continue
-            try:
-                memory_block_offline(m, b)
-            except HotplugError:
-                for t in taken:
-                    memory_block_online(m, t)
-                return f"blocks {count} -> {count}"
-            taken.append(b)
-        remove_memory(m, start, nr)
-        del self.dimms[dimm]
+        if dimm in self.dimms and eject_memory(m, *self.dimms[dimm]):
+            del self.dimms[dimm]
         return f"blocks {count} -> {memory_blocks(m).ids.size}"
 
 
