@@ -132,12 +132,9 @@ def write_outputs(out: Path, title: str, summary: dict[str, Any], metrics: Metri
         print(f"\nwrote {summary_path}, {series} and {report}")
 
 
-def format_steps(rows: Sequence[dict[str, Any]]) -> str:
-    """The per-step table: one row per layout change."""
-    cols = [("step", "step", 12), ("t", "t s", 6), ("commit_ms", "commit ms", 10),
-            ("marked", "marked", 8), ("free_moved", "free moved", 11), ("split", "split", 6),
-            ("onlined", "onlined", 8), ("offlined", "offlined", 9),
-            ("misplaced_left", "misplaced left", 15), ("moved_on_free", "moved on free", 14)]
+def format_table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str, int]]) -> str:
+    """Rows as right-aligned columns (key, heading, width); a list is joined
+    with commas ("-" when empty), None shows as "-"."""
     lines = ["".join(f"{h:>{w}}" for _k, h, w in cols)]
     for r in rows:
         cells = []
@@ -145,9 +142,26 @@ def format_steps(rows: Sequence[dict[str, Any]]) -> str:
             v = r[k]
             if isinstance(v, list):
                 v = ",".join(map(str, v)) or "-"
-            cells.append(f"{v:>{w}}")
+            cells.append(f"{'-' if v is None else v:>{w}}")
         lines.append("".join(cells))
     return "\n".join(lines)
+
+
+def format_steps(rows: Sequence[dict[str, Any]]) -> str:
+    """The per-step table: one row per layout change."""
+    return format_table(rows, [
+        ("step", "step", 12), ("t", "t s", 6), ("commit_ms", "commit ms", 10),
+        ("marked", "marked", 8), ("free_moved", "free moved", 11), ("split", "split", 6),
+        ("onlined", "onlined", 8), ("offlined", "offlined", 9),
+        ("misplaced_left", "misplaced left", 15), ("moved_on_free", "moved on free", 14)])
+
+
+def format_hotplug(rows: Sequence[dict[str, Any]]) -> str:
+    """The hotplug events of a run: one row each, a refused one with its errno."""
+    return format_table(rows, [
+        ("event", "hotplug event", 18), ("t", "t s", 6), ("action", "action", 19),
+        ("errno", "errno", 7), ("blocks", "blocks", 12), ("present_delta", "present +/-", 12),
+        ("pages_migrated", "migrated", 10), ("wall_ms", "wall ms", 9)])
 
 
 class SourceOption(argparse.Action):

@@ -13,6 +13,7 @@ from .common import (
     UsageError,
     check_file_target,
     check_fn,
+    format_hotplug,
     format_steps,
     observers,
     output_dirs,
@@ -84,8 +85,12 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
     if args.json:
         print_json(summary)
     else:
-        print()
-        print(format_steps(summary["steps"]))
+        if summary["steps"]:
+            print()
+            print(format_steps(summary["steps"]))
+        if summary["hotplug"]:
+            print()
+            print(format_hotplug(summary["hotplug"]))
         fin = summary["final"]
         print(f"\n{sum(t['allocs'] for t in summary['tasks'])} allocations, "
               f"{fin['moved_on_free']} pages moved on free in all, {fin['misplaced']} "

@@ -14,7 +14,8 @@ from ..mm.machine import Machine
 from ..mm.memlayout import MemLayout
 from ..mm.memlayout_debugfs import DebugfsDryRun, DebugfsWrite, MemlayoutDebugfs, parse_script
 from .events import NS, PRIO_END, PRIO_LAYOUT, PRIO_SAMPLE, PRIO_VMSTAT, EventLoop
-from .scenario import LayoutEvent, Scenario, ScenarioError
+from .hotplug import HotplugPlan, HotplugRecord
+from .scenario import HOTPLUG_ACTIONS, LayoutEvent, Scenario, ScenarioError
 from .tasks import TaskSet
 
 VMSTAT_INTERVAL = NS  # sysctl vm.stat_interval: 1 s
@@ -62,10 +63,11 @@ class RunResult:
     tasks: TaskSet
     steps: list[Step]
     wall_seconds: float
+    hotplug: list[HotplugRecord] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able; identical for two runs with the same scenario and seed
-        except for the timing fields (``commit_ms``, ``wall_seconds``)."""
+        except for the timing fields (``commit_ms``, ``wall_ms``, ``wall_seconds``)."""
         m = self.machine
         sc = self.scenario
         return {
@@ -75,6 +77,7 @@ class RunResult:
                         "page_size": 1 << m.profile.page_shift,
                         "nodes_online": list(m.for_each_online_node())},
             "steps": [s.row() for s in self.steps],
+            "hotplug": [h.row() for h in self.hotplug],
             "tasks": self.tasks.task_stats(),
             "final": {"free_pages": m.nr_free_pages(), "misplaced": m.misplaced_pages(),
                       "marked": m.marked_pages(), "moved_on_free": m.moved_on_free,
@@ -210,7 +213,9 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
     else:
         raise ScenarioError(f"{sc.source}: machine.from = {sc.machine_from!r}: boot it first "
                             f"(dnuma.io.host.boot_from_host) and pass machine=")
-    plan = LayoutPlan(m, sc.events, sc.source)
+    plan = LayoutPlan(m, [e for e in sc.events if e.action not in HOTPLUG_ACTIONS], sc.source)
+    hot_events = [e for e in sc.events if e.action in HOTPLUG_ACTIONS]
+    hot = HotplugPlan(m, hot_events, sc.source)
     try:
         tasks = TaskSet(m, sc.tasks, seed=sc.seed)
     except DnumaError as exc:
@@ -225,6 +230,16 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
 
     loop = EventLoop(advance)
     plan.schedule(loop, log)
+
+    def hotplug(ev: LayoutEvent) -> Callable[[int], None]:
+        def fire(t: int) -> None:
+            hot.fire(ev, t)
+            if check:
+                check(m)
+        return fire
+
+    for ev in hot_events:  # after a layout event at the same time
+        loop.at(ev.at, PRIO_LAYOUT, hotplug(ev))
     loop.every(VMSTAT_INTERVAL, VMSTAT_INTERVAL, sc.duration, PRIO_VMSTAT,
                lambda t: m.vmstat_tick())
 
@@ -243,7 +258,7 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
 
     loop.at(sc.duration, PRIO_END, end)
     loop.run()
-    return RunResult(sc, m, tasks, log.steps, time.perf_counter() - wall0)
+    return RunResult(sc, m, tasks, log.steps, time.perf_counter() - wall0, hot.records)
 
 
 _WARM_UP = """

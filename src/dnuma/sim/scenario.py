@@ -23,12 +23,17 @@ from ..mm import constants as C
 from ..mm.errors import ConfigError, DnumaError
 from ..mm.machine import MachineConfig, parse_size
 from ..mm.memlayout import PFN_LIMIT
+from ..mm.memory_hotplug import ONLINE_TYPES
 from ..mm.nodemask import bitmap_parselist
 from ..mm.topology import NR_CPUS
 from .events import NS, parse_duration
 from .tasks import TaskSpec
 
-ACTIONS = ("stripe", "push", "ranges", "boot", "debugfs", "debugfs_file")
+LAYOUT_ACTIONS = ("stripe", "push", "ranges", "boot", "debugfs", "debugfs_file")
+#: memory and CPU hotplug events (sim.hotplug makes them)
+HOTPLUG_ACTIONS = ("hotplug", "hotremove", "offline_block", "online_block", "cpu_offline",
+                   "cpu_online", "auto_online_blocks")
+ACTIONS = (*LAYOUT_ACTIONS, *HOTPLUG_ACTIONS)
 GFP_NAMES: dict[str, int] = {k: int(v) for k, v in vars(C).items()
                              if k.startswith(("GFP_", "__GFP_")) and isinstance(v, int)}
 MIGRATETYPE_GFP = {"unmovable": C.GFP_KERNEL, "movable": C.GFP_HIGHUSER_MOVABLE,
@@ -45,7 +50,8 @@ class ScenarioError(ConfigError):
 
 @dataclass(frozen=True)
 class LayoutEvent:
-    """A layout change at ``at`` ns: ``action`` in ACTIONS with its ``args``."""
+    """An event at ``at`` ns: ``action`` in ACTIONS with its ``args``: a layout
+    change (LAYOUT_ACTIONS) or a hotplug operation (HOTPLUG_ACTIONS)."""
 
     at: int
     action: str
@@ -206,7 +212,7 @@ def parse_gfp(name: str) -> int:
 # ------------------------------------------------------------------ machine
 _MACHINE_KEYS = ("nodes", "cpus", "cpus_per_node", "cpu_to_node", "mem", "mem_per_node",
                  "ram", "distance", "profile", "max_numnodes", "reserved", "min_free_kbytes",
-                 "backlog", "thp")
+                 "backlog", "thp", "maxmem")
 
 
 def _machine_from(at: _At, base: Path | None) -> str:
@@ -285,6 +291,12 @@ def _machine(at: _At) -> MachineConfig:
         kw["min_free_kbytes"] = mfk
     kw["backlog"] = at.int_("backlog", 0, -1)
     kw["thp"] = at.get("thp", bool, True)  # PMD THP on (Debian's default): khugepaged
+    if "maxmem" in at.tbl:  # the end of the hotpluggable room (bytes from address 0)
+        raw_max = at.get("maxmem", (str, int))
+        try:
+            kw["maxmem_pfn"] = parse_size(raw_max) >> prof.page_shift
+        except DnumaError as exc:
+            raise at.fail("maxmem", str(exc)) from None
     try:
         return MachineConfig(ram=tuple(ram), cpu_to_node=c2n, **kw)
     except ConfigError as exc:
@@ -374,7 +386,7 @@ def _events(source: str, raw: Any, base: Path | None, dur: int) -> tuple[LayoutE
         return ()
     if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
         raise ScenarioError(f"{source}: event: expected [[event]] tables")
-    out = []
+    out: list[LayoutEvent] = []
     for i, tbl in enumerate(raw):
         at = _At(source, tbl, f"event[{i}]")
         at.check_keys(("at", "name", *ACTIONS))
@@ -404,6 +416,9 @@ def _events(source: str, raw: Any, base: Path | None, dur: int) -> tuple[LayoutE
             args = None
         elif act == "debugfs":
             args = (at.get(act, str, what="a debugfs write script"), f"{source}:{at.key(act)}")
+        elif act in HOTPLUG_ACTIONS:
+            args = _hotplug_args(source, at, act, [e.name for e in out
+                                                   if e.action == "hotplug"])
         else:
             rel = at.get(act, str, what="a file name")
             p = (base / rel) if base is not None else Path(rel)
@@ -416,6 +431,60 @@ def _events(source: str, raw: Any, base: Path | None, dur: int) -> tuple[LayoutE
             act = "debugfs"
         out.append(LayoutEvent(t, act, args, at.get("name", str, act)))
     return tuple(sorted(out, key=lambda e: e.at))
+
+
+def _hotplug_args(source: str, at: _At, act: str, added: list[str]) -> Any:
+    """A hotplug event's value, checked (the machine checks the rest before
+    the run: sim.hotplug.HotplugPlan)."""
+    if act == "hotplug":
+        h = _At(source, at.get(act, dict, what='{node = N, size = "256M"}'), at.key(act))
+        h.check_keys(("node", "size", "start", "online"))
+        node = h.int_("node", lo=0)
+        raw_size = h.get("size", (str, int))
+        try:
+            size = parse_size(raw_size)
+        except DnumaError as exc:
+            raise h.fail("size", str(exc)) from None
+        start = h.get("start", (str, int), None, "a pfn (hex string or integer)")
+        if isinstance(start, str):
+            try:
+                start = int(start, 16)
+            except ValueError:
+                raise h.fail("start", f"{start!r}: expected a hex pfn") from None
+        online = h.get("online", str, None)
+        if online is not None and online not in ONLINE_TYPES:
+            raise h.fail("online", f"{online!r}: expected one of {', '.join(ONLINE_TYPES)}")
+        if size <= 0 or (start is not None and start < 0):
+            raise h.fail("size", "expected a positive size and a pfn >= 0")
+        return (node, size, start, online)
+    if act == "hotremove":
+        v = at.get(act, str, what="the name of an earlier hotplug event or 'START-END'")
+        if v in added:
+            return (v,)
+        if not _RANGE_RE.match(v):
+            raise at.fail(act, f"{v!r}: not an earlier hotplug event "
+                               f"({', '.join(added) or 'none'}) nor 'START-END' hex pfns")
+        ((s, e, _n),) = parse_range_map({v: 0}, f"{source}: {at.key(act)}")
+        return ((s, e + 1),)
+    if act == "online_block":
+        v = at.tbl[act]
+        if isinstance(v, dict):
+            o = _At(source, v, at.key(act))
+            o.check_keys(("block", "type"))
+            typ = o.get("type", str, "online")
+            if typ not in ONLINE_TYPES[1:]:
+                raise o.fail("type", f"{typ!r}: expected one of {', '.join(ONLINE_TYPES[1:])}")
+            return (o.ints("block"), typ)
+        return (at.ints(act), "online")
+    if act == "auto_online_blocks":
+        v = at.get(act, str)
+        if v not in ONLINE_TYPES:
+            raise at.fail(act, f"{v!r}: expected one of {', '.join(ONLINE_TYPES)}")
+        return v
+    ids = at.ints(act)  # offline_block, cpu_offline, cpu_online: one or a list
+    if not ids:
+        raise at.fail(act, "expected at least one")
+    return ids
 
 
 def _check_work(at: _At, tasks: Sequence[TaskSpec], dur: int, sample: int) -> None:

@@ -1,0 +1,165 @@
+"""Memory and CPU hotplug events of a run (``[[event]]`` tables with
+``hotplug``, ``hotremove``, ``offline_block``, ``online_block``,
+``cpu_offline``, ``cpu_online`` or ``auto_online_blocks``).
+
+What can be checked before the run is (:class:`HotplugPlan`: the node, the
+room below ``machine.maxmem``, block alignment, the CPUs); what the kernel
+decides at the time (an offline refused with EBUSY, a block that does not
+exist yet) is recorded, never fatal: each event gives a :class:`HotplugRecord`
+with the errno, and the machine is left as the kernel leaves it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..mm.constants import N_POSSIBLE
+from ..mm.cpu_hotplug import write_cpu_online
+from ..mm.errors import DnumaError, HotplugError
+from ..mm.machine import Machine
+from ..mm.memory_block import eject_memory, write_auto_online_blocks, write_memory_block_state
+from ..mm.memory_hotplug import block_exists, pages_per_block
+from .events import NS
+from .scenario import HOTPLUG_ACTIONS, LayoutEvent, ScenarioError
+
+
+@dataclass
+class HotplugRecord:
+    """What one hotplug event did: ``ok`` or the errno the kernel gave
+    (``errname``) with its message; the blocks it touched, pages migrated by
+    offlines, present pages gained (negative: taken offline), model wall ms."""
+
+    name: str
+    t: float  # virtual seconds
+    action: str
+    ok: bool = True
+    errname: str | None = None
+    detail: str = ""
+    blocks: list[int] = field(default_factory=list)
+    pages_migrated: int = 0
+    present_delta: int = 0
+    wall_ms: float = 0.0
+
+    def row(self) -> dict[str, Any]:
+        return {"event": self.name, "t": round(self.t, 6), "action": self.action,
+                "ok": self.ok, "errno": self.errname, "detail": self.detail,
+                "blocks": self.blocks, "pages_migrated": self.pages_migrated,
+                "present_delta": self.present_delta, "wall_ms": round(self.wall_ms, 3)}
+
+
+def free_range(m: Machine, nr_pages: int) -> int:
+    """The first block-aligned range of ``nr_pages`` with no memory block, at
+    or above boot RAM's end and below ``maxmem_pfn`` (where a hypervisor's
+    DIMM slots put the next DIMM); -1 when there is none."""
+    n = pages_per_block(m)
+    boot_end = -(-max(e for _s, e, _n in m.config.ram) // n)
+    room = min(m.config.maxmem_pfn or m.max_pfn, m.max_pfn) // n
+    want = nr_pages // n
+    run = 0
+    for b in range(boot_end, room):
+        run = 0 if block_exists(m, b) else run + 1
+        if run == want:
+            return (b - want + 1) * n
+    return -1
+
+
+class HotplugPlan:
+    """The hotplug events of a run on ``m``, checked before anything runs."""
+
+    def __init__(self, m: Machine, events: list[LayoutEvent], source: str) -> None:
+        self.m = m
+        self.records: list[HotplugRecord] = []
+        self.ranges: dict[str, tuple[int, int]] = {}  # hotplug event -> (start_pfn, nr_pages)
+        n = pages_per_block(m)
+        room = m.config.maxmem_pfn or 0
+        boot_end = -(-max(e for _s, e, _n in m.config.ram) // n) * n
+        for i, ev in enumerate(events):
+            where = f"{source}: event[{i}] ({ev.name} at {ev.at / NS:g} s): {ev.action}"
+            if ev.action == "hotplug":
+                node, size, start, _online = ev.args
+                nr = size >> m.profile.page_shift
+                if room <= boot_end:
+                    raise ScenarioError(f"{where}: the machine has no hotplug room (give "
+                                        f"machine.maxmem)")
+                if not node < m.config.max_numnodes or \
+                        not m.topo.node_states[N_POSSIBLE, node]:
+                    raise ScenarioError(f"{where}: node {node} is not possible "
+                                        f"(max_numnodes {m.config.max_numnodes})")
+                if nr % n or (start is not None and start % n):
+                    raise ScenarioError(f"{where}: size and start must be multiples of the "
+                                        f"memory block ({n << m.profile.page_shift >> 20} MiB)")
+                if (boot_end if start is None else start) + nr > room:  # see free_range
+                    raise ScenarioError(f"{where}: beyond machine.maxmem (pfn {room:#x})")
+            elif ev.action in ("cpu_offline", "cpu_online"):
+                bad = [c for c in ev.args if not 0 < c < m.nr_cpus]
+                if bad:
+                    raise ScenarioError(f"{where}: CPU {bad[0]}: expected 1 to "
+                                        f"{m.nr_cpus - 1} (cpu0 is not hotpluggable)")
+
+    def fire(self, ev: LayoutEvent, t_ns: int) -> HotplugRecord:
+        """Make ``ev`` on the machine and record what happened."""
+        assert ev.action in HOTPLUG_ACTIONS
+        rec = HotplugRecord(ev.name, t_ns / NS, ev.action)
+        t0 = time.perf_counter()
+        try:
+            self._make(ev, rec)
+        except HotplugError as exc:
+            rec.ok, rec.errname, rec.detail = False, exc.errname, exc.detail
+        except DnumaError as exc:  # e.g. a block that does not exist as an int check
+            rec.ok, rec.errname, rec.detail = False, "EINVAL", str(exc)
+        rec.wall_ms = (time.perf_counter() - t0) * 1e3
+        self.records.append(rec)
+        return rec
+
+    def _make(self, ev: LayoutEvent, rec: HotplugRecord) -> None:
+        m, act, args = self.m, ev.action, ev.args
+        if act == "hotplug":
+            node, size, start, online = args
+            nr = size >> m.profile.page_shift
+            if start is None:
+                start = free_range(m, nr)
+                if start < 0:
+                    raise HotplugError("ERANGE", f"no free range of {nr} pages below maxmem")
+            present = m.S.zone_present.sum()
+            rec.blocks = m.add_memory(node, start, nr, online)
+            rec.present_delta = int(m.S.zone_present.sum() - present)
+            self.ranges[ev.name] = (start, nr)
+        elif act == "hotremove":
+            (target,) = args
+            if isinstance(target, str) and target not in self.ranges:
+                raise HotplugError("ENOENT", f"{target} added no memory (or it was removed)")
+            start, nr = self.ranges[target] if isinstance(target, str) else \
+                (target[0], target[1] - target[0])
+            present = m.S.zone_present.sum()
+            if not eject_memory(m, start, nr):
+                raise HotplugError("EBUSY", f"a block of pfns [{start:#x}, {start + nr:#x}) "
+                                            f"refused to go offline; the memory stays")
+            rec.present_delta = int(m.S.zone_present.sum() - present)
+            n = pages_per_block(m)
+            rec.blocks = list(range(start // n, (start + nr) // n))
+            if isinstance(target, str):
+                del self.ranges[target]
+        elif act == "offline_block":
+            for b in args:
+                present = m.S.zone_present.sum()
+                rep = m.offline_memory_block(b)
+                rec.blocks.append(b)
+                rec.pages_migrated += rep.pages_migrated
+                rec.present_delta += int(m.S.zone_present.sum() - present)
+        elif act == "online_block":
+            blocks, typ = args
+            for b in blocks:
+                present = m.S.zone_present.sum()
+                write_memory_block_state(m, b, typ)
+                rec.blocks.append(b)
+                rec.present_delta += int(m.S.zone_present.sum() - present)
+        elif act in ("cpu_offline", "cpu_online"):
+            for c in args:
+                write_cpu_online(m, c, "1" if act == "cpu_online" else "0")
+        else:
+            write_auto_online_blocks(m, args)
+
+
+__all__ = ["HotplugPlan", "HotplugRecord", "free_range"]
