@@ -25,7 +25,7 @@ from dnuma.mm.machine import Machine, MachineConfig
 from dnuma.mm.memlayout import MemLayout
 from dnuma.mm.validate import validate_all
 
-SIZED = {"tib-stripe", "boot-tib", "lookup", "churn", "replay", "export"}
+SIZED = {"tib-stripe", "boot-tib", "lookup", "churn", "replay", "export", "online-tib"}
 
 
 def run_main(argv: list[str]) -> tuple[int, str, str]:
@@ -123,6 +123,16 @@ def test_figures_agree_with_their_parts(by_name: dict[str, dict[str, Any]]) -> N
 
     b = by_name["export"]
     assert b["value"] == b["seconds"] and b["files"] > 0 and "dnuma-bench-export-" in b["wrote"]
+
+    b = by_name["online-tib"]  # quick: 4 GiB, 32 blocks
+    assert b["value"] == b["seconds"] and b["memory_blocks"] == b["pfns"] // 32768
+    assert close(b["ms_per_256mib"], b["seconds"] * 1e3 / (b["hot_added_bytes"] / (256 << 20)))
+    assert close(b["kernel_ratio"], b["ms_per_256mib"] / b["kernel_ms_per_256mib"])
+
+    b = by_name["offline-gib"]  # the same size in quick mode: the floor is judged
+    assert close(b["value"], b["pages_migrated"] / b["seconds"]) and b["memory_blocks"] == 8
+    assert 0.4 < b["allocated_fraction"] < 0.6 and b["kernel_pages_per_s"] == 3.7e9 / 4096
+    assert close(b["kernel_ratio"], b["value"] / b["kernel_pages_per_s"])
 
     b = by_name["startup"]
     assert b["value"] == b["seconds"] and b["baseline_seconds"] == med(b["baseline_samples"])

@@ -13,7 +13,7 @@ from ..mm.errors import DnumaError
 #: the benchmarks in the README's order (kept here, import-free, so that
 #: building the CLI parser stays cheap: ``dnuma --version`` is benchmarked)
 NAMES = ("seed-stripe", "tib-stripe", "boot-tib", "lookup", "churn", "replay", "export",
-         "startup")
+         "online-tib", "offline-gib", "startup")
 
 
 class BenchError(DnumaError):

@@ -376,6 +376,139 @@ def export(ctx: Context) -> tuple[Result, str]:
     return res, f"{tree.get('files', 0)} files in {where}{disk}"
 
 
+# ------------------------------------------------------------------ online-tib
+#: the kernel's own figure for onlining one 256 MiB section: 50-60 ms before
+#: the 2018 change that frees hot-added memory in MAX_PAGE_ORDER chunks
+#: ("mm/page_alloc.c: memory hotplug: free pages as higher order"), under
+#: 1 ms after it (ms)
+KERNEL_ONLINE_MS_PER_256MIB = 1.0
+KERNEL_ONLINE_MS_PER_256MIB_BEFORE_2018 = (50.0, 60.0)
+MIB_256 = 256 << 20
+
+
+def online_tib(ctx: Context) -> tuple[Result, str]:
+    """Hot-add 1 TiB (268,435,456 pfns, 8,192 memory blocks of 128 MiB) to
+    node 1, which has no memory, of a 4 GiB one-node 8-CPU machine built
+    with the room for it (``MachineConfig.maxmem_pfn``), and online it:
+    ``Machine.add_memory(1, 4 GiB, 1 TiB, "online")`` (sections, node
+    bring-up, blocks registered, online_pages of every block), each
+    repetition from the same state (``Rewind``, the hotplug room kept as
+    its fill).  The warm-up run pays the page faults of the room's arrays,
+    which the machine's boot leaves untouched: ``first_run_seconds``.
+    Quick: 4 GiB."""
+    from ..mm.machine import Machine, MachineConfig
+    from .harness import peak_rss_bytes
+
+    t_setup = time.perf_counter()
+    base = _size("4G")
+    nr = _size(ctx.pick("1T", "4G"))
+    m = Machine(MachineConfig.uniform(1, "4G", 8, maxmem_pfn=base + nr))
+    rw = Rewind(m, uniform_from=base)
+    model_bytes = m.nbytes()
+    del m
+    release()
+    setup = time.perf_counter() - t_setup
+    runs: list[float] = []
+    last: list[Any] = []
+
+    def op() -> float:
+        last.clear()
+        mm = rw.fresh()
+        t0 = time.perf_counter()
+        blocks = mm.add_memory(1, base, nr, "online")
+        secs = time.perf_counter() - t0
+        runs.append(secs)
+        last.append((mm, blocks))
+        return secs
+
+    s = measure({"online": op}, ctx.pick(5, 3), tick=ctx.tick)
+    mm, blocks = last.pop()
+    if mm.nr_free_pages() < nr or len(mm.offline_blocks):
+        raise BenchError("bench online-tib: the hot-added memory did not come online")
+    secs = median(s["online"])
+    hot_bytes = nr << 12
+    ms_256 = secs * 1e3 / (hot_bytes / MIB_256)
+    lo, hi = KERNEL_ONLINE_MS_PER_256MIB_BEFORE_2018
+    ratio = ms_256 / KERNEL_ONLINE_MS_PER_256MIB
+    del mm
+    res = Result("online-tib", secs, "s", "<= 1 s (kernel: < 1 ms per 256 MiB section)",
+                 s["online"], [Check("value", "<=", 1.0)], **_sized(ctx),
+                 extra={"pfns": nr, "hot_added_bytes": hot_bytes, "memory_blocks": len(blocks),
+                        "ms_per_256mib": ms_256, "ms_per_gib": ms_256 * 4,
+                        "kernel_ms_per_256mib": KERNEL_ONLINE_MS_PER_256MIB,
+                        "kernel_ms_per_256mib_before_2018": [lo, hi],
+                        "kernel_ratio": ratio,
+                        "kernel_before_2018_ratio": ms_256 / ((lo + hi) / 2),
+                        "first_run_seconds": runs[0], "setup_seconds": setup,
+                        "model_bytes": model_bytes, "rewind_bytes": rw.nbytes(),
+                        "peak_rss_bytes": peak_rss_bytes()})
+    return res, (f"{ms_256:.3g} ms per 256 MiB, ratio {ratio:.2g} to the kernel's < 1 ms "
+                 f"(50-60 ms before 2018); first run {runs[0]:.2f} s (page faults)")
+
+
+# ------------------------------------------------------------------ offline-gib
+#: move_pages() of 4 KiB pages, the kernel's figure: about 3.7 GB/s
+KERNEL_MOVE_PAGES_BYTES_PER_S = 3.7e9
+
+
+def offline_gib(ctx: Context) -> tuple[Result, str]:
+    """Offline 1 GiB (8 memory blocks of 128 MiB: the top of node 1 of a
+    2-node 8-CPU machine, node 0 4 GiB, node 1 2 GiB) half allocated with
+    movable pages (LRU blocks of orders 0-3, clustered as
+    :func:`~dnuma.bench.machines.mixed_initial_state` leaves them):
+    ``Machine.offline_memory_block`` of each (zone_pcp_disable, isolation,
+    migration to node 0, the free pages taken off, accounting), each
+    repetition from the same state.  The value is the pages migrated per
+    second of the whole offline, beside the kernel's ``move_pages`` figure
+    (about 3.7 GB/s for 4 KiB pages).  Same size in quick mode."""
+    from ..mm.constants import PG_lru
+    from ..mm.machine import Machine, MachineConfig
+
+    block = 128 << 20
+    n0, n1, gib = _size("4G"), _size("2G"), _size("1G")
+    lo = n0 + n1 - gib
+    config = MachineConfig(ram=((0, n0, 0), (n0, n0 + n1, 1)),
+                           cpu_to_node=(0, 0, 0, 0, 1, 1, 1, 1), memory_block_bytes=block)
+    m = Machine(config, mixed_initial_state(config, fill=0.5, seed=0, ranges=[(lo, lo + gib)],
+                                            flags=PG_lru))
+    blocks = list(range(lo // _size("128M"), (lo + gib) // _size("128M")))
+    allocated = int(m.allocated_mask()[lo:lo + gib].sum())
+    rw = Rewind(m)
+    del m
+    last: list[Any] = []
+
+    def op() -> float:
+        mm = rw.fresh()
+        t0 = time.perf_counter()
+        reps = [mm.offline_memory_block(b) for b in blocks]
+        secs = time.perf_counter() - t0
+        last[:] = [reps]
+        return secs
+
+    s = measure({"offline": op}, ctx.pick(5, 5), tick=ctx.tick)
+    reps = last.pop()
+    pages = sum(r.pages_migrated for r in reps)
+    if pages != allocated:
+        raise BenchError(f"bench offline-gib: {pages} pages migrated, {allocated} allocated")
+    secs = median(s["offline"])
+    kernel = KERNEL_MOVE_PAGES_BYTES_PER_S / 4096
+    rate = pages / secs
+    res = Result("offline-gib", rate, "pages/s",
+                 ">= 0.9M pages/s (kernel move_pages: ~3.7 GB/s of 4 KiB pages)",
+                 s["offline"], [Check("value", ">=", kernel)], quick=ctx.quick,
+                 extra={"offlined_bytes": gib << 12, "memory_blocks": len(blocks),
+                        "allocated_fraction": allocated / gib, "pages_migrated": pages,
+                        "blocks_migrated": sum(r.blocks_migrated for r in reps),
+                        "free_pages_removed": sum(r.free_pages_removed for r in reps),
+                        "pcp_pages_drained": sum(r.pcp_pages_drained for r in reps),
+                        "offline_seconds": secs, "ms_per_block": secs * 1e3 / len(blocks),
+                        "bytes_per_s": rate * 4096,
+                        "kernel_bytes_per_s": KERNEL_MOVE_PAGES_BYTES_PER_S,
+                        "kernel_pages_per_s": kernel, "kernel_ratio": rate / kernel})
+    return res, (f"{pages} pages migrated in {secs * 1e3:.0f} ms ({rate * 4096 / 1e9:.2g} GB/s), "
+                 f"ratio {rate / kernel:.2g} to the kernel's move_pages (3.7 GB/s)")
+
+
 # ------------------------------------------------------------------ startup
 def startup(ctx: Context) -> tuple[Result, str]:
     """``python -m dnuma.cli --version`` as a new process, wall time,
@@ -401,6 +534,9 @@ BENCHMARKS: tuple[Bench, ...] = (
     Bench("churn", "64 GiB, ~50% allocated: alloc+free through the allocator", churn),
     Bench("replay", "parse and apply a real kmem trace", replay),
     Bench("export", "write the sysroot of a 1 TiB, 4-node machine", export),
+    Bench("online-tib", "hot-add and online 1 TiB on a new node", online_tib),
+    Bench("offline-gib", "offline 1 GiB holding 50% movable pages, migration included",
+          offline_gib),
     Bench("startup", "dnuma --version as a new process", startup),
 )
 
@@ -409,7 +545,7 @@ assert tuple(b.name for b in BENCHMARKS) == NAMES
 #: the order they run in: ``export`` right after ``boot-tib`` (it takes its
 #: machine), the rest as listed
 RUN_ORDER = ("seed-stripe", "tib-stripe", "boot-tib", "export", "lookup", "churn", "replay",
-             "startup")
+             "online-tib", "offline-gib", "startup")
 
 
 def run_benchmarks(names: list[str], ctx: Context,

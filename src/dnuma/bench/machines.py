@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._kernels import state as _st
 from ..mm.machine import InitialState, Machine, MachineConfig
 from ..mm.memlayout import MemLayout
 
@@ -18,7 +19,8 @@ CHUNK_ORDERS = (3, 2, 1, 0)
 
 
 def mixed_initial_state(config: MachineConfig, fill: float = 0.6, run_chunks: int = 192,
-                        seed: int = 0) -> InitialState:
+                        seed: int = 0, ranges: list[tuple[int, int]] | None = None,
+                        flags: int = 0) -> InitialState:
     """An allocation state of about ``fill`` of the pages in mixed orders
     0-3, built vectorised (no allocator calls), clustered as an allocator
     leaves memory: alternating runs of allocated and free aligned order-3
@@ -27,13 +29,15 @@ def mixed_initial_state(config: MachineConfig, fill: float = 0.6, run_chunks: in
     defaults a free run averages 1024 pfns, which the buddy allocator holds
     as ~12 blocks of ~85 pfns (the host snapshot's Normal zone: 46).  Each
     allocated chunk is one order-3, two order-2, four order-1 or eight
-    order-0 blocks; blocks carry no extra page flags and owner 0.
+    order-0 blocks; blocks carry ``flags`` (extra page flags, e.g. PG_lru:
+    movable) and owner 0.  ``ranges``: the ``(start_pfn, end_pfn)`` ranges
+    to allocate in (default: all of ``config.ram``).
     """
     if not 0.0 < fill < 1.0:
         raise ValueError(f"fill {fill} not in (0, 1)")
     rng = np.random.default_rng(seed)
     heads_by_range = []
-    for s, e, _nid in config.ram:
+    for s, e in ranges if ranges is not None else [(s, e) for s, e, _n in config.ram]:
         lo, hi = -(-int(s) // 8) * 8, (int(e) // 8) * 8
         if hi > lo:
             heads_by_range.append(np.arange(lo, hi, 8, dtype=np.int64))
@@ -59,7 +63,7 @@ def mixed_initial_state(config: MachineConfig, fill: float = 0.6, run_chunks: in
     pfn = np.concatenate(heads)
     order_arr = np.concatenate(orders)
     return InitialState(alloc_pfn=pfn, alloc_order=order_arr,
-                        alloc_flags=np.zeros(pfn.size, dtype=np.uint8))
+                        alloc_flags=np.full(pfn.size, flags, dtype=np.uint8))
 
 
 class Rewind:
@@ -68,13 +72,24 @@ class Rewind:
     Keeps a pristine copy of the machine's arrays; :meth:`fresh` copies it
     back into the working arrays in place (no new allocation, so no page
     faults) and wraps them in a new machine (``Machine.restore``).  Holds two
-    machines' worth of arrays.
+    machines' worth of arrays, unless ``uniform_from`` is given: the per-pfn
+    arrays' entries from that pfn on (a multiple of 8), where they all hold
+    one value (the hotplug room of a machine with a large ``maxmem_pfn``:
+    holes), are kept as that value and filled back.
     """
 
-    def __init__(self, m: Machine) -> None:
+    def __init__(self, m: Machine, uniform_from: int | None = None) -> None:
         self.config = m.config
         self.work = m.state_arrays()
-        self.pristine = {k: v.copy() for k, v in self.work.items()}
+        self.pristine: dict[str, np.ndarray] = {}
+        self.tails: dict[str, tuple[int, Any]] = {}  # name -> (first index, the value)
+        for k, v in self.work.items():
+            cut = _tail_index(k, uniform_from)
+            if cut is not None and cut < v.size and bool((v[cut:] == v[cut]).all()):
+                self.pristine[k] = v[:cut].copy()
+                self.tails[k] = (cut, v[cut].item())
+            else:
+                self.pristine[k] = v.copy()
         self.layout, self.effective = m.layout, m.effective
         self.backlog = list(m.backlog)
         self.scalars = m.scalars()
@@ -82,9 +97,19 @@ class Rewind:
     def fresh(self) -> Machine:
         """A machine in the saved state (the previous one's arrays reused)."""
         for k, v in self.pristine.items():
-            np.copyto(self.work[k], v)
+            w = self.work[k]
+            if k in self.tails:
+                cut, val = self.tails[k]
+                np.copyto(w[:cut], v)
+                w[cut:] = val
+            else:
+                np.copyto(w, v)
         return Machine.restore(self.config, dict(self.work), self.layout, self.effective,
                                self.backlog, self.scalars)
+
+    def nbytes(self) -> int:
+        """Bytes of the pristine copy."""
+        return int(sum(v.nbytes for v in self.pristine.values()))
 
     def timed_commit(self, layout: MemLayout, reports: list[Any]) -> Callable[[], float]:
         """An operation for :func:`~dnuma.bench.harness.measure`: commit a
@@ -99,6 +124,19 @@ class Rewind:
             reports[:] = [rep]
             return secs
         return op
+
+
+def _tail_index(name: str, pfn: int | None) -> int | None:
+    """The index of pfn ``pfn`` in per-pfn state array ``name`` (None: not
+    a per-pfn array, or no pfn)."""
+    if pfn is None:
+        return None
+    dim = _st.STATE_BY_NAME[name].dims[0]
+    if dim == "pfn":
+        return pfn
+    if dim == "pfn8" and pfn % 8 == 0:
+        return pfn >> 3
+    return None
 
 
 def fresh_layout(ml: MemLayout) -> MemLayout:

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._kernels import alloc as _ka
 from .._kernels import boot as _kb
 from .._kernels import buddy as _kbd
+from .._kernels import hotplug as _khp
 from .._kernels.state import ZONE_SPAN_DIRTY
 from .constants import (
     __GFP_HIGHMEM,
@@ -31,11 +31,12 @@ from .constants import (
     MAX_NR_ZONES,
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
-    MODE_NODEMASK,
+    MIGRATE_PCPTYPES,
     N_MEMORY,
     N_NORMAL_MEMORY,
     N_ONLINE,
     N_POSSIBLE,
+    WMARK_HIGH,
     ZONE_DMA,
     ZONE_MOVABLE,
     ZONE_NAMES,
@@ -45,7 +46,6 @@ from .constants import (
     PG_hole,
     PG_lru,
     PG_reserved,
-    PG_slab,
 )
 from .dnuma import effective_layout
 from .errors import ArgError, HotplugError, check_int, is_int, show
@@ -62,7 +62,15 @@ from .notifier import (
     NUMA_NO_NODE,
     MemoryNotify,
 )
-from .page_alloc import build_all_zonelists, init_per_zone_wmark_min, zone_pcp_reset
+from .page_alloc import (
+    MIN_FREE_KBYTES_MAX,
+    MIN_FREE_KBYTES_MIN,
+    build_all_zonelists,
+    init_per_zone_wmark_min,
+    int_sqrt,
+    setup_per_zone_wmarks,
+    zone_pcp_reset,
+)
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -372,10 +380,8 @@ def online_pages(m: Machine, start_pfn: int, nr_pages: int, nid: int, zidx: int)
     gz = nid * MAX_NR_ZONES + zidx
     end = start_pfn + nr_pages
     span_flags = int(S.zone_flags[gz])
-    resize_zone_range(m, gz, start_pfn, nr_pages)
     memmap = S.page_nid[start_pfn:end].copy(), S.page_zone[start_pfn:end].copy()
-    S.page_nid[start_pfn:end] = nid
-    S.page_zone[start_pfn:end] = zidx
+    move_pfn_range_to_zone(m, start_pfn, end, nid, zidx)
     arg = node_states_check_changes(m, gz, nr_pages, True, MEM_GOING_ONLINE, start_pfn)
     who = _notify(m, arg, MEM_GOING_ONLINE)
     if who is not None:
@@ -390,16 +396,8 @@ def online_pages(m: Machine, start_pfn: int, nr_pages: int, nid: int, zidx: int)
     populated = bool(S.zone_present[gz])
     if not populated:
         zone_pcp_reset(m)  # setup_zone_pageset: the zone starts from a fresh pageset
-    # online_pages_range -> generic_online_page -> __free_pages_core
-    S.page_flags[start_pfn:end] = 0
-    S.page_order[start_pfn:end] = 0
-    S.page_owner[start_pfn:end] = -1
-    S.page_mark[start_pfn >> 3:(end + 7) >> 3] = 0  # block aligned: whole bytes
-    pbo = m.profile.pageblock_order
-    S.pb_mt[start_pfn >> pbo:end >> pbo] = MIGRATE_MOVABLE  # undo_isolate_page_range
     S.zone_managed[gz] += nr_pages
-    _kb.free_pages_memory(S, np.array([start_pfn], dtype=np.int64),
-                          np.array([end], dtype=np.int64))
+    online_pages_range(m, start_pfn, end)
     adjust_present_page_count(m, gz, start_pfn, nr_pages)
     st = m.topo.node_states
     if arg.status_change_nid_normal >= 0:  # node_states_set_node
@@ -411,6 +409,162 @@ def online_pages(m: Machine, start_pfn: int, nr_pages: int, nid: int, zidx: int)
     init_per_zone_wmark_min(m)
     m.note_zone_setup()
     _notify(m, arg, MEM_ONLINE)
+
+
+def move_pfn_range_to_zone(m: Machine, start_pfn: int, end_pfn: int, nid: int,
+                           zidx: int) -> None:
+    """move_pfn_range_to_zone(): the zone's span grows to hold the range
+    (resize_zone_range) and the memmap gets its node and zone
+    (memmap_init_range)."""
+    resize_zone_range(m, nid * MAX_NR_ZONES + zidx, start_pfn, end_pfn - start_pfn)
+    m.S.page_nid[start_pfn:end_pfn] = nid
+    m.S.page_zone[start_pfn:end_pfn] = zidx
+
+
+def online_pages_range(m: Machine, start_pfn: int, end_pfn: int) -> None:
+    """online_pages_range() -> generic_online_page -> __free_pages_core: the
+    pages become free pages (no flags, order, owner or mark) of movable
+    pageblocks (undo_isolate_page_range) and are freed to the tail of the
+    buddy lists in MAX_PAGE_ORDER chunks (the caller counts them managed)."""
+    S = m.S
+    S.page_flags[start_pfn:end_pfn] = 0
+    S.page_order[start_pfn:end_pfn] = 0
+    S.page_owner[start_pfn:end_pfn] = -1
+    S.page_mark[start_pfn >> 3:(end_pfn + 7) >> 3] = 0  # block aligned: whole bytes
+    pbo = m.profile.pageblock_order
+    S.pb_mt[start_pfn >> pbo:end_pfn >> pbo] = MIGRATE_MOVABLE
+    _kb.free_pages_memory(S, np.array([start_pfn], dtype=np.int64),
+                          np.array([end_pfn], dtype=np.int64))
+
+
+def online_memory_blocks(m: Machine, blocks: list[int], online_type: str) -> None:
+    """walk_memory_blocks(online_memory_block) over the consecutive offline
+    blocks one add_memory registered: each onlined as
+    :func:`memory_block_online` onlines it, in order; one a notifier refuses
+    stays offline (online_memory_block's result is ignored).
+
+    After each block the ones left may be onlined as one run
+    (:func:`online_pages_run`) when the model can tell that doing them one
+    by one would leave the same state: no memory notifier is registered
+    (nothing can veto or watch a block's MEM_GOING_ONLINE / MEM_ONLINE), the
+    zone choice cannot change within the run (an explicit online_kernel /
+    online_movable, or the contig-zones policy, while no zone of the node
+    spans the rest of the range) and the zone is already populated.
+    """
+    i = 0
+    while i < len(blocks):
+        with contextlib.suppress(HotplugError):
+            memory_block_online(m, blocks[i], online_type)
+        i += 1
+        if i < len(blocks) and block_is_online(m, blocks[i - 1]):
+            i += online_pages_run(m, blocks[i - 1], blocks[i:], online_type)
+
+
+def online_pages_run(m: Machine, prev: int, run: list[int], online_type: str) -> int:
+    """Online the offline blocks ``run`` (consecutive, of the node of the
+    online block ``prev`` just before them) into ``prev``'s zone in one
+    pass, leaving the state that onlining them one by one
+    (:func:`memory_block_online`) leaves; return how many were onlined, 0
+    when that cannot be told in advance (see :func:`online_memory_blocks`).
+
+    Per block, online_pages would grow the span, set the memmap, free the
+    pages, count present and managed pages and rerun
+    init_per_zone_wmark_min; the zone is populated, so no pageset reset, node
+    state change or zonelist rebuild.  Spans, memmap, free lists (every
+    block frees MAX_PAGE_ORDER chunks to the tail, in pfn order) and page
+    counts come out the same done once for the run.  init_per_zone_wmark_min
+    is not history-free: calculate_min_free_kbytes reads the high watermarks
+    the previous run left (nr_free_buffer_pages), so min_free_kbytes is
+    replayed block by block (:func:`replay_min_free_kbytes`), the
+    watermarks of the last-but-one block set from it, and the last block's
+    init_per_zone_wmark_min run for real (what else it sets depends on the
+    final state alone).
+    """
+    m.sync_zones()
+    S = m.S
+    gz = block_zone(m, prev)
+    n = pages_per_block(m)
+    if len(m.memory_notifier) or gz < 0 or not run:
+        return 0
+    if online_type == MMOP_ONLINE and m.hotplug.online_policy != ONLINE_POLICY_CONTIG_ZONES:
+        return 0  # auto-movable: the ratio may send a later block elsewhere
+    nid, zidx = divmod(gz, MAX_NR_ZONES)
+    start, end = run[0] * n, (run[-1] + 1) * n
+    if run != list(range(prev + 1, prev + 1 + len(run))) or start != (prev + 1) * n \
+            or any(m.offline_blocks.get(b) != nid for b in run):
+        return 0
+    # zone_for_pfn_range of each block sees every zone of the node miss it
+    # (the zone's own span grows up to the block and not into it)
+    if any(zone_intersects(m, nid * MAX_NR_ZONES + z, start, end - start)
+           for z in range(MAX_NR_ZONES)):
+        return 0
+    if zone_for_pfn_range(m, online_type, nid, start, n) != zidx:
+        return 0
+    k = len(run)
+    move_pfn_range_to_zone(m, start, end, nid, zidx)
+    if k > 1:  # the blocks before the last: min_free_kbytes and watermarks
+        m.min_free_kbytes = replay_min_free_kbytes(m, gz, n, k - 1)
+        S.zone_managed[gz] += (k - 1) * n
+        setup_per_zone_wmarks(m)
+    S.zone_managed[gz] += n
+    online_pages_range(m, start, end)
+    adjust_present_page_count(m, gz, start, end - start)
+    init_per_zone_wmark_min(m)  # the last block's
+    m.note_zone_setup()
+    for b in run:
+        del m.offline_blocks[b]
+        m.uevents.append(("online", f"/devices/system/memory/memory{b}", "memory"))
+    return k
+
+
+def replay_min_free_kbytes(m: Machine, gz: int, nr_pages: int, steps: int) -> int:
+    """min_free_kbytes after ``steps`` more runs of ``nr_pages`` managed pages
+    joining zone ``gz`` (populated), each followed by init_per_zone_wmark_min:
+    calculate_min_free_kbytes, __setup_per_zone_wmarks and
+    khugepaged_min_free_kbytes_update (set_recommended_min_free_kbytes)
+    over Python ints.  Only the zones below ZONE_MOVABLE with managed pages
+    count (nr_free_buffer_pages' and lowmem's zones on x86_64: DMA, DMA32,
+    NORMAL); the state is their managed pages and high watermarks."""
+    S = m.S
+    zones = [g for g in range(S.zone_managed.size) if g % MAX_NR_ZONES != ZONE_MOVABLE
+             and (S.zone_managed[g] > 0 or g == gz)]
+    managed = [int(S.zone_managed[g]) for g in zones]
+    high = [int(S.wmark[g, WMARK_HIGH]) for g in zones]
+    grow = zones.index(gz) if gz in zones else -1
+    shift = m.profile.page_shift - 10
+    wsf = m.vm.watermark_scale_factor
+    mfk = m.min_free_kbytes
+    nr_zones = int(np.count_nonzero(S.zone_present.reshape(-1, MAX_NR_ZONES)
+                                    [:, :ZONE_NORMAL + 1]))
+    pb = m.profile.pageblock_nr_pages
+    recommended = pb * nr_zones * 2 + pb * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
+    khugepaged = m.vm.thp and m.khugepaged_thread
+
+    def wmark_high(lowmem: int) -> list[int]:  # __setup_per_zone_wmarks: WMARK_HIGH
+        pages_min = mfk >> shift
+        out = []
+        for mg in managed:
+            tmp = pages_min * mg // lowmem if lowmem else 0
+            out.append(tmp + 2 * max(tmp >> 2, mg * wsf // 10000))
+        return out
+
+    def nr_free_buffer_pages() -> int:
+        return sum(max(0, mg - h) for mg, h in zip(managed, high, strict=True))
+
+    for _ in range(steps):
+        if grow >= 0:
+            managed[grow] += nr_pages
+        lowmem = sum(managed)
+        new = int_sqrt(nr_free_buffer_pages() * (m.profile.page_size >> 10) * 16)
+        if new > m.user_min_free_kbytes:  # calculate_min_free_kbytes
+            mfk = min(max(new, MIN_FREE_KBYTES_MIN), MIN_FREE_KBYTES_MAX)
+        high = wmark_high(lowmem)
+        if khugepaged:
+            rec = min(recommended, nr_free_buffer_pages() // 20) << shift
+            if rec > mfk:
+                mfk = rec
+            high = wmark_high(lowmem)
+    return mfk
 
 
 def memory_block_online(m: Machine, block_id: int, online_type: str = MMOP_ONLINE) -> None:
@@ -503,38 +657,6 @@ class OfflineReport:
     free_pages_removed: int = 0
 
 
-def _migrate_block(m: Machine, head: int, order: int, gz: int, cpu: int,
-                   mask: np.ndarray, il: np.ndarray) -> bool:
-    """migrate_pages() of one allocated block with alloc_migration_target
-    (GFP_USER | __GFP_MOVABLE, __GFP_HIGHMEM for a ZONE_MOVABLE source;
-    preferred node the source's, nodemask N_MEMORY without it unless that is
-    empty): the target takes the owner and the page flags, the source is
-    freed straight to the buddy lists of its isolated pageblock
-    (free_unref_page -> free_one_page) and leaves NR_FREE_PAGES.  False
-    when no target page could be allocated."""
-    S = m.S
-    gfp = GFP_USER | __GFP_MOVABLE
-    if gz % MAX_NR_ZONES == ZONE_MOVABLE:
-        gfp |= __GFP_HIGHMEM
-    owner = int(S.page_owner[head])
-    flags = int(S.page_flags[head]) & (PG_lru | PG_slab)
-    t = _ka.alloc_pages(S, order, cpu, gfp, MODE_NODEMASK, gz // MAX_NR_ZONES, mask, il,
-                        max(owner, 0))
-    if t < 0:
-        return False
-    S.page_flags[t] |= flags
-    S.page_owner[t] = owner
-    S.page_flags[head] &= np.uint8(0xFF ^ (PG_head | PG_lru | PG_slab))
-    S.page_owner[head] = -1
-    S.page_mark[head >> 3] &= np.uint8(0xFF ^ (1 << (head & 7)))
-    pbo = m.profile.pageblock_order
-    step = min(order, pbo)  # free_one_page -> split_large_buddy: pageblock by pageblock
-    for p in range(head, head + (1 << order), 1 << step):
-        _kbd.free_one_page(S, p, step, gz, MIGRATE_ISOLATE, False)
-    S.zone_free[gz] -= 1 << order
-    return True
-
-
 def offline_pages(m: Machine, start_pfn: int, nr_pages: int, gz: int,
                   cpu: int = 0) -> OfflineReport:
     """offline_pages(): take the range (one zone ``gz``, no holes) out.
@@ -593,30 +715,30 @@ def offline_pages(m: Machine, start_pfn: int, nr_pages: int, gz: int,
         zone_pcp_enable()
         raise HotplugError("EPERM", f"offline of pfns [{start_pfn:#x}, {end:#x}) vetoed by "
                                     f"memory notifier {who} (MEM_GOING_OFFLINE)")
-    # do_migrate_range, over scan_movable_pages' finds
+    # do_migrate_range over scan_movable_pages' finds, each block by
+    # migrate_pages with alloc_migration_target: the source's node preferred,
+    # the nodemask N_MEMORY without it unless that is empty
     mask = m.topo.node_states[N_MEMORY].copy()
     mask[nid] = False
     if not mask.any():
         mask[nid] = True
+    # alloc_migration_target: GFP_USER | __GFP_MOVABLE, __GFP_HIGHMEM for a
+    # ZONE_MOVABLE source (the target's zone may then be ZONE_MOVABLE too)
+    gfp = GFP_USER | __GFP_MOVABLE | (__GFP_HIGHMEM if zidx == ZONE_MOVABLE else 0)
     il = np.full(1, -1, dtype=np.int64)
-    heads = start_pfn + np.flatnonzero(S.page_flags[start_pfn:end] & PG_head)
-    for h in heads.tolist():
-        o = int(S.page_order[h])
-        if not _migrate_block(m, h, o, gz, cpu, mask, il):
-            _undo_isolation(m, start_pfn, nblocks, gz)
-            _notify(m, arg, MEM_CANCEL_OFFLINE)
-            zone_pcp_enable()
-            raise HotplugError("EINTR", f"offline of pfns [{start_pfn:#x}, {end:#x}): no "
-                                        f"migration target for the order-{o} block at "
-                                        f"{h:#x} (the kernel retries until a signal)")
-        rep.pages_migrated += 1 << o
-        rep.blocks_migrated += 1
+    moved = np.zeros(2, dtype=np.int64)
+    h = int(_khp.migrate_range(S, start_pfn, end, gz, cpu, gfp, mask, il, moved))
+    rep.pages_migrated, rep.blocks_migrated = int(moved[0]), int(moved[1])
+    if h >= 0:
+        _undo_isolation(m, start_pfn, nblocks, gz)
+        _notify(m, arg, MEM_CANCEL_OFFLINE)
+        zone_pcp_enable()
+        raise HotplugError("EINTR", f"offline of pfns [{start_pfn:#x}, {end:#x}): no "
+                                    f"migration target for the order-{int(S.page_order[h])} "
+                                    f"block at {h:#x} (the kernel retries until a signal)")
     # __offline_isolated_pages: the free pages leave the buddy lists
-    fh = start_pfn + np.flatnonzero(S.page_flags[start_pfn:end] & PG_buddy)
-    for h in fh.tolist():
-        o = int(S.page_order[h])
-        _kbd.del_from_free_list(S, h, gz, o, MIGRATE_ISOLATE)
-        rep.free_pages_removed += 1 << o
+    rep.free_pages_removed = int(_khp.take_off_free_lists(S, start_pfn, end, gz,
+                                                          MIGRATE_ISOLATE))
     S.page_flags[start_pfn:end] = PG_hole
     S.page_order[start_pfn:end] = 0
     S.lru_next[start_pfn:end] = -1
@@ -744,9 +866,7 @@ def add_memory(m: Machine, nid: int, start_pfn: int, nr_pages: int,
         m.offline_blocks[b] = nid
         m.uevents.append(("add", f"/devices/system/memory/memory{b}", "memory"))
     if online_type != MMOP_OFFLINE:
-        for b in blocks:  # walk_memory_blocks(online_memory_block)
-            with contextlib.suppress(HotplugError):
-                memory_block_online(m, b, online_type)
+        online_memory_blocks(m, blocks, online_type)
     return blocks
 
 
