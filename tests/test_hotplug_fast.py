@@ -33,14 +33,14 @@ def _state(m: Machine) -> dict[str, Any]:
 
 
 def _pair(boot: str, thp: bool) -> tuple[Machine, Machine]:
-    cfg = MachineConfig.uniform(2, boot, 4, maxmem_pfn=(16 << 30) >> 12, max_numnodes=4,
+    cfg = MachineConfig.uniform(2, boot, 4, maxmem_pfn=(6 << 30) >> 12, max_numnodes=4,
                                 thp=thp)
     fast, slow = Machine(cfg), Machine(cfg)
     slow.memory_notifier.register(lambda ev: None, "watch")  # one by one: a listener sees
     return fast, slow
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(boot=st.sampled_from(["512M", "2G"]), nblocks=st.integers(2, 40),
        nid=st.sampled_from([1, 2]), thp=st.booleans(),
        online=st.sampled_from(["online", "online_kernel", "online_movable"]))
