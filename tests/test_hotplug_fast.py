@@ -41,7 +41,7 @@ def _pair(boot: str, thp: bool) -> tuple[Machine, Machine]:
 
 
 @settings(max_examples=6, deadline=None)
-@given(boot=st.sampled_from(["512M", "2G"]), nblocks=st.integers(2, 40),
+@given(boot=st.sampled_from(["512M", "2G"]), nblocks=st.integers(2, 16),
        nid=st.sampled_from([1, 2]), thp=st.booleans(),
        online=st.sampled_from(["online", "online_kernel", "online_movable"]))
 def test_a_run_onlined_at_once_is_onlining_block_by_block(boot, nblocks, nid, thp, online):
