@@ -31,12 +31,10 @@ from .constants import (
     MAX_NR_ZONES,
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
-    MIGRATE_PCPTYPES,
     N_MEMORY,
     N_NORMAL_MEMORY,
     N_ONLINE,
     N_POSSIBLE,
-    WMARK_HIGH,
     ZONE_DMA,
     ZONE_MOVABLE,
     ZONE_NAMES,
@@ -63,12 +61,9 @@ from .notifier import (
     MemoryNotify,
 )
 from .page_alloc import (
-    MIN_FREE_KBYTES_MAX,
-    MIN_FREE_KBYTES_MIN,
     build_all_zonelists,
     init_per_zone_wmark_min,
-    int_sqrt,
-    setup_per_zone_wmarks,
+    min_free_kbytes_after_online,
     zone_pcp_reset,
 )
 
@@ -475,10 +470,9 @@ def online_pages_run(m: Machine, prev: int, run: list[int], online_type: str) ->
     counts come out the same done once for the run.  init_per_zone_wmark_min
     is not history-free: calculate_min_free_kbytes reads the high watermarks
     the previous run left (nr_free_buffer_pages), so min_free_kbytes is
-    replayed block by block (:func:`replay_min_free_kbytes`), the
-    watermarks of the last-but-one block set from it, and the last block's
-    init_per_zone_wmark_min run for real (what else it sets depends on the
-    final state alone).
+    replayed block by block (page_alloc.min_free_kbytes_after_online) and
+    the last block's init_per_zone_wmark_min run for real (what else it sets
+    depends on the final state alone).
     """
     m.sync_zones()
     S = m.S
@@ -502,10 +496,9 @@ def online_pages_run(m: Machine, prev: int, run: list[int], online_type: str) ->
         return 0
     k = len(run)
     move_pfn_range_to_zone(m, start, end, nid, zidx)
-    if k > 1:  # the blocks before the last: min_free_kbytes and watermarks
-        m.min_free_kbytes = replay_min_free_kbytes(m, gz, n, k - 1)
-        S.zone_managed[gz] += (k - 1) * n
-        setup_per_zone_wmarks(m)
+    for _ in range(k - 1):  # the blocks before the last: min_free_kbytes and watermarks
+        S.zone_managed[gz] += n
+        min_free_kbytes_after_online(m)
     S.zone_managed[gz] += n
     online_pages_range(m, start, end)
     adjust_present_page_count(m, gz, start, end - start)
@@ -515,56 +508,6 @@ def online_pages_run(m: Machine, prev: int, run: list[int], online_type: str) ->
         del m.offline_blocks[b]
         m.uevents.append(("online", f"/devices/system/memory/memory{b}", "memory"))
     return k
-
-
-def replay_min_free_kbytes(m: Machine, gz: int, nr_pages: int, steps: int) -> int:
-    """min_free_kbytes after ``steps`` more runs of ``nr_pages`` managed pages
-    joining zone ``gz`` (populated), each followed by init_per_zone_wmark_min:
-    calculate_min_free_kbytes, __setup_per_zone_wmarks and
-    khugepaged_min_free_kbytes_update (set_recommended_min_free_kbytes)
-    over Python ints.  Only the zones below ZONE_MOVABLE with managed pages
-    count (nr_free_buffer_pages' and lowmem's zones on x86_64: DMA, DMA32,
-    NORMAL); the state is their managed pages and high watermarks."""
-    S = m.S
-    zones = [g for g in range(S.zone_managed.size) if g % MAX_NR_ZONES != ZONE_MOVABLE
-             and (S.zone_managed[g] > 0 or g == gz)]
-    managed = [int(S.zone_managed[g]) for g in zones]
-    high = [int(S.wmark[g, WMARK_HIGH]) for g in zones]
-    grow = zones.index(gz) if gz in zones else -1
-    shift = m.profile.page_shift - 10
-    wsf = m.vm.watermark_scale_factor
-    mfk = m.min_free_kbytes
-    nr_zones = int(np.count_nonzero(S.zone_present.reshape(-1, MAX_NR_ZONES)
-                                    [:, :ZONE_NORMAL + 1]))
-    pb = m.profile.pageblock_nr_pages
-    recommended = pb * nr_zones * 2 + pb * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
-    khugepaged = m.vm.thp and m.khugepaged_thread
-
-    def wmark_high(lowmem: int) -> list[int]:  # __setup_per_zone_wmarks: WMARK_HIGH
-        pages_min = mfk >> shift
-        out = []
-        for mg in managed:
-            tmp = pages_min * mg // lowmem if lowmem else 0
-            out.append(tmp + 2 * max(tmp >> 2, mg * wsf // 10000))
-        return out
-
-    def nr_free_buffer_pages() -> int:
-        return sum(max(0, mg - h) for mg, h in zip(managed, high, strict=True))
-
-    for _ in range(steps):
-        if grow >= 0:
-            managed[grow] += nr_pages
-        lowmem = sum(managed)
-        new = int_sqrt(nr_free_buffer_pages() * (m.profile.page_size >> 10) * 16)
-        if new > m.user_min_free_kbytes:  # calculate_min_free_kbytes
-            mfk = min(max(new, MIN_FREE_KBYTES_MIN), MIN_FREE_KBYTES_MAX)
-        high = wmark_high(lowmem)
-        if khugepaged:
-            rec = min(recommended, nr_free_buffer_pages() // 20) << shift
-            if rec > mfk:
-                mfk = rec
-            high = wmark_high(lowmem)
-    return mfk
 
 
 def memory_block_online(m: Machine, block_id: int, online_type: str = MMOP_ONLINE) -> None:

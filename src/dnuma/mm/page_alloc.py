@@ -220,9 +220,15 @@ def min_free_kbytes_sysctl_handler(m: Machine, kbytes: int) -> None:
 
 
 def setup_per_zone_wmarks(m: Machine) -> None:
-    """setup_per_zone_wmarks: __setup_per_zone_wmarks (min proportional to
-    managed pages, capped for ZONE_MOVABLE; low/high/promo spaced by
-    max(min/4, 0.1% of managed)), then zone_pcp_update for every zone."""
+    """setup_per_zone_wmarks: __setup_per_zone_wmarks, then zone_pcp_update
+    for every zone."""
+    __setup_per_zone_wmarks(m)
+    zone_pcp_update(m)
+
+
+def __setup_per_zone_wmarks(m: Machine) -> None:
+    """__setup_per_zone_wmarks: min proportional to managed pages, capped for
+    ZONE_MOVABLE; low/high/promo spaced by max(min/4, 0.1% of managed)."""
     S = m.S
     pages_min = m.min_free_kbytes >> (m.profile.page_shift - 10)
     managed = S.zone_managed.astype(np.int64)
@@ -236,7 +242,23 @@ def setup_per_zone_wmarks(m: Machine) -> None:
     S.wmark[:, WMARK_LOW] = wmin + delta
     S.wmark[:, WMARK_HIGH] = wmin + 2 * delta
     S.wmark[:, WMARK_PROMO] = wmin + 3 * delta
-    zone_pcp_update(m)
+
+
+def min_free_kbytes_after_online(m: Machine) -> None:
+    """What init_per_zone_wmark_min leaves of min_free_kbytes and the
+    watermarks after managed pages joined a zone: calculate_min_free_kbytes,
+    __setup_per_zone_wmarks and khugepaged_min_free_kbytes_update, without
+    the parts that depend on the final state alone (pcp, stat thresholds,
+    lowmem_reserve).  The one-pass online of several blocks runs it for each
+    block but the last (calculate_min_free_kbytes reads the high watermarks
+    the block before left)."""
+    calculate_min_free_kbytes(m)
+    __setup_per_zone_wmarks(m)
+    if m.vm.thp and m.khugepaged_thread:  # set_recommended_min_free_kbytes
+        recommended = khugepaged_recommended_min_free_kbytes(m)
+        if recommended > m.min_free_kbytes:
+            m.min_free_kbytes = recommended
+        __setup_per_zone_wmarks(m)
 
 
 def setup_per_zone_lowmem_reserve(m: Machine) -> None:

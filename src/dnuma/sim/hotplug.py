@@ -49,16 +49,21 @@ class HotplugRecord:
                 "present_delta": self.present_delta, "wall_ms": round(self.wall_ms, 3)}
 
 
+def boot_ram_end(m: Machine) -> int:
+    """Boot RAM's end pfn, rounded up to a memory block."""
+    n = pages_per_block(m)
+    return -(-max(e for _s, e, _n in m.config.ram) // n) * n
+
+
 def free_range(m: Machine, nr_pages: int) -> int:
     """The first block-aligned range of ``nr_pages`` with no memory block, at
     or above boot RAM's end and below ``maxmem_pfn`` (where a hypervisor's
     DIMM slots put the next DIMM); -1 when there is none."""
     n = pages_per_block(m)
-    boot_end = -(-max(e for _s, e, _n in m.config.ram) // n)
     room = min(m.config.maxmem_pfn or m.max_pfn, m.max_pfn) // n
     want = nr_pages // n
     run = 0
-    for b in range(boot_end, room):
+    for b in range(boot_ram_end(m) // n, room):
         run = 0 if block_exists(m, b) else run + 1
         if run == want:
             return (b - want + 1) * n
@@ -74,7 +79,7 @@ class HotplugPlan:
         self.ranges: dict[str, tuple[int, int]] = {}  # hotplug event -> (start_pfn, nr_pages)
         n = pages_per_block(m)
         room = m.config.maxmem_pfn or 0
-        boot_end = -(-max(e for _s, e, _n in m.config.ram) // n) * n
+        boot_end = boot_ram_end(m)
         for i, ev in enumerate(events):
             where = f"{source}: event[{i}] ({ev.name} at {ev.at / NS:g} s): {ev.action}"
             if ev.action == "hotplug":
@@ -102,6 +107,7 @@ class HotplugPlan:
         """Make ``ev`` on the machine and record what happened."""
         assert ev.action in HOTPLUG_ACTIONS
         rec = HotplugRecord(ev.name, t_ns / NS, ev.action)
+        present = int(self.m.S.zone_present.sum())
         t0 = time.perf_counter()
         try:
             self._make(ev, rec)
@@ -110,6 +116,7 @@ class HotplugPlan:
         except DnumaError as exc:  # e.g. a block that does not exist as an int check
             rec.ok, rec.errname, rec.detail = False, "EINVAL", str(exc)
         rec.wall_ms = (time.perf_counter() - t0) * 1e3
+        rec.present_delta = int(self.m.S.zone_present.sum()) - present
         self.records.append(rec)
         return rec
 
@@ -122,9 +129,7 @@ class HotplugPlan:
                 start = free_range(m, nr)
                 if start < 0:
                     raise HotplugError("ERANGE", f"no free range of {nr} pages below maxmem")
-            present = m.S.zone_present.sum()
             rec.blocks = m.add_memory(node, start, nr, online)
-            rec.present_delta = int(m.S.zone_present.sum() - present)
             self.ranges[ev.name] = (start, nr)
         elif act == "hotremove":
             (target,) = args
@@ -132,29 +137,22 @@ class HotplugPlan:
                 raise HotplugError("ENOENT", f"{target} added no memory (or it was removed)")
             start, nr = self.ranges[target] if isinstance(target, str) else \
                 (target[0], target[1] - target[0])
-            present = m.S.zone_present.sum()
             if not eject_memory(m, start, nr):
                 raise HotplugError("EBUSY", f"a block of pfns [{start:#x}, {start + nr:#x}) "
                                             f"refused to go offline; the memory stays")
-            rec.present_delta = int(m.S.zone_present.sum() - present)
             n = pages_per_block(m)
             rec.blocks = list(range(start // n, (start + nr) // n))
             if isinstance(target, str):
                 del self.ranges[target]
         elif act == "offline_block":
             for b in args:
-                present = m.S.zone_present.sum()
-                rep = m.offline_memory_block(b)
+                rec.pages_migrated += m.offline_memory_block(b).pages_migrated
                 rec.blocks.append(b)
-                rec.pages_migrated += rep.pages_migrated
-                rec.present_delta += int(m.S.zone_present.sum() - present)
         elif act == "online_block":
             blocks, typ = args
             for b in blocks:
-                present = m.S.zone_present.sum()
                 write_memory_block_state(m, b, typ)
                 rec.blocks.append(b)
-                rec.present_delta += int(m.S.zone_present.sum() - present)
         elif act in ("cpu_offline", "cpu_online"):
             for c in args:
                 write_cpu_online(m, c, "1" if act == "cpu_online" else "0")
@@ -162,4 +160,4 @@ class HotplugPlan:
             write_auto_online_blocks(m, args)
 
 
-__all__ = ["HotplugPlan", "HotplugRecord", "free_range"]
+__all__ = ["HotplugPlan", "HotplugRecord", "boot_ram_end", "free_range"]
