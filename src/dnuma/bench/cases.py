@@ -20,6 +20,11 @@ from typing import Any
 import numpy as np
 
 from ..mm.constants import PG_buddy
+from ..sim.hotplug import (
+    KERNEL_MOVE_PAGES_BYTES_PER_S,
+    KERNEL_ONLINE_MS_PER_256MIB,
+    KERNEL_ONLINE_MS_PER_256MIB_BEFORE_2018,
+)
 from . import NAMES, BenchError, baselines
 from .harness import Check, Context, Result, measure, median, release
 from .machines import Rewind, mixed_initial_state
@@ -377,12 +382,6 @@ def export(ctx: Context) -> tuple[Result, str]:
 
 
 # ------------------------------------------------------------------ online-tib
-#: the kernel's own figure for onlining one 256 MiB section: 50-60 ms before
-#: the 2018 change that frees hot-added memory in MAX_PAGE_ORDER chunks
-#: ("mm/page_alloc.c: memory hotplug: free pages as higher order"), under
-#: 1 ms after it (ms)
-KERNEL_ONLINE_MS_PER_256MIB = 1.0
-KERNEL_ONLINE_MS_PER_256MIB_BEFORE_2018 = (50.0, 60.0)
 MIB_256 = 256 << 20
 
 
@@ -447,10 +446,6 @@ def online_tib(ctx: Context) -> tuple[Result, str]:
 
 
 # ------------------------------------------------------------------ offline-gib
-#: move_pages() of 4 KiB pages, the kernel's figure: about 3.7 GB/s
-KERNEL_MOVE_PAGES_BYTES_PER_S = 3.7e9
-
-
 def offline_gib(ctx: Context) -> tuple[Result, str]:
     """Offline 1 GiB (8 memory blocks of 128 MiB: the top of node 1 of a
     2-node 8-CPU machine, node 0 4 GiB, node 1 2 GiB) half allocated with

@@ -133,16 +133,20 @@ def write_outputs(out: Path, title: str, summary: dict[str, Any], metrics: Metri
 
 
 def format_table(rows: Sequence[dict[str, Any]], cols: Sequence[tuple[str, str, int]]) -> str:
-    """Rows as right-aligned columns (key, heading, width); a list is joined
-    with commas ("-" when empty), None shows as "-"."""
-    lines = ["".join(f"{h:>{w}}" for _k, h, w in cols)]
+    """Rows as right-aligned columns (key, heading, width; a negative width
+    aligns left); a list is joined with commas ("-" when empty), None shows
+    as "-"."""
+    def cell(v: Any, w: int) -> str:
+        return f"{v:<{-w}}" if w < 0 else f"{v:>{w}}"
+
+    lines = ["".join(cell(h, w) for _k, h, w in cols)]
     for r in rows:
         cells = []
         for k, _h, w in cols:
             v = r[k]
             if isinstance(v, list):
                 v = ",".join(map(str, v)) or "-"
-            cells.append(f"{'-' if v is None else v:>{w}}")
+            cells.append(cell("-" if v is None else v, w))
         lines.append("".join(cells))
     return "\n".join(lines)
 
@@ -159,9 +163,21 @@ def format_steps(rows: Sequence[dict[str, Any]]) -> str:
 def format_hotplug(rows: Sequence[dict[str, Any]]) -> str:
     """The hotplug events of a run: one row each, a refused one with its errno."""
     return format_table(rows, [
-        ("event", "hotplug event", 18), ("t", "t s", 6), ("action", "action", 19),
+        ("event", "hotplug event", 18), ("t", "t s", 10), ("action", "action", 19),
         ("errno", "errno", 7), ("blocks", "blocks", 12), ("present_delta", "present +/-", 12),
         ("pages_migrated", "migrated", 10), ("wall_ms", "wall ms", 9)])
+
+
+def format_versus(rows: Sequence[dict[str, Any]]) -> str:
+    """DNUMA next to hotplug: one row per figure, the two arms side by side."""
+    def show(v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return v
+        return f"{v:,}" if isinstance(v, int) else f"{v:,.3f}"
+
+    return format_table([{"what": f"  {r['what']}", "dnuma": show(r["dnuma"]),
+                          "hotplug": show(r["hotplug"])} for r in rows], [
+        ("what", "", -50), ("dnuma", "DNUMA commit", 14), ("hotplug", "hotplug", 22)])
 
 
 class SourceOption(argparse.Action):

@@ -4,6 +4,7 @@ kmem trace played onto a model machine, with its table and output folder."""
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from .common import (
     check_fn,
     format_hotplug,
     format_steps,
+    format_versus,
     observers,
     output_dirs,
     print_json,
@@ -58,6 +60,8 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
     if not quiet:
         print(f"dnuma {sc.name}: {sc.description or sc.source}", flush=True)
     warm_up()
+    if sc.versus is not None:
+        return _run_versus(args, sc)
     try:
         machine = scenario_machine(sc)
     except ConfigError as exc:
@@ -103,6 +107,66 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
             print(f"wrote {len(w.trees)} sysfs/procfs trees under {args.sysroot}")
         if args.save_snapshot:
             print(f"saved the final state to {args.save_snapshot}")
+    return 0
+
+
+def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
+    """A ``[versus]`` scenario: both arms, the side-by-side table, and the
+    output folder (summary.json, versus.png, each arm's report in a
+    subfolder)."""
+    from ..mm.errors import ConfigError
+    from ..sim.versus import run_versus
+    from .machine import scenario_machine
+
+    for flag, val in (("--sysroot", args.sysroot), ("--save-snapshot", args.save_snapshot)):
+        if val:
+            raise UsageError(f"{flag}: not with a [versus] scenario ({sc.name} runs twice)")
+    quiet = args.json
+
+    def machine() -> Machine:
+        try:
+            return scenario_machine(sc)
+        except ConfigError as exc:
+            raise ConfigError(f"{sc.source}: machine: {exc}") from None
+
+    metrics: dict[str, Metrics] = {}
+
+    def observe(arm: str, m: Machine) -> list[Any]:
+        if args.no_report:
+            return []
+        got: list[Metrics] = []
+        obs = observers(got)(m)
+        metrics[arm] = got[0]
+        return obs
+
+    dur = sc.duration / 1e9
+    with progress_bar(2 * dur, f"{sc.name}: dnuma, then hotplug (virtual time)", quiet) as prog:
+        res = run_versus(sc, machine, observe=observe,
+                         progress=lambda arm, t: prog(t + (dur if arm == "hotplug" else 0.0)),
+                         check=check_fn(args.check))
+    summary = res.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        print()
+        print(format_versus(res.rows()))
+        hot = summary["arms"]["hotplug"]["hotplug"]
+        if hot:
+            print()
+            print(format_hotplug(hot))
+    if metrics:
+        out = Path(args.out)
+        for arm, mt in metrics.items():
+            write_outputs(out / arm, f"dnuma run {sc.name}: {arm}", summary["arms"][arm],
+                          mt, quiet)
+        from ..report.plots import versus_png
+
+        v = sc.versus
+        assert v is not None
+        (out / "versus.png").write_bytes(versus_png(metrics, v.from_nid, v.to_nid, v.at / 1e9))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if not quiet:
+            print(f"wrote {out / 'summary.json'} and {out / 'versus.png'}")
     return 0
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import colorsys
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -324,6 +324,47 @@ def local_share_png(metrics: Metrics) -> bytes:
     _event_lines(ax, metrics.events, label=True, y=0.6)
     _event_lines(ax2, metrics.events, label=False)
     ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return _png(fig)
+
+
+def versus_png(arms: Mapping[str, Metrics], from_nid: int, to_nid: int, at: float) -> bytes:
+    """DNUMA next to hotplug (sim.versus), one line per arm: top, the pages
+    node ``to_nid`` holds and node ``from_nid`` keeps; bottom, the share of
+    allocations that were node-local between two samples."""
+    from matplotlib.ticker import EngFormatter, PercentFormatter
+
+    fig = _figure(11.0, 5.5)
+    ax, ax2 = fig.subplots(2, 1, sharex=True)
+    styles = {"dnuma": "-", "hotplug": "--"}
+    t_end = at
+    for arm, mt in arms.items():
+        cols = mt.columns()
+        t = cols["t"]
+        t_end = max(t_end, float(t[-1]))
+        present = columns_by_node(cols, "present")
+        ls = styles.get(arm, ":")
+        for nid in (to_nid, from_nid):
+            if nid in present:
+                ax.plot(t, present[nid], ls=ls, color=node_color(nid), lw=1.6,
+                        drawstyle="steps-post", label=f"{arm}: node {nid}")
+        keep = np.diff(t, prepend=t[:1]) > 0
+        ax2.plot(t[keep], cols["local_share"][keep], ls=ls, color="black", lw=1.4,
+                 drawstyle="steps-pre", label=arm)
+    ax.set_ylabel("present pages")
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_title(f"Node {from_nid}'s memory to node {to_nid} at {at:g} s: present pages "
+                 "(solid: DNUMA commit, dashed: hotplug)", fontsize=10, loc="left")
+    ax2.set_ylim(-0.03, 1.05)
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax2.set_ylabel("local allocations")
+    ax2.set_xlabel("virtual time (s)")
+    ax2.set_title("Share of allocations served by the allocating CPU's node (numastat)",
+                  fontsize=10, loc="left")
+    for a in (ax, ax2):
+        a.axvline(at, color="0.4", lw=0.8, ls=":")
+        a.grid(axis="y", lw=0.4, alpha=0.5)
+        a.set_xlim(0, t_end)
+        a.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _png(fig)
 
 

@@ -31,6 +31,10 @@ class Observer(Protocol):
     def finish(self, t: float | None = None) -> object: ...
 
 
+# An observer may also have ``hotplug_event(t, record)``: called after each
+# hotplug event (each step of a replug) with its HotplugRecord.
+
+
 @dataclass
 class Step:
     """One layout change and what followed it until the next one (or the end)."""
@@ -199,12 +203,15 @@ class LayoutPlan:
 def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] | None = None,
                  progress: Callable[[float], None] | None = None,
                  check: Callable[[Machine], None] | None = None,
-                 machine: Machine | None = None) -> RunResult:
+                 machine: Machine | None = None,
+                 hooks: Sequence[tuple[int, int, Callable[[Machine], None]]] = ()) -> RunResult:
     """Run ``sc`` to its end.  ``observe(machine)`` returns the observers
     (e.g. ``lambda m: [Metrics(m)]``), made once the machine has booted;
     ``progress(t)`` gets virtual seconds as they pass; ``check`` (e.g.
-    validate_all) runs after every layout event and at the end.  Layouts are
-    checked against the machine before anything runs."""
+    validate_all) runs after every layout event and at the end; each of
+    ``hooks`` (t ns, priority, fn) runs ``fn(machine)`` at its time (a
+    priority below PRIO_LAYOUT: before the events of that instant).  Layouts
+    and hotplug events are checked against the machine before anything runs."""
     wall0 = time.perf_counter()
     if machine is not None:
         m = machine
@@ -233,13 +240,27 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
 
     def hotplug(ev: LayoutEvent) -> Callable[[int], None]:
         def fire(t: int) -> None:
-            hot.fire(ev, t)
+            more = hot.fire(ev, t)
+            rec = hot.records[-1]
+            for o in observers:
+                note = getattr(o, "hotplug_event", None)
+                if note is not None:
+                    note(t / NS, rec)
             if check:
                 check(m)
+            if more is not None:
+                if t + more <= sc.duration:
+                    loop.at(t + more, PRIO_LAYOUT, fire)
+                else:
+                    hot.records.append(HotplugRecord(
+                        ev.name, sc.duration / NS, ev.action, False, "ETIME",
+                        f"not done by the end of the run ({sc.duration / NS:g} s)"))
         return fire
 
     for ev in hot_events:  # after a layout event at the same time
         loop.at(ev.at, PRIO_LAYOUT, hotplug(ev))
+    for t_hook, prio, fn in hooks:
+        loop.at(t_hook, prio, lambda _t, fn=fn: fn(m))  # type: ignore[misc]
     loop.every(VMSTAT_INTERVAL, VMSTAT_INTERVAL, sc.duration, PRIO_VMSTAT,
                lambda t: m.vmstat_tick())
 

@@ -32,7 +32,7 @@ from .tasks import TaskSpec
 LAYOUT_ACTIONS = ("stripe", "push", "ranges", "boot", "debugfs", "debugfs_file")
 #: memory and CPU hotplug events (sim.hotplug makes them)
 HOTPLUG_ACTIONS = ("hotplug", "hotremove", "offline_block", "online_block", "cpu_offline",
-                   "cpu_online", "auto_online_blocks")
+                   "cpu_online", "auto_online_blocks", "replug")
 ACTIONS = (*LAYOUT_ACTIONS, *HOTPLUG_ACTIONS)
 GFP_NAMES: dict[str, int] = {k: int(v) for k, v in vars(C).items()
                              if k.startswith(("GFP_", "__GFP_")) and isinstance(v, int)}
@@ -60,6 +60,20 @@ class LayoutEvent:
 
 
 @dataclass(frozen=True)
+class Versus:
+    """A scenario's ``[versus]`` table: move node ``from_nid``'s boot memory
+    to node ``to_nid`` at ``at`` ns, once by a DNUMA commit and once by
+    hotplug (a ``replug`` event); remote allocations are compared over
+    [at, at + window] ns."""
+
+    from_nid: int
+    to_nid: int
+    at: int
+    window: int
+    online: str | None = None  # how the hotplug arm onlines (None: auto_online_blocks)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -71,6 +85,7 @@ class Scenario:
     seed: int
     source: str = "<scenario>"
     machine_from: str | None = None  # "host" or a folder of /proc and /sys files
+    versus: Versus | None = None  # run twice: DNUMA next to hotplug (sim.versus)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -476,6 +491,10 @@ def _hotplug_args(source: str, at: _At, act: str, added: list[str]) -> Any:
                 raise o.fail("type", f"{typ!r}: expected one of {', '.join(ONLINE_TYPES[1:])}")
             return (o.ints("block"), typ)
         return (at.ints(act), "online")
+    if act == "replug":
+        r = _At(source, at.get(act, dict, what="{from = N, to = M}"), at.key(act))
+        r.check_keys(("from", "to", "online"))
+        return (*_move(r, C.MAX_MAX_NUMNODES), _online_type(r, "online"))
     if act == "auto_online_blocks":
         v = at.get(act, str)
         if v not in ONLINE_TYPES:
@@ -501,7 +520,45 @@ def _check_work(at: _At, tasks: Sequence[TaskSpec], dur: int, sample: int) -> No
                               "rates or the duration)")
 
 
-_TOP_KEYS = ("name", "description", "duration", "sample", "seed", "machine", "task", "event")
+_TOP_KEYS = ("name", "description", "duration", "sample", "seed", "machine", "task", "event",
+             "versus")
+
+
+def _online_type(at: _At, k: str) -> str | None:
+    v = at.get(k, str, None)
+    if v is not None and v not in ONLINE_TYPES[1:]:
+        raise at.fail(k, f"{v!r}: expected one of {', '.join(ONLINE_TYPES[1:])}")
+    return v
+
+
+def _move(at: _At, maxn: int) -> tuple[int, int]:
+    """The ``from`` and ``to`` nodes of a replug event or a versus table."""
+    a, b = at.int_("from", lo=0, hi=maxn - 1), at.int_("to", lo=0, hi=maxn - 1)
+    if a == b:
+        raise at.fail("to", f"the same node as from ({a})")
+    return a, b
+
+
+def _versus(source: str, raw: Any, mach: MachineConfig | None, dur: int) -> Versus | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{source}: versus: expected a table ([versus] from = 1, to = 2, "
+                            f"at = \"2s\"), got {raw!r}")
+    at = _At(source, raw, "versus")
+    at.check_keys(("from", "to", "at", "window", "online"))
+    maxn = mach.max_numnodes if mach else C.MAX_MAX_NUMNODES
+    a, b = _move(at, maxn)
+    if mach is not None and not any(n == a for _s, _e, n in mach.ram):
+        raise at.fail("from", f"node {a} has no boot memory to move")
+    t = at.duration("at")
+    if not 0 < t < dur:
+        raise at.fail("at", f"must be inside the run (0, {dur / NS:g} s)")
+    window = at.duration("window", dur - t)
+    if not 0 < window <= dur - t:
+        raise at.fail("window", f"must be > 0 and end by the end of the run "
+                                f"({(dur - t) / NS:g} s after at)")
+    return Versus(a, b, t, window, _online_type(at, "online"))
 
 
 def parse_scenario(text: str, source: str = "<scenario>",
@@ -542,10 +599,12 @@ def parse_scenario(text: str, source: str = "<scenario>",
     if sum(t.adopt for t in tasks) > 1:
         raise ScenarioError(f"{source}: task: only one task may adopt the boot allocations")
     events = _events(source, raw.get("event"), base, dur)
+    versus = _versus(source, raw.get("versus"), mach, dur)
     return Scenario(name=at.get("name", str, Path(source).stem),
                     description=at.get("description", str, ""), machine=mach, tasks=tasks,
                     events=events, duration=dur, sample=sample,
-                    seed=at.int_("seed", 0, 0), source=source, machine_from=mfrom, raw=raw)
+                    seed=at.int_("seed", 0, 0), source=source, machine_from=mfrom,
+                    versus=versus, raw=raw)
 
 
 def load_scenario(path: str | Path) -> Scenario:
