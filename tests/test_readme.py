@@ -48,3 +48,21 @@ def test_scenario_example_runs():
     res = run_scenario(sc)
     assert [s.name for s in res.steps] == ["stripe"]
     assert [t.name for t in sc.tasks] == [f"anon/{c}" for c in range(4)]
+
+
+def test_the_versus_table_is_what_the_shipped_scenario_gives(capsys):
+    """The DNUMA-next-to-hotplug table, every figure but the model's wall time."""
+    from dnuma.cli import main
+
+    mt = re.search(r"```\n( +DNUMA commit +hotplug\n.*?)```", README, re.S)
+    assert mt, "no versus table in README.md"
+    assert main(["run", "versus-hotplug", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    got = lines[next(i for i, ln in enumerate(lines) if "DNUMA commit" in ln):]
+
+    def rows(lines):
+        return [ln.strip() for ln in lines if ln.strip() and "wall time" not in ln]
+
+    want = rows(mt.group(1).splitlines())
+    assert rows(got)[:len(want)] == want

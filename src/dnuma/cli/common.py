@@ -165,7 +165,8 @@ def format_hotplug(rows: Sequence[dict[str, Any]]) -> str:
     return format_table(rows, [
         ("event", "hotplug event", 18), ("t", "t s", 10), ("action", "action", 19),
         ("errno", "errno", 7), ("blocks", "blocks", 12), ("present_delta", "present +/-", 12),
-        ("pages_migrated", "migrated", 10), ("wall_ms", "wall ms", 9)])
+        ("pages_migrated", "migrated", 10), ("wall_ms", "wall ms", 11),
+        ("kernel_ms", "kernel ms", 11)])
 
 
 def format_versus(rows: Sequence[dict[str, Any]]) -> str:

@@ -54,12 +54,14 @@ def _run(args: argparse.Namespace, scenario_arg: str) -> int:
 def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
     from ..mm.errors import ConfigError
     from ..sim.run import run_scenario, warm_up
+    from ..sim.scenario import HOTPLUG_ACTIONS
     from .machine import scenario_machine
 
     quiet = args.json
     if not quiet:
         print(f"dnuma {sc.name}: {sc.description or sc.source}", flush=True)
-    warm_up()
+    warm_up(hotplug=sc.versus is not None
+            or any(e.action in HOTPLUG_ACTIONS for e in sc.events))
     if sc.versus is not None:
         return _run_versus(args, sc)
     try:

@@ -299,11 +299,21 @@ stripe = { nodes = [0, 1, 2], block = 100 }
 """
 
 
-def warm_up() -> float:
+_WARM_UP_HOTPLUG = """
+[[event]]
+at = "0s"
+replug = { from = 1, to = 2 }
+"""
+
+
+def warm_up(hotplug: bool = False) -> float:
     """Compile (or load from numba's cache) the kernels a run uses, on a tiny
-    scenario, so that no timed commit pays for compilation.  Returns seconds."""
+    scenario, so that no timed commit pays for compilation (``hotplug``:
+    also an offline, a removal and an online).  Returns seconds."""
     from .scenario import parse_scenario
 
     t0 = time.perf_counter()
-    run_scenario(parse_scenario(_WARM_UP, "<warm-up>"))
+    text = _WARM_UP.replace('mem = "16M"', 'mem = "256M"') + _WARM_UP_HOTPLUG if hotplug \
+        else _WARM_UP
+    run_scenario(parse_scenario(text, "<warm-up>"))
     return time.perf_counter() - t0
