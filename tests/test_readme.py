@@ -36,6 +36,12 @@ def test_the_hotplug_example_prints_what_it_says():
     assert printed == promised == ["[4, 5] online", "EBUSY 4"]
 
 
+def test_the_cpu_move_example_prints_what_it_says():
+    code = next(c for c in re.findall(r"```python\n(.*?)```", README, re.S) if "move_cpus" in c)
+    printed, promised = _promised_output(code)
+    assert printed == promised and len(printed) == 3
+
+
 def test_python_example_prints_what_it_says():
     printed, promised = _promised_output(_block("python"))
     assert len(printed) == len(promised) == 2

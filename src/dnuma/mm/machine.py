@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,7 @@ from .page_alloc import (
     zone_pcp_reset,
 )
 from .topology import NR_CPUS, Topology, check_cpu_to_node, check_distance
+from .topology_update import CpuMoveReport, move_cpus, set_distances
 
 _SIZE_RE = re.compile(r"^\s*(\d{1,24})\s*([KMGTP]?)(i?B)?\s*$", re.IGNORECASE)
 
@@ -884,6 +885,15 @@ class Machine:
     def cpu_up(self, cpu: int) -> None:
         """Bring ``cpu`` online (mm.cpu_hotplug.cpu_up)."""
         cpu_up(self, cpu)
+
+    def move_cpus(self, moves: Mapping[int, int]) -> CpuMoveReport:
+        """Give CPUs new nodes, {cpu: nid} (mm.topology_update.move_cpus)."""
+        return move_cpus(self, moves)
+
+    def set_distances(self, matrix: Sequence[Sequence[int]]) -> None:
+        """A new SLIT for nodes 0..k-1, zonelists rebuilt once
+        (mm.topology_update.set_distances)."""
+        set_distances(self, matrix)
 
     def rebuild_after_layout_change(self) -> tuple[list[int], list[int]]:
         """Node states, the pagesets of zones emptied or refilled

@@ -293,7 +293,8 @@ def zone_batchsizes(managed: np.ndarray, page_size: int) -> np.ndarray:
     return np.maximum(1, (np.int64(1) << (np.frexp(v.astype(np.float64))[1] - 1)) - 1)
 
 
-def zone_pcp_update(m: Machine, cpu_online: int = 0, populated_only: bool = False) -> None:
+def zone_pcp_update(m: Machine, cpu_online: int = 0, populated_only: bool = False,
+                    nids: Sequence[int] | None = None) -> None:
     """zone_pcp_update(zone, cpu_online) -> zone_set_pageset_high_and_batch
     for every zone (``populated_only``: for_each_populated_zone, as the CPU
     hotplug callbacks call it): with percpu_pagelist_high_fraction 0, high
@@ -302,7 +303,7 @@ def zone_pcp_update(m: Machine, cpu_online: int = 0, populated_only: bool = Fals
     managed / fraction.  zone_highsize splits them over the node's online
     CPUs plus ``cpu_online`` (page_alloc_cpu_online passes 1 for every zone,
     before the new CPU is in cpumask_of_node), num_online_cpus() when that
-    is 0."""
+    is 0.  ``nids``: only the zones of those nodes."""
     S = m.S
     topo = m.topo
     managed = S.zone_managed.astype(np.int64)
@@ -310,6 +311,8 @@ def zone_pcp_update(m: Machine, cpu_online: int = 0, populated_only: bool = Fals
     split = np.where(split > 0, split, topo.num_online_cpus())
     batch = zone_batchsizes(managed, m.profile.page_size)
     sel = (S.zone_present > 0) if populated_only else np.ones(managed.size, dtype=bool)
+    if nids is not None:
+        sel &= np.isin(np.arange(managed.size) // MAX_NR_ZONES, np.asarray(nids, dtype=np.int64))
     S.pcp_batch[sel] = batch[sel]
     frac = m.vm.percpu_pagelist_high_fraction
     if frac:

@@ -38,8 +38,9 @@ from ..mm.memory_hotplug import (
     pages_per_block,
     remove_memory,
 )
+from ..mm.topology_update import check_cpu_moves
 from .events import NS
-from .scenario import HOTPLUG_ACTIONS, LayoutEvent, ScenarioError
+from .scenario import MACHINE_ACTIONS, LayoutEvent, ScenarioError
 
 #: move_pages() of 4 KiB pages, the kernel's figure: about 3.7 GB/s
 KERNEL_MOVE_PAGES_BYTES_PER_S = 3.7e9
@@ -151,6 +152,11 @@ class HotplugPlan:
                     if not k < m.config.max_numnodes or not m.topo.node_states[N_POSSIBLE, k]:
                         raise ScenarioError(f"{where}: node {k} is not possible "
                                             f"(max_numnodes {m.config.max_numnodes})")
+            elif ev.action == "cpus":
+                try:
+                    check_cpu_moves(m, ev.args)
+                except DnumaError as exc:
+                    raise ScenarioError(f"{where}: {exc}") from None
             elif ev.action in ("cpu_offline", "cpu_online"):
                 bad = [c for c in ev.args if not 0 < c < m.nr_cpus]
                 if bad:
@@ -161,7 +167,7 @@ class HotplugPlan:
         """Make ``ev`` on the machine and record what happened; the virtual
         ns until the event goes on (a ``replug`` moves one block a step),
         None when it is done."""
-        assert ev.action in HOTPLUG_ACTIONS
+        assert ev.action in MACHINE_ACTIONS
         rec = HotplugRecord(ev.name, t_ns / NS, ev.action)
         present = int(self.m.S.zone_present.sum())
         t0 = time.perf_counter()
@@ -257,6 +263,16 @@ class HotplugPlan:
         elif act in ("cpu_offline", "cpu_online"):
             for c in args:
                 write_cpu_online(m, c, "1" if act == "cpu_online" else "0")
+        elif act == "cpus":
+            mv = m.move_cpus(args)
+            rec.detail = ", ".join(f"cpu {c}: node {a} -> {b}" for c, a, b in mv.moved) \
+                or "no CPU changed node"
+            if mv.nodes_onlined or mv.nodes_offlined:
+                rec.detail += (f"; nodes online {mv.nodes_onlined}, offline "
+                               f"{mv.nodes_offlined}")
+        elif act == "distance":
+            m.set_distances(args)
+            rec.detail = f"SLIT of nodes 0-{len(args) - 1}; zonelists rebuilt"
         else:
             write_auto_online_blocks(m, args)
 

@@ -41,7 +41,7 @@ from .ftrace import (
     trace_name,
 )
 from .run import LayoutPlan, Observer, Step, StepLog
-from .scenario import HOTPLUG_ACTIONS, LayoutEvent, ScenarioError, parse_id_list, parse_range_map
+from .scenario import MACHINE_ACTIONS, LayoutEvent, ScenarioError, parse_id_list, parse_range_map
 
 #: the latest time (ns) a --event or --sample may name (about 146 years)
 MAX_TIME_NS = 1 << 62
@@ -235,7 +235,7 @@ def _plan(m: Machine, events: Sequence[LayoutEvent], labels: Sequence[str] | Non
     """The replay's LayoutPlan (events in time order); a layout the machine
     refuses is named by its label (``--event '1s:push:9'``) when given."""
     order = sorted(range(len(events)), key=lambda i: events[i].at)
-    hot = [e for e in events if e.action in HOTPLUG_ACTIONS]
+    hot = [e for e in events if e.action in MACHINE_ACTIONS]
     if hot:
         raise ScenarioError(f"replay: {hot[0].name} ({hot[0].action}): a trace replay makes "
                             f"layout events only (the trace holds the kernel's own hotplug)")

@@ -15,7 +15,7 @@ from ..mm.memlayout import MemLayout
 from ..mm.memlayout_debugfs import DebugfsDryRun, DebugfsWrite, MemlayoutDebugfs, parse_script
 from .events import NS, PRIO_END, PRIO_LAYOUT, PRIO_SAMPLE, PRIO_VMSTAT, EventLoop
 from .hotplug import HotplugPlan, HotplugRecord
-from .scenario import HOTPLUG_ACTIONS, LayoutEvent, Scenario, ScenarioError
+from .scenario import MACHINE_ACTIONS, LayoutEvent, Scenario, ScenarioError
 from .tasks import TaskSet
 
 VMSTAT_INTERVAL = NS  # sysctl vm.stat_interval: 1 s
@@ -220,8 +220,8 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
     else:
         raise ScenarioError(f"{sc.source}: machine.from = {sc.machine_from!r}: boot it first "
                             f"(dnuma.io.host.boot_from_host) and pass machine=")
-    plan = LayoutPlan(m, [e for e in sc.events if e.action not in HOTPLUG_ACTIONS], sc.source)
-    hot_events = [e for e in sc.events if e.action in HOTPLUG_ACTIONS]
+    plan = LayoutPlan(m, [e for e in sc.events if e.action not in MACHINE_ACTIONS], sc.source)
+    hot_events = [e for e in sc.events if e.action in MACHINE_ACTIONS]
     hot = HotplugPlan(m, hot_events, sc.source)
     try:
         tasks = TaskSet(m, sc.tasks, seed=sc.seed)

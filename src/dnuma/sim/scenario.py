@@ -33,7 +33,11 @@ LAYOUT_ACTIONS = ("stripe", "push", "ranges", "boot", "debugfs", "debugfs_file")
 #: memory and CPU hotplug events (sim.hotplug makes them)
 HOTPLUG_ACTIONS = ("hotplug", "hotremove", "offline_block", "online_block", "cpu_offline",
                    "cpu_online", "auto_online_blocks", "replug")
-ACTIONS = (*LAYOUT_ACTIONS, *HOTPLUG_ACTIONS)
+#: runtime topology changes (mm.topology_update): CPUs to other nodes, a new SLIT
+TOPOLOGY_ACTIONS = ("cpus", "distance")
+#: the events sim.hotplug makes (everything but a layout change)
+MACHINE_ACTIONS = (*HOTPLUG_ACTIONS, *TOPOLOGY_ACTIONS)
+ACTIONS = (*LAYOUT_ACTIONS, *MACHINE_ACTIONS)
 GFP_NAMES: dict[str, int] = {k: int(v) for k, v in vars(C).items()
                              if k.startswith(("GFP_", "__GFP_")) and isinstance(v, int)}
 MIGRATETYPE_GFP = {"unmovable": C.GFP_KERNEL, "movable": C.GFP_HIGHUSER_MOVABLE,
@@ -51,7 +55,8 @@ class ScenarioError(ConfigError):
 @dataclass(frozen=True)
 class LayoutEvent:
     """An event at ``at`` ns: ``action`` in ACTIONS with its ``args``: a layout
-    change (LAYOUT_ACTIONS) or a hotplug operation (HOTPLUG_ACTIONS)."""
+    change (LAYOUT_ACTIONS), a hotplug operation (HOTPLUG_ACTIONS) or a
+    topology change (TOPOLOGY_ACTIONS)."""
 
     at: int
     action: str
@@ -431,6 +436,8 @@ def _events(source: str, raw: Any, base: Path | None, dur: int) -> tuple[LayoutE
             args = None
         elif act == "debugfs":
             args = (at.get(act, str, what="a debugfs write script"), f"{source}:{at.key(act)}")
+        elif act in TOPOLOGY_ACTIONS:
+            args = _topology_args(source, at, act)
         elif act in HOTPLUG_ACTIONS:
             args = _hotplug_args(source, at, act, [e.name for e in out
                                                    if e.action == "hotplug"])
@@ -446,6 +453,36 @@ def _events(source: str, raw: Any, base: Path | None, dur: int) -> tuple[LayoutE
             act = "debugfs"
         out.append(LayoutEvent(t, act, args, at.get("name", str, act)))
     return tuple(sorted(out, key=lambda e: e.at))
+
+
+def _topology_args(source: str, at: _At, act: str) -> Any:
+    """``cpus = { "4-7" = 2 }`` as {cpu: nid}; ``distance = [[10, 20], [20, 10]]``
+    checked as a SLIT (the machine checks its size when the event fires)."""
+    if act == "cpus":
+        v = at.get(act, dict, what='{ "CPULIST" = NODE, ... }')
+        out: dict[int, int] = {}
+        for k, nid in v.items():
+            where = _At(source, v, at.key(act))
+            if not isinstance(nid, int) or isinstance(nid, bool) or nid < 0:
+                raise where.fail(k, f"expected a node id, got {nid!r}")
+            try:
+                cpus = parse_id_list(k)
+            except ValueError as exc:
+                raise where.fail(k, f"not a CPU list: {exc}") from None
+            for c in cpus:
+                if c in out:
+                    raise where.fail(k, f"cpu {c} is given twice")
+                out[c] = nid
+        if not out:
+            raise at.fail(act, "no CPUs")
+        return out
+    d = at.get(act, list, what="a square list of lists of integers")
+    from ..mm.topology import check_distance
+
+    try:
+        return check_distance(d, C.MAX_MAX_NUMNODES)
+    except ConfigError as exc:
+        raise at.fail(act, str(exc).removeprefix("distance").lstrip(": ")) from None
 
 
 def _hotplug_args(source: str, at: _At, act: str, added: list[str]) -> Any:
