@@ -227,3 +227,86 @@ def test_a_snapshot_keeps_the_moved_cpus_and_distances(tmp_path):
     assert m2.topo.node_distance(0, 1) == 30 and m2.fallback_order == m.fallback_order
     assert m2.alloc_pages(0, cpu=3) is not None
     validate_all(m2)
+
+
+# ---------------------------------------------------------------- notifiers
+@pytest.mark.parametrize("change", ["cpus", "distance"])
+def test_a_veto_cancels_and_changes_nothing(change, unchanged):
+    from dnuma.mm.errors import NotifyVeto
+
+    m = _machine()
+    heard: list[tuple[str, str, str]] = []
+
+    def first(ev):
+        heard.append(("first", ev.stage, ev.kind))
+
+    def veto(ev):
+        heard.append(("veto", ev.stage, ev.kind))
+        if ev.stage == "going":
+            raise NotifyVeto("firmware", "not now")
+
+    def last(ev):
+        heard.append(("last", ev.stage, ev.kind))
+
+    m.topology_notifier.register(last, priority=-1)
+    m.topology_notifier.register(veto, "firmware")
+    m.topology_notifier.register(first, priority=5)
+
+    def do():
+        if change == "cpus":
+            m.move_cpus({3: 2})
+        else:
+            m.set_distances([[10, 30], [30, 10]])
+
+    with unchanged(m), pytest.raises(NotifyVeto, match="vetoed by firmware: not now"):
+        do()
+    assert heard == [("first", "going", change), ("veto", "going", change),
+                     ("first", "cancel", change)]
+    heard.clear()
+    m.topology_notifier.unregister(veto)
+    do()
+    assert heard == [("first", "going", change), ("last", "going", change),
+                     ("first", "done", change), ("last", "done", change)]
+    validate_all(m)
+
+
+def test_the_done_event_carries_what_moved():
+    m = _machine()
+    got = []
+    m.topology_notifier.register(got.append)
+    m.move_cpus({2: 3, 0: 0})
+    slit = [[10 if i == j else 20 + i + j for j in range(4)] for i in range(4)]
+    m.set_distances(slit)  # node 3 is online now: 4 rows
+    assert got[1].cpus == [(2, 1, 3)] and got[1].report.nodes_onlined == [3]
+    assert got[3].distance == slit
+
+
+def test_a_vetoed_cpus_event_is_recorded_and_the_run_goes_on():
+    from dnuma.mm.errors import NotifyVeto
+
+    sc = parse_scenario(HEAD + "[[event]]\nat = '0.5s'\ncpus = { '3' = 2 }\n", "t.toml")
+
+    def no(ev):
+        raise NotifyVeto("test", "no")
+
+    from dnuma.mm.machine import Machine as M
+
+    m = M(sc.machine)
+    m.topology_notifier.register(no)
+    res = run_scenario(sc, machine=m, check=validate_all)
+    assert res.hotplug[0].errname == "EPERM" and m.topo.cpu_to_node[3] == 1
+
+
+def test_a_commit_event_gives_its_diff():
+    from dnuma.mm.memlayout import MemLayout
+
+    m = _machine()
+    seen = []
+    m.notifier.register(seen.append)
+    half = 8192
+    m.commit(MemLayout.from_ranges([(0, half - 1, 0), (half, 2 * half - 1, 2)]))
+    going, done = seen
+    assert going.diff() == done.diff() == [(half, 2 * half - 1, 1, 2)]
+    m.commit(MemLayout.from_ranges([(0, 99, 3), (100, half - 1, 0),
+                                    (half, 2 * half - 1, 2)]))
+    assert seen[-1].diff() == [(0, 99, 0, 3)]

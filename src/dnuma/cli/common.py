@@ -161,9 +161,10 @@ def format_steps(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def format_hotplug(rows: Sequence[dict[str, Any]]) -> str:
-    """The hotplug events of a run: one row each, a refused one with its errno."""
+    """The machine events of a run (hotplug and topology): one row each, a
+    refused one with its errno."""
     return format_table(rows, [
-        ("event", "hotplug event", 18), ("t", "t s", 10), ("action", "action", 19),
+        ("event", "machine event", 18), ("t", "t s", 10), ("action", "action", 19),
         ("errno", "errno", 7), ("blocks", "blocks", 12), ("present_delta", "present +/-", 12),
         ("pages_migrated", "migrated", 10), ("wall_ms", "wall ms", 11),
         ("kernel_ms", "kernel ms", 11)])

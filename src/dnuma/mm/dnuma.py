@@ -113,14 +113,15 @@ def commit(m: Machine, layout: MemLayout) -> CommitReport:
     validate_layout_for(m, layout)
     seq = m.seq + 1
     nodes = layout.node_ids()
-    m.notifier.call_going(MemlayoutEvent(MEMLAYOUT_GOING, seq, nodes))
+    eff = effective_layout(m.effective, layout).with_seq(seq)
+    old_eff = m.effective
+    m.notifier.call_going(MemlayoutEvent(MEMLAYOUT_GOING, seq, nodes, old=old_eff, new=eff))
 
     states = m.topo.node_states
     onlined = [n for n in nodes if not states[N_ONLINE, n]]
     states[N_ONLINE, onlined] = True
     m.uevents.extend(("add", f"/devices/system/node/node{n}", "node") for n in onlined)
 
-    eff = effective_layout(m.effective, layout).with_seq(seq)
     m.backlog.feed(m.layout)
     m.layout = layout.with_seq(seq)
     m.seq = seq
@@ -144,5 +145,6 @@ def commit(m: Machine, layout: MemLayout) -> CommitReport:
         nodes_onlined=onlined, nodes_offlined=off,
         zonelist_rebuilds=m.zonelist_rebuilds - rebuilds0,
         seconds=time.perf_counter() - t0)
-    m.notifier.call_done(MemlayoutEvent(MEMLAYOUT_DONE, seq, nodes, report))
+    m.notifier.call_done(MemlayoutEvent(MEMLAYOUT_DONE, seq, nodes, report, old=old_eff,
+                                        new=eff))
     return report

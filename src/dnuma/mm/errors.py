@@ -43,10 +43,11 @@ class AllocArgError(ArgError):
 
 
 class NotifyVeto(DnumaError):
-    """A memlayout notifier refused a commit ("going" stage)."""
+    """A notifier refused a change at its "going" stage (a commit, a CPU move,
+    a distance change); nothing changed."""
 
     def __init__(self, listener: str, reason: str) -> None:
-        super().__init__(f"commit vetoed by {listener}: {reason}")
+        super().__init__(f"vetoed by {listener}: {reason}")
         self.listener = listener
         self.reason = reason
 

@@ -341,6 +341,8 @@ class Machine:
         self.backlog = LayoutBacklog(config.backlog)
         self.notifier = NotifierChain()
         self.memory_notifier = MemoryNotifierChain()  # register_memory_notifier
+        #: CPU moves and distance changes (mm.topology_update): TopologyEvent
+        self.topology_notifier = NotifierChain()
         self.hotplug = HotplugTunables()
         #: memory blocks present but offline: block id -> mem->nid (mm.memory_hotplug)
         self.offline_blocks: dict[int, int] = {}

@@ -272,6 +272,26 @@ class MemLayout:
         return [(f"{s:X}-{e:X}", n) for s, e, n in self]
 
 
+def layout_diff(old: MemLayout, new: MemLayout) -> list[tuple[int, int, int, int]]:
+    """The pfn ranges ``new`` maps to another node than ``old`` does: (start,
+    end inclusive, old nid or -1 where ``old`` has no range, new nid),
+    ascending, adjacent pieces with the same pair merged."""
+    cuts = np.unique(np.concatenate([old.starts, old.ends + 1, new.starts, new.ends + 1]))
+    if cuts.size < 2:
+        return []
+    lo, hi = cuts[:-1], cuts[1:] - 1
+    a, b = old.lookup_nocount(lo).astype(np.int64), new.lookup_nocount(lo).astype(np.int64)
+    keep = (b >= 0) & (a != b)
+    out: list[tuple[int, int, int, int]] = []
+    for s0, e0, x, y in zip(lo[keep].tolist(), hi[keep].tolist(), a[keep].tolist(),
+                            b[keep].tolist(), strict=True):
+        if out and out[-1][1] + 1 == s0 and out[-1][2:] == (x, y):
+            out[-1] = (out[-1][0], e0, x, y)
+        else:
+            out.append((s0, e0, x, y))
+    return out
+
+
 def _range(k: int, s: np.ndarray, e: np.ndarray, n: np.ndarray) -> str:
     """Range ``k`` of the arrays for a message: ``range #k (start-end -> node n)``."""
     return f"range #{k} ({int(s[k]):#x}-{int(e[k]):#x} -> node {int(n[k])})"
@@ -392,4 +412,5 @@ class LayoutBacklog:
         return len(self._q)
 
 
-__all__ = ["NID_LIMIT", "NUMA_NO_NODE", "PFN_LIMIT", "LayoutBacklog", "LookupStats", "MemLayout"]
+__all__ = ["NID_LIMIT", "NUMA_NO_NODE", "PFN_LIMIT", "LayoutBacklog", "LookupStats", "MemLayout",
+           "layout_diff"]

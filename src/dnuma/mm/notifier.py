@@ -1,5 +1,7 @@
-"""Memlayout notifiers: kernel users (and userspace, through uevents) hear of
-a commit before ("going", may veto) and after ("done") it happens."""
+"""Notifier chains: kernel users (and userspace, through uevents) hear of a
+change before ("going", may veto) and after ("done") it happens: a memlayout
+commit (MemlayoutEvent), a CPU move or a distance change (TopologyEvent),
+memory hotplug (MemoryNotify)."""
 
 from __future__ import annotations
 
@@ -17,13 +19,45 @@ MEMLAYOUT_CANCEL = "cancel"
 @dataclass
 class MemlayoutEvent:
     """What a listener is told: the stage, the new layout's seq and nodes,
-    and (for "done") the commit report."""
+    (for "done") the commit report, and the effective layouts before and
+    after (``old``, ``new``: MemLayout) for :meth:`diff`."""
 
     stage: str
     seq: int
     nodes: list[int]
     report: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    old: Any = field(default=None, repr=False)
+    new: Any = field(default=None, repr=False)
+
+    def diff(self) -> list[tuple[int, int, int, int]]:
+        """The ranges whose node the commit changes: (start_pfn, end_pfn
+        inclusive, old nid, new nid), computed when asked (memlayout.layout_diff)."""
+        from .memlayout import layout_diff
+
+        if self.old is None or self.new is None:
+            return []
+        return layout_diff(self.old, self.new)
+
+    def cancel(self) -> MemlayoutEvent:
+        return MemlayoutEvent(MEMLAYOUT_CANCEL, self.seq, self.nodes, old=self.old,
+                              new=self.new)
+
+
+@dataclass
+class TopologyEvent:
+    """A CPU move (``kind`` "cpus": ``cpus`` as (cpu, old nid, new nid)) or a
+    distance change (``kind`` "distance": the new rows in ``distance``), at
+    ``stage`` going / done / cancel; ``report`` for "done"."""
+
+    stage: str
+    kind: str
+    cpus: list[tuple[int, int, int]] = field(default_factory=list)
+    distance: list[list[int]] | None = None
+    report: Any = None
+
+    def cancel(self) -> TopologyEvent:
+        return TopologyEvent(MEMLAYOUT_CANCEL, self.kind, self.cpus, self.distance)
 
 
 Listener = Callable[[Any], Any]  # called with a MemlayoutEvent or a MemoryNotify
@@ -41,7 +75,7 @@ class NotifierChain:
         self._n = 0
 
     def register(self, fn: Listener, name: str | None = None, priority: int = 0) -> None:
-        """Add ``fn`` (called with a MemlayoutEvent) under ``name``; higher
+        """Add ``fn`` (called with the chain's events) under ``name``; higher
         ``priority`` is called first.  ArgError for a bad argument."""
         if not callable(fn):
             raise ArgError(f"fn: expected a callable listener, got {show(fn)}")
@@ -59,7 +93,7 @@ class NotifierChain:
     def __len__(self) -> int:
         return len(self._chain)
 
-    def call_going(self, ev: MemlayoutEvent) -> None:
+    def call_going(self, ev: Any) -> None:
         """Call every listener with "going"; on a veto, "cancel" those before it."""
         called: list[Listener] = []
         for _p, _n, name, fn in self._chain:
@@ -73,12 +107,12 @@ class NotifierChain:
                 raise NotifyVeto(name, "returned NOTIFY_BAD")
             called.append(fn)
 
-    def _cancel(self, called: list[Listener], ev: MemlayoutEvent) -> None:
-        cancel = MemlayoutEvent(MEMLAYOUT_CANCEL, ev.seq, ev.nodes)
+    def _cancel(self, called: list[Listener], ev: Any) -> None:
+        cancel = ev.cancel()
         for fn in called:
             fn(cancel)
 
-    def call_done(self, ev: MemlayoutEvent) -> None:
+    def call_done(self, ev: Any) -> None:
         for _p, _n, _name, fn in self._chain:
             fn(ev)
 

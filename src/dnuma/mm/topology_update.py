@@ -35,6 +35,7 @@ import numpy as np
 from .._kernels import buddy as _kbd
 from .constants import N_ONLINE, N_POSSIBLE
 from .errors import ArgError, ConfigError, check_int, show
+from .notifier import MEMLAYOUT_DONE, MEMLAYOUT_GOING, TopologyEvent
 from .page_alloc import build_all_zonelists, refresh_zone_stat_thresholds, zone_pcp_update
 from .topology import check_distance
 
@@ -79,13 +80,16 @@ def check_cpu_moves(m: Machine, moves: Mapping[int, int]) -> list[tuple[int, int
 
 def move_cpus(m: Machine, moves: Mapping[int, int]) -> CpuMoveReport:
     """Give CPUs new nodes ({cpu: nid}; see the module's docstring for the
-    steps).  Offline CPUs just change node.  Everything is checked first."""
+    steps).  Offline CPUs just change node.  Everything is checked first,
+    then ``m.topology_notifier`` hears "going" (a veto raises NotifyVeto,
+    nothing changed, "cancel" to the listeners before it) and, after, "done"."""
     from .memory_hotplug import try_offline_node
 
     todo = check_cpu_moves(m, moves)
     rep = CpuMoveReport(todo)
     if not todo:
         return rep
+    m.topology_notifier.call_going(TopologyEvent(MEMLAYOUT_GOING, "cpus", list(todo)))
     m.sync_zones()
     S, topo = m.S, m.topo
     was_online = topo.node_states[N_ONLINE].copy()
@@ -108,6 +112,7 @@ def move_cpus(m: Machine, moves: Mapping[int, int]) -> CpuMoveReport:
         if try_offline_node(m, nid):
             rep.nodes_offlined.append(nid)
     m.note_zone_setup()
+    m.topology_notifier.call_done(TopologyEvent(MEMLAYOUT_DONE, "cpus", list(todo), report=rep))
     return rep
 
 
@@ -131,11 +136,14 @@ def check_distances(m: Machine, matrix: Sequence[Sequence[int]]) -> np.ndarray:
 
 def set_distances(m: Machine, matrix: Sequence[Sequence[int]]) -> None:
     """A new distance table (:func:`check_distances`), then the zonelists
-    rebuilt once."""
+    rebuilt once; ``m.topology_notifier`` hears "going" (may veto) and "done"."""
     d = check_distances(m, matrix)
+    rows = d.tolist()
+    m.topology_notifier.call_going(TopologyEvent(MEMLAYOUT_GOING, "distance", distance=rows))
     k = d.shape[0]
     m.topo.distance[:k, :k] = d
     build_all_zonelists(m)
+    m.topology_notifier.call_done(TopologyEvent(MEMLAYOUT_DONE, "distance", distance=rows))
 
 
 __all__ = ["CpuMoveReport", "TopologyError", "check_cpu_moves", "check_distances",

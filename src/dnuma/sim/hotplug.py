@@ -23,7 +23,7 @@ from typing import Any
 
 from ..mm.constants import N_POSSIBLE
 from ..mm.cpu_hotplug import write_cpu_online
-from ..mm.errors import DnumaError, HotplugError
+from ..mm.errors import DnumaError, HotplugError, NotifyVeto
 from ..mm.machine import Machine
 from ..mm.memory_block import (
     eject_memory,
@@ -179,6 +179,8 @@ class HotplugPlan:
                 self._make(ev, rec)
         except HotplugError as exc:
             rec.ok, rec.errname, rec.detail = False, exc.errname, exc.detail
+        except NotifyVeto as exc:  # a topology listener said no (as a notifier's EPERM)
+            rec.ok, rec.errname, rec.detail = False, "EPERM", str(exc)
         except DnumaError as exc:  # e.g. a block that does not exist as an int check
             rec.ok, rec.errname, rec.detail = False, "EINVAL", str(exc)
         rec.wall_ms = (time.perf_counter() - t0) * 1e3
