@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .common import (
     UsageError,
@@ -70,6 +71,11 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
         raise ConfigError(f"{sc.source}: machine: {exc}") from None
     metrics: list[Metrics] = []
     sysroot: list[Any] = []
+    streams: list[Any] = []
+    if args.events and args.json:
+        raise UsageError("--events: prints the uevents on stdout, which --json holds; give "
+                         "--events-file FILE for JSON lines")
+    jsonl = _open_events_file(args.events_file)
 
     def observe(m: Machine) -> list[Any]:
         obs: list[Any] = [] if args.no_report else observers(metrics)(m)
@@ -78,6 +84,12 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
 
             sysroot.append(SysrootWriter(m, args.sysroot))
             obs.append(sysroot[-1])
+        if args.events or jsonl is not None:
+            from ..io.uevent import UeventStream
+
+            streams.append(UeventStream(m, jsonl=jsonl, text=sys.stdout if args.events
+                                        else None, coalesce=args.coalesce))
+            obs.append(streams[-1])
         return obs
 
     with progress_bar(sc.duration / 1e9, f"{sc.name} (virtual time)", quiet) as prog:
@@ -88,6 +100,10 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
 
         save_snapshot(res.machine, args.save_snapshot)
     summary = res.summary()
+    if jsonl is not None:
+        jsonl.close()
+    if streams:
+        summary["uevents"] = streams[0].counts
     if args.json:
         print_json(summary)
     else:
@@ -97,6 +113,11 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
         if summary["hotplug"]:
             print()
             print(format_hotplug(summary["hotplug"]))
+        if streams:
+            n = sum(c["uevents"] for c in streams[0].counts)
+            print(f"\n{n} uevents ({streams[0].delivered} delivered"
+                  + (", memory blocks coalesced" if args.coalesce else "") + "): "
+                  + ", ".join(f"{c['event']} {c['uevents']}" for c in streams[0].counts))
         fin = summary["final"]
         print(f"\n{sum(t['allocs'] for t in summary['tasks'])} allocations, "
               f"{fin['moved_on_free']} pages moved on free in all, {fin['misplaced']} "
@@ -120,7 +141,8 @@ def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
     from ..sim.versus import run_versus
     from .machine import scenario_machine
 
-    for flag, val in (("--sysroot", args.sysroot), ("--save-snapshot", args.save_snapshot)):
+    for flag, val in (("--sysroot", args.sysroot), ("--save-snapshot", args.save_snapshot),
+                      ("--events", args.events), ("--events-file", args.events_file)):
         if val:
             raise UsageError(f"{flag}: not with a [versus] scenario ({sc.name} runs twice)")
     quiet = args.json
@@ -170,6 +192,17 @@ def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
         if not quiet:
             print(f"wrote {out / 'summary.json'} and {out / 'versus.png'}")
     return 0
+
+
+def _open_events_file(path: str | None) -> IO[str] | None:
+    """--events-file: a new JSON-lines file (refused if it cannot be written)."""
+    if path is None:
+        return None
+    check_file_target(path, "--events-file")
+    try:
+        return open(path, "w")  # closed after the run
+    except OSError as exc:
+        raise UsageError(f"--events-file {path}: cannot write: {exc.strerror}") from None
 
 
 def _debugfs_event(spec: str) -> LayoutEvent:
@@ -310,6 +343,14 @@ def _add_scenario_options(p: argparse.ArgumentParser) -> None:
                         "debugfs files, for lsmem --sysroot, lscpu --sysroot, lstopo -i")
     p.add_argument("--save-snapshot", metavar="FILE",
                    help="save the final model state (dnuma snapshot load FILE)")
+    p.add_argument("--events", action="store_true",
+                   help="print the uevents (node, memory block, CPU, and a 'change' for "
+                        "every layout commit) as udevadm monitor --kernel --property does")
+    p.add_argument("--events-file", metavar="FILE",
+                   help="write the uevents to FILE, one JSON object a line")
+    p.add_argument("--coalesce", action="store_true",
+                   help="with --events/--events-file: one uevent for each run of one action "
+                        "on consecutive memory blocks (COUNT=, LAST=)")
     p.add_argument("--debugfs", action="append", default=[], metavar="AT:FILE",
                    help="at virtual time AT, write the memlayout debugfs script FILE "
                         "(lines 'start N', 'end N', 'node N', 'commit', 'clear', or the "
