@@ -628,3 +628,55 @@ TestHotplugSequences = HotplugSequences.TestCase
 TestHotplugSequences.settings = settings(
     max_examples=max(5, settings.default.max_examples // 4), stateful_step_count=25,
     deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_the_node_notifier_hears_first_and_last_memory_and_may_veto(hm):
+    from dnuma.mm.notifier import (
+        NODE_ADDED_FIRST_MEMORY,
+        NODE_ADDING_FIRST_MEMORY,
+        NODE_CANCEL_ADDING_FIRST_MEMORY,
+        NODE_CANCEL_REMOVING_LAST_MEMORY,
+        NODE_REMOVED_LAST_MEMORY,
+        NODE_REMOVING_LAST_MEMORY,
+    )
+
+    hm.add_memory(2, BOOT_END, 2 * BLOCK, online_type="offline")
+    seen: list[tuple[str, int]] = []
+    mem: list[str] = []
+
+    def veto(ev) -> bool:
+        seen.append((ev.action, ev.nid))
+        return "ING_" not in ev.action  # NODE_ADDING_* / NODE_REMOVING_*: NOTIFY_BAD
+
+    hm.node_notifier.register(veto, "slab")
+    hm.memory_notifier.register(lambda ev: mem.append(ev.action), "watch")
+    before = state(hm)
+    with pytest.raises(HotplugError, match=r"vetoed by node notifier slab "
+                                           r"\(NODE_ADDING_FIRST_MEMORY\)") as ei:
+        write_memory_block_state(hm, 4, "online")
+    assert ei.value.errname == "EPERM" and mem == []  # the memory chain was not asked
+    assert seen == [(NODE_ADDING_FIRST_MEMORY, 2), (NODE_CANCEL_ADDING_FIRST_MEMORY, 2)]
+    assert_same(before, state(hm))
+    hm.node_notifier.unregister(veto)
+    seen.clear()
+    hm.node_notifier.register(lambda ev: seen.append((ev.action, ev.nid)), "log")
+    hm.online_memory_block(4)
+    hm.online_memory_block(5)  # not the first memory: no node event
+    assert seen == [(NODE_ADDING_FIRST_MEMORY, 2), (NODE_ADDED_FIRST_MEMORY, 2)]
+    seen.clear()
+    hm.drain_all_pages()
+    hm.offline_memory_block(4)
+    assert seen == []
+    hm.node_notifier.register(veto, "slab", priority=-1)
+    before = state(hm)
+    with pytest.raises(HotplugError, match="NODE_REMOVING_LAST_MEMORY"):
+        hm.offline_memory_block(5)
+    assert_same(before, state(hm))
+    # the log, then the veto; then the cancel to both (the chain is blocking)
+    assert seen == [(NODE_REMOVING_LAST_MEMORY, 2)] * 2 \
+        + [(NODE_CANCEL_REMOVING_LAST_MEMORY, 2)] * 2
+    hm.node_notifier.unregister(veto)
+    seen.clear()
+    hm.offline_memory_block(5)
+    assert seen == [(NODE_REMOVING_LAST_MEMORY, 2), (NODE_REMOVED_LAST_MEMORY, 2)]
+    validate_all(hm)

@@ -341,6 +341,8 @@ class Machine:
         self.backlog = LayoutBacklog(config.backlog)
         self.notifier = NotifierChain()
         self.memory_notifier = MemoryNotifierChain()  # register_memory_notifier
+        #: register_node_notifier: NodeNotify for a node's first / last memory
+        self.node_notifier = MemoryNotifierChain()
         #: CPU moves and distance changes (mm.topology_update): TopologyEvent
         self.topology_notifier = NotifierChain()
         self.hotplug = HotplugTunables()

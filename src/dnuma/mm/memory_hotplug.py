@@ -57,8 +57,15 @@ from .notifier import (
     MEM_GOING_ONLINE,
     MEM_OFFLINE,
     MEM_ONLINE,
+    NODE_ADDED_FIRST_MEMORY,
+    NODE_ADDING_FIRST_MEMORY,
+    NODE_CANCEL_ADDING_FIRST_MEMORY,
+    NODE_CANCEL_REMOVING_LAST_MEMORY,
+    NODE_REMOVED_LAST_MEMORY,
+    NODE_REMOVING_LAST_MEMORY,
     NUMA_NO_NODE,
     MemoryNotify,
+    NodeNotify,
 )
 from .page_alloc import (
     build_all_zonelists,
@@ -354,6 +361,32 @@ def _notify(m: Machine, arg: MemoryNotify, action: str) -> str | None:
     return m.memory_notifier.memory_notify(replace(arg, action=action))
 
 
+def _node_notify(m: Machine, action: str, nid: int) -> str | None:
+    """node_notify(action, nid) when ``nid`` gains its first or loses its
+    last memory (``nid`` >= 0); the name of a listener that said NOTIFY_BAD."""
+    if nid < 0:
+        return None
+    return m.node_notifier.memory_notify(NodeNotify(action, nid))
+
+
+def _going(m: Machine, arg: MemoryNotify, node_going: str, node_cancel: str, going: str,
+           cancel: str) -> str | None:
+    """The going phase of an online or offline: the node notifier first (a
+    node's first or last memory), then the memory notifier; on a veto the
+    cancels go out and the listener's name (with its chain) is returned."""
+    nid = arg.status_change_nid
+    who = _node_notify(m, node_going, nid)
+    if who is not None:
+        _node_notify(m, node_cancel, nid)
+        return f"node notifier {who} ({node_going})"
+    who = _notify(m, arg, going)
+    if who is not None:
+        _notify(m, arg, cancel)
+        _node_notify(m, node_cancel, nid)
+        return f"memory notifier {who} ({going})"
+    return None
+
+
 # ---------------------------------------------------------------- online
 def online_pages(m: Machine, start_pfn: int, nr_pages: int, nid: int, zidx: int) -> None:
     """online_pages(): the range joins zone ``zidx`` of node ``nid``.
@@ -378,16 +411,16 @@ def online_pages(m: Machine, start_pfn: int, nr_pages: int, nid: int, zidx: int)
     memmap = S.page_nid[start_pfn:end].copy(), S.page_zone[start_pfn:end].copy()
     move_pfn_range_to_zone(m, start_pfn, end, nid, zidx)
     arg = node_states_check_changes(m, gz, nr_pages, True, MEM_GOING_ONLINE, start_pfn)
-    who = _notify(m, arg, MEM_GOING_ONLINE)
+    who = _going(m, arg, NODE_ADDING_FIRST_MEMORY, NODE_CANCEL_ADDING_FIRST_MEMORY,
+                 MEM_GOING_ONLINE, MEM_CANCEL_ONLINE)
     if who is not None:
-        _notify(m, arg, MEM_CANCEL_ONLINE)
         shrink_zone_span(m, gz, start_pfn, end)  # remove_pfn_range_from_zone
         # the memmap of an offline range is unused: the model keeps it as it was
         S.page_nid[start_pfn:end], S.page_zone[start_pfn:end] = memmap
         if span_flags & ZONE_SPAN_DIRTY:  # an empty zone's span was never computed
             S.zone_flags[gz] = span_flags
         raise HotplugError("EPERM", f"online of pfns [{start_pfn:#x}, {end:#x}) vetoed by "
-                                    f"memory notifier {who} (MEM_GOING_ONLINE)")
+                                    f"{who}")
     populated = bool(S.zone_present[gz])
     if not populated:
         zone_pcp_reset(m)  # setup_zone_pageset: the zone starts from a fresh pageset
@@ -403,6 +436,7 @@ def online_pages(m: Machine, start_pfn: int, nr_pages: int, nid: int, zidx: int)
         build_all_zonelists(m)
     init_per_zone_wmark_min(m)
     m.note_zone_setup()
+    _node_notify(m, NODE_ADDED_FIRST_MEMORY, arg.status_change_nid)
     _notify(m, arg, MEM_ONLINE)
 
 
@@ -651,13 +685,13 @@ def offline_pages(m: Machine, start_pfn: int, nr_pages: int, gz: int,
     isolated = _move_pageblocks(m, start_pfn, order, MIGRATE_ISOLATE)
     S.zone_free[gz] -= isolated  # account_freepages: isolated pages are not free
     arg = node_states_check_changes(m, gz, nr_pages, False, MEM_GOING_OFFLINE, start_pfn)
-    who = _notify(m, arg, MEM_GOING_OFFLINE)
+    who = _going(m, arg, NODE_REMOVING_LAST_MEMORY, NODE_CANCEL_REMOVING_LAST_MEMORY,
+                 MEM_GOING_OFFLINE, MEM_CANCEL_OFFLINE)
     if who is not None:
         _undo_isolation(m, start_pfn, nblocks, gz)
-        _notify(m, arg, MEM_CANCEL_OFFLINE)
         zone_pcp_enable()
         raise HotplugError("EPERM", f"offline of pfns [{start_pfn:#x}, {end:#x}) vetoed by "
-                                    f"memory notifier {who} (MEM_GOING_OFFLINE)")
+                                    f"{who}")
     # do_migrate_range over scan_movable_pages' finds, each block by
     # migrate_pages with alloc_migration_target: the source's node preferred,
     # the nodemask N_MEMORY without it unless that is empty
@@ -675,6 +709,7 @@ def offline_pages(m: Machine, start_pfn: int, nr_pages: int, gz: int,
     if h >= 0:
         _undo_isolation(m, start_pfn, nblocks, gz)
         _notify(m, arg, MEM_CANCEL_OFFLINE)
+        _node_notify(m, NODE_CANCEL_REMOVING_LAST_MEMORY, arg.status_change_nid)
         zone_pcp_enable()
         raise HotplugError("EINTR", f"offline of pfns [{start_pfn:#x}, {end:#x}): no "
                                     f"migration target for the order-{int(S.page_order[h])} "
@@ -699,6 +734,7 @@ def offline_pages(m: Machine, start_pfn: int, nr_pages: int, gz: int,
         zone_pcp_reset(m)
         build_all_zonelists(m)
     m.note_zone_setup()
+    _node_notify(m, NODE_REMOVED_LAST_MEMORY, arg.status_change_nid)
     _notify(m, arg, MEM_OFFLINE)
     shrink_zone_span(m, gz, start_pfn, end)  # remove_pfn_range_from_zone
     return rep

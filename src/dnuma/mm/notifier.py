@@ -150,7 +150,7 @@ class MemoryNotifierChain(NotifierChain):
     returning False (NOTIFY_BAD): the chain stops there, and the caller
     sends MEM_CANCEL_* to every listener, as online_pages / offline_pages do."""
 
-    def memory_notify(self, ev: MemoryNotify) -> str | None:
+    def memory_notify(self, ev: Any) -> str | None:
         """blocking_notifier_call_chain: call each listener with ``ev``;
         the name of the first one that said NOTIFY_BAD, else None."""
         for _p, _n, name, fn in self._chain:
@@ -161,3 +161,23 @@ class MemoryNotifierChain(NotifierChain):
             if ok is False:
                 return name
         return None
+
+
+# ---------------------------------------------------------------- node notifier
+#: the node notifier's actions (include/linux/node.h since Linux 6.16; 6.12
+#: folds them into the memory notifier's status_change_nid)
+NODE_ADDING_FIRST_MEMORY = "NODE_ADDING_FIRST_MEMORY"
+NODE_ADDED_FIRST_MEMORY = "NODE_ADDED_FIRST_MEMORY"
+NODE_CANCEL_ADDING_FIRST_MEMORY = "NODE_CANCEL_ADDING_FIRST_MEMORY"
+NODE_REMOVING_LAST_MEMORY = "NODE_REMOVING_LAST_MEMORY"
+NODE_REMOVED_LAST_MEMORY = "NODE_REMOVED_LAST_MEMORY"
+NODE_CANCEL_REMOVING_LAST_MEMORY = "NODE_CANCEL_REMOVING_LAST_MEMORY"
+
+
+@dataclass
+class NodeNotify:
+    """struct node_notify with the action: the node gaining its first or
+    losing its last memory."""
+
+    action: str
+    nid: int
