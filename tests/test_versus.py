@@ -202,3 +202,25 @@ def test_shipped_scenario_parses():
 
     sc = load_scenario("versus-hotplug")
     assert sc.versus is not None and sc.versus.at == 3 * NS // 2
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: a migration (offline, replug) moves task "
+                   "blocks without telling the tasks, which keep the old head pfns")
+def test_tasks_still_own_their_blocks_after_hotplug_migrated_them(versus):
+    res = versus.arms["hotplug"].run
+    lb, S = res.tasks.live, res.machine.S
+    slots = lb.heap_slot[:int(lb.ctl[0])]
+    heads = lb.pfn[slots]
+    assert np.all((S.page_flags[heads] & PG_head) != 0)
+    assert np.all(S.page_order[heads] == lb.order[slots])
+
+
+def test_tasks_own_their_blocks_after_a_dnuma_commit(versus):
+    """The twin of the known bug above: a commit relabels in place, so every
+    block a task holds is still an allocated head of its order."""
+    res = versus.arms["dnuma"].run
+    lb, S = res.tasks.live, res.machine.S
+    slots = lb.heap_slot[:int(lb.ctl[0])]
+    assert slots.size > 0
+    assert np.all((S.page_flags[lb.pfn[slots]] & PG_head) != 0)
+    assert np.all(S.page_order[lb.pfn[slots]] == lb.order[slots])
