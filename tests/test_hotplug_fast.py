@@ -68,7 +68,7 @@ def test_a_run_onlined_at_once_is_onlining_block_by_block(boot, nblocks, nid, th
     validate_all(fast)
 
 
-def _naive_migrate_range(S, start, end, gz, cpu, gfp, mask, il, out):
+def _naive_migrate_range(S, start, end, gz, cpu, gfp, mask, il, out, moved_to):
     """The plain-Python do_migrate_range (one block at a time through the
     compiled allocator), the compiled loop's twin."""
     from dnuma._kernels import alloc as _ka
@@ -86,6 +86,7 @@ def _naive_migrate_range(S, start, end, gz, cpu, gfp, mask, il, out):
         S.page_owner[t] = owner
         S.page_flags[h] = flags & (0xFF ^ (PG_head | PG_lru | PG_slab))
         S.page_owner[h] = -1
+        moved_to[h - start] = t
         S.page_mark[h >> 3] &= np.uint8(0xFF ^ (1 << (h & 7)))
         step = min(order, pbo)
         for p in range(h, h + (1 << order), 1 << step):

@@ -204,9 +204,9 @@ def test_shipped_scenario_parses():
     assert sc.versus is not None and sc.versus.at == 3 * NS // 2
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: a migration (offline, replug) moves task "
-                   "blocks without telling the tasks, which keep the old head pfns")
 def test_tasks_still_own_their_blocks_after_hotplug_migrated_them(versus):
+    """Migration moved task blocks (sim.tasks follows Machine.migration_listeners):
+    every block a task will free is an allocated head of its order."""
     res = versus.arms["hotplug"].run
     lb, S = res.tasks.live, res.machine.S
     slots = lb.heap_slot[:int(lb.ctl[0])]
@@ -216,7 +216,7 @@ def test_tasks_still_own_their_blocks_after_hotplug_migrated_them(versus):
 
 
 def test_tasks_own_their_blocks_after_a_dnuma_commit(versus):
-    """The twin of the known bug above: a commit relabels in place, so every
+    """The twin of the test above: a commit relabels in place, so every
     block a task holds is still an allocated head of its order."""
     res = versus.arms["dnuma"].run
     lb, S = res.tasks.live, res.machine.S

@@ -19,7 +19,7 @@ MIGRATED_FLAGS = PG_lru | PG_slab
 
 
 @kernel
-def migrate_range(S, start, end, gz, cpu, gfp, mask, il, out):
+def migrate_range(S, start, end, gz, cpu, gfp, mask, il, out, moved_to):
     """do_migrate_range over scan_movable_pages' finds: every allocated block
     (a PG_head) of [start, end), in pfn order, gets a target from
     alloc_migration_target (``gfp``; MODE_NODEMASK, the source's node
@@ -28,7 +28,8 @@ def migrate_range(S, start, end, gz, cpu, gfp, mask, il, out):
     of its isolated pageblock (free_unref_page -> free_one_page, pageblock
     by pageblock as split_large_buddy) and leaves NR_FREE_PAGES.
 
-    Adds the pages and blocks migrated to ``out[0]`` and ``out[1]``.
+    Adds the pages and blocks migrated to ``out[0]`` and ``out[1]``, and
+    writes each migrated head's new head to ``moved_to[head - start]``.
     Returns -1, or the head of the first block no target could be found for
     (the blocks before it stay migrated)."""
     pbo = S.params[P_PB_ORDER]
@@ -48,6 +49,7 @@ def migrate_range(S, start, end, gz, cpu, gfp, mask, il, out):
         S.page_owner[t] = owner
         S.page_flags[p] = f & np.uint8(0xFF ^ (PG_head | MIGRATED_FLAGS))
         S.page_owner[p] = -1
+        moved_to[p - start] = t
         clear_mark(S, p)
         n = np.int64(1) << order
         step = min(order, pbo)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,6 +341,9 @@ class Machine:
         self.backlog = LayoutBacklog(config.backlog)
         self.notifier = NotifierChain()
         self.memory_notifier = MemoryNotifierChain()  # register_memory_notifier
+        #: told (old head pfns, new head pfns) whenever allocated blocks
+        #: migrate (an offline): the holders of pfns (sim.tasks) follow them
+        self.migration_listeners: list[Callable[[np.ndarray, np.ndarray], None]] = []
         #: register_node_notifier: NodeNotify for a node's first / last memory
         self.node_notifier = MemoryNotifierChain()
         #: CPU moves and distance changes (mm.topology_update): TopologyEvent

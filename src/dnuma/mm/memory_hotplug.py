@@ -704,8 +704,13 @@ def offline_pages(m: Machine, start_pfn: int, nr_pages: int, gz: int,
     gfp = GFP_USER | __GFP_MOVABLE | (__GFP_HIGHMEM if zidx == ZONE_MOVABLE else 0)
     il = np.full(1, -1, dtype=np.int64)
     moved = np.zeros(2, dtype=np.int64)
-    h = int(_khp.migrate_range(S, start_pfn, end, gz, cpu, gfp, mask, il, moved))
+    moved_to = np.full(nr_pages, -1, dtype=np.int64)
+    h = int(_khp.migrate_range(S, start_pfn, end, gz, cpu, gfp, mask, il, moved, moved_to))
     rep.pages_migrated, rep.blocks_migrated = int(moved[0]), int(moved[1])
+    if rep.blocks_migrated:  # whoever holds the old heads hears where they went
+        idx = np.flatnonzero(moved_to >= 0)
+        for fn in list(m.migration_listeners):
+            fn(start_pfn + idx, moved_to[idx])
     if h >= 0:
         _undo_isolation(m, start_pfn, nblocks, gz)
         _notify(m, arg, MEM_CANCEL_OFFLINE)

@@ -62,6 +62,7 @@ class TaskSet:
 
     def __post_init__(self) -> None:
         m = self.machine
+        m.migration_listeners.append(self.follow_migration)
         self.specs = [s if s.cpus else dataclasses.replace(s, cpus=tuple(range(m.nr_cpus)))
                       for s in self.specs]
         n = len(self.specs)
@@ -167,6 +168,20 @@ class TaskSet:
         lb.free_slots[nf:nf + new.size] = new
         lb.ctl[_kt.CTL_FREE] = nf + new.size
         self.live = lb
+
+    def follow_migration(self, old: np.ndarray, new: np.ndarray) -> None:
+        """Blocks that migrated (old head pfns -> new, Machine.migration_listeners):
+        the live blocks at the old heads are freed at the new ones."""
+        lb = self.live
+        slots = lb.heap_slot[:int(lb.ctl[_kt.CTL_HEAP])]
+        if not slots.size or not old.size:
+            return
+        order = np.argsort(old)
+        o, n = old[order], new[order]
+        pfn = lb.pfn[slots]
+        pos = np.minimum(np.searchsorted(o, pfn), o.size - 1)
+        hit = o[pos] == pfn
+        lb.pfn[slots[hit]] = n[pos[hit]]
 
     def run_until(self, t_ns: int) -> None:
         """Run every task up to virtual time ``t_ns`` (exclusive)."""
