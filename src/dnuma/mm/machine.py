@@ -341,8 +341,9 @@ class Machine:
         self.backlog = LayoutBacklog(config.backlog)
         self.notifier = NotifierChain()
         self.memory_notifier = MemoryNotifierChain()  # register_memory_notifier
-        #: told (old head pfns, new head pfns) whenever allocated blocks
-        #: migrate (an offline): the holders of pfns (sim.tasks) follow them
+        #: told (old head pfns ascending, their new head pfns) whenever
+        #: allocated blocks migrate (an offline): holders of pfns (a run's
+        #: tasks, while it runs) follow them
         self.migration_listeners: list[Callable[[np.ndarray, np.ndarray], None]] = []
         #: register_node_notifier: NodeNotify for a node's first / last memory
         self.node_notifier = MemoryNotifierChain()

@@ -369,20 +369,24 @@ def _node_notify(m: Machine, action: str, nid: int) -> str | None:
     return m.node_notifier.memory_notify(NodeNotify(action, nid))
 
 
+def _cancel(m: Machine, arg: MemoryNotify, node_cancel: str, cancel: str) -> None:
+    """MEM_CANCEL_* to the memory notifier, NODE_CANCEL_* to the node notifier."""
+    _notify(m, arg, cancel)
+    _node_notify(m, node_cancel, arg.status_change_nid)
+
+
 def _going(m: Machine, arg: MemoryNotify, node_going: str, node_cancel: str, going: str,
            cancel: str) -> str | None:
     """The going phase of an online or offline: the node notifier first (a
     node's first or last memory), then the memory notifier; on a veto the
     cancels go out and the listener's name (with its chain) is returned."""
-    nid = arg.status_change_nid
-    who = _node_notify(m, node_going, nid)
-    if who is not None:
-        _node_notify(m, node_cancel, nid)
+    who = _node_notify(m, node_going, arg.status_change_nid)
+    if who is not None:  # the memory notifier was not asked: the node's cancel only
+        _node_notify(m, node_cancel, arg.status_change_nid)
         return f"node notifier {who} ({node_going})"
     who = _notify(m, arg, going)
     if who is not None:
-        _notify(m, arg, cancel)
-        _node_notify(m, node_cancel, nid)
+        _cancel(m, arg, node_cancel, cancel)
         return f"memory notifier {who} ({going})"
     return None
 
@@ -713,8 +717,7 @@ def offline_pages(m: Machine, start_pfn: int, nr_pages: int, gz: int,
             fn(start_pfn + idx, moved_to[idx])
     if h >= 0:
         _undo_isolation(m, start_pfn, nblocks, gz)
-        _notify(m, arg, MEM_CANCEL_OFFLINE)
-        _node_notify(m, NODE_CANCEL_REMOVING_LAST_MEMORY, arg.status_change_nid)
+        _cancel(m, arg, NODE_CANCEL_REMOVING_LAST_MEMORY, MEM_CANCEL_OFFLINE)
         zone_pcp_enable()
         raise HotplugError("EINTR", f"offline of pfns [{start_pfn:#x}, {end:#x}): no "
                                     f"migration target for the order-{int(S.page_order[h])} "

@@ -107,6 +107,13 @@ def free_range(m: Machine, nr_pages: int) -> int:
     return -1
 
 
+def _check_possible(m: Machine, nid: int, where: str) -> None:
+    """ScenarioError unless ``nid`` is a possible node of ``m``."""
+    if not nid < m.config.max_numnodes or not m.topo.node_states[N_POSSIBLE, nid]:
+        raise ScenarioError(f"{where}: node {nid} is not possible "
+                            f"(max_numnodes {m.config.max_numnodes})")
+
+
 @dataclass
 class _Replug:
     """A replug under way: the blocks still to move, the one taken out."""
@@ -138,10 +145,7 @@ class HotplugPlan:
                 if room <= boot_end:
                     raise ScenarioError(f"{where}: the machine has no hotplug room (give "
                                         f"machine.maxmem)")
-                if not node < m.config.max_numnodes or \
-                        not m.topo.node_states[N_POSSIBLE, node]:
-                    raise ScenarioError(f"{where}: node {node} is not possible "
-                                        f"(max_numnodes {m.config.max_numnodes})")
+                _check_possible(m, node, where)
                 if nr % n or (start is not None and start % n):
                     raise ScenarioError(f"{where}: size and start must be multiples of the "
                                         f"memory block ({n << m.profile.page_shift >> 20} MiB)")
@@ -149,9 +153,7 @@ class HotplugPlan:
                     raise ScenarioError(f"{where}: beyond machine.maxmem (pfn {room:#x})")
             elif ev.action == "replug":
                 for k in ev.args[:2]:
-                    if not k < m.config.max_numnodes or not m.topo.node_states[N_POSSIBLE, k]:
-                        raise ScenarioError(f"{where}: node {k} is not possible "
-                                            f"(max_numnodes {m.config.max_numnodes})")
+                    _check_possible(m, k, where)
             elif ev.action == "cpus":
                 try:
                     check_cpu_moves(m, ev.args)

@@ -271,6 +271,7 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
     loop.every(0, sc.sample, sc.duration, PRIO_SAMPLE, sample)
 
     def end(t: int) -> None:
+        m.migration_listeners.remove(tasks.follow_migration)  # the tasks are done
         log.close()
         if check:
             check(m)
@@ -287,7 +288,7 @@ duration = "1.1s"
 [machine]
 nodes = 2
 cpus = 2
-mem = "16M"
+mem = "MEM"
 [[task]]
 rate = 2000
 lifetime = "100ms"
@@ -313,7 +314,8 @@ def warm_up(hotplug: bool = False) -> float:
     from .scenario import parse_scenario
 
     t0 = time.perf_counter()
-    text = _WARM_UP.replace('mem = "16M"', 'mem = "256M"') + _WARM_UP_HOTPLUG if hotplug \
-        else _WARM_UP
+    # hotplug: a 128 MiB memory block a node
+    text = _WARM_UP.replace("MEM", "256M" if hotplug else "16M") \
+        + (_WARM_UP_HOTPLUG if hotplug else "")
     run_scenario(parse_scenario(text, "<warm-up>"))
     return time.perf_counter() - t0

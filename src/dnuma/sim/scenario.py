@@ -503,9 +503,7 @@ def _hotplug_args(source: str, at: _At, act: str, added: list[str]) -> Any:
                 start = int(start, 16)
             except ValueError:
                 raise h.fail("start", f"{start!r}: expected a hex pfn") from None
-        online = h.get("online", str, None)
-        if online is not None and online not in ONLINE_TYPES:
-            raise h.fail("online", f"{online!r}: expected one of {', '.join(ONLINE_TYPES)}")
+        online = _online_type(h, "online", types=ONLINE_TYPES)
         if size <= 0 or (start is not None and start < 0):
             raise h.fail("size", "expected a positive size and a pfn >= 0")
         return (node, size, start, online)
@@ -523,10 +521,7 @@ def _hotplug_args(source: str, at: _At, act: str, added: list[str]) -> Any:
         if isinstance(v, dict):
             o = _At(source, v, at.key(act))
             o.check_keys(("block", "type"))
-            typ = o.get("type", str, "online")
-            if typ not in ONLINE_TYPES[1:]:
-                raise o.fail("type", f"{typ!r}: expected one of {', '.join(ONLINE_TYPES[1:])}")
-            return (o.ints("block"), typ)
+            return (o.ints("block"), _online_type(o, "type", "online"))
         return (at.ints(act), "online")
     if act == "replug":
         r = _At(source, at.get(act, dict, what="{from = N, to = M}"), at.key(act))
@@ -561,10 +556,12 @@ _TOP_KEYS = ("name", "description", "duration", "sample", "seed", "machine", "ta
              "versus")
 
 
-def _online_type(at: _At, k: str) -> str | None:
-    v = at.get(k, str, None)
-    if v is not None and v not in ONLINE_TYPES[1:]:
-        raise at.fail(k, f"{v!r}: expected one of {', '.join(ONLINE_TYPES[1:])}")
+def _online_type(at: _At, k: str, default: str | None = None,
+                 types: tuple[str, ...] = ONLINE_TYPES[1:]) -> str | None:
+    """An online type (``types``: "offline" left out unless given), or ``default``."""
+    v = at.get(k, str, default)
+    if v is not None and v not in types:
+        raise at.fail(k, f"{v!r}: expected one of {', '.join(types)}")
     return v
 
 

@@ -170,18 +170,17 @@ class TaskSet:
         self.live = lb
 
     def follow_migration(self, old: np.ndarray, new: np.ndarray) -> None:
-        """Blocks that migrated (old head pfns -> new, Machine.migration_listeners):
-        the live blocks at the old heads are freed at the new ones."""
+        """Blocks that migrated (old head pfns, ascending -> new heads;
+        Machine.migration_listeners): the live blocks at the old heads are
+        freed at the new ones."""
         lb = self.live
         slots = lb.heap_slot[:int(lb.ctl[_kt.CTL_HEAP])]
         if not slots.size or not old.size:
             return
-        order = np.argsort(old)
-        o, n = old[order], new[order]
         pfn = lb.pfn[slots]
-        pos = np.minimum(np.searchsorted(o, pfn), o.size - 1)
-        hit = o[pos] == pfn
-        lb.pfn[slots[hit]] = n[pos[hit]]
+        pos = np.minimum(np.searchsorted(old, pfn), old.size - 1)
+        hit = old[pos] == pfn
+        lb.pfn[slots[hit]] = new[pos[hit]]
 
     def run_until(self, t_ns: int) -> None:
         """Run every task up to virtual time ``t_ns`` (exclusive)."""
