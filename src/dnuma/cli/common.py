@@ -170,16 +170,37 @@ def format_hotplug(rows: Sequence[dict[str, Any]]) -> str:
         ("kernel_ms", "kernel ms", 11)])
 
 
+def _show(v: Any, none: str | None = "never") -> Any:
+    """A figure for a table: thousands separated, 3 decimals, ``none`` for None."""
+    if v is None:
+        return none
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return v
+    return f"{v:,}" if isinstance(v, int) else f"{v:,.3f}"
+
+
 def format_versus(rows: Sequence[dict[str, Any]]) -> str:
     """DNUMA next to hotplug: one row per figure, the two arms side by side."""
-    def show(v: Any) -> Any:
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            return v
-        return f"{v:,}" if isinstance(v, int) else f"{v:,.3f}"
-
-    return format_table([{"what": f"  {r['what']}", "dnuma": show(r["dnuma"]),
-                          "hotplug": show(r["hotplug"])} for r in rows], [
+    return format_table([{"what": f"  {r['what']}", "dnuma": _show(r["dnuma"], None),
+                          "hotplug": _show(r["hotplug"], None)} for r in rows], [
         ("what", "", -50), ("dnuma", "DNUMA commit", 14), ("hotplug", "hotplug", 22)])
+
+
+def format_migration(commits: Sequence[dict[str, Any]]) -> str:
+    """A run's migration records (sim.migration), one row per commit."""
+    return format_table([{**c, "converge_s": _show(c["converge_s"])} for c in commits], [
+        ("step", "step", -10), ("pages_changed", "pages changed", 14),
+        ("misplaced_after_commit", "misplaced", 10), ("pages_migrated", "migrated", 9),
+        ("converge_s", "99% placed (s)", 15), ("remote_allocations", "remote allocs", 14),
+        ("misplaced_left", "misplaced left", 15)])
+
+
+def format_policies(rows: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+    """Migration policies side by side (sim.policies): per commit and figure,
+    one column per policy."""
+    return format_table([{"what": f"{r['step']} at {r['t']:g} s: {r['what']}",
+                          **{p: _show(r[p]) for p in labels}} for r in rows],
+                        [("what", "", -58), *((p, p, max(12, len(p) + 2)) for p in labels)])
 
 
 class SourceOption(argparse.Action):

@@ -16,6 +16,8 @@ from .common import (
     check_file_target,
     check_fn,
     format_hotplug,
+    format_migration,
+    format_policies,
     format_steps,
     format_versus,
     observers,
@@ -63,8 +65,13 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
         print(f"dnuma {sc.name}: {sc.description or sc.source}", flush=True)
     warm_up(hotplug=sc.versus is not None
             or any(e.action in HOTPLUG_ACTIONS for e in sc.events))
+    policies = _policies(args.migrate)
     if sc.versus is not None:
+        if policies:
+            raise UsageError(f"--migrate: not with a [versus] scenario ({sc.name} runs twice)")
         return _run_versus(args, sc)
+    if len(policies) > 1:
+        return _run_policies(args, sc, policies)
     try:
         machine = scenario_machine(sc)
     except ConfigError as exc:
@@ -94,7 +101,7 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
 
     with progress_bar(sc.duration / 1e9, f"{sc.name} (virtual time)", quiet) as prog:
         res = run_scenario(sc, observe=observe, progress=prog, check=check_fn(args.check),
-                           machine=machine)
+                           machine=machine, migration=policies[0] if policies else None)
     if args.save_snapshot:
         from ..io.snapshot import save_snapshot
 
@@ -113,6 +120,9 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
         if summary["hotplug"]:
             print()
             print(format_hotplug(summary["hotplug"]))
+        if res.policy.policy != "lazy":
+            print(f"\nmigration: {res.policy.label()}")
+            print(format_migration(summary["migration"]["commits"]))
         if streams:
             n = sum(c["uevents"] for c in streams[0].counts)
             print(f"\n{n} uevents ({streams[0].delivered} delivered"
@@ -191,6 +201,75 @@ def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if not quiet:
             print(f"wrote {out / 'summary.json'} and {out / 'versus.png'}")
+    return 0
+
+
+def _policies(spec: str | None) -> list[Any]:
+    """--migrate POLICY[,POLICY...]: the migration policies, in order."""
+    from ..sim.migration import parse_policy
+
+    if spec is None:
+        return []
+    return [parse_policy(part.strip(), "--migrate") for part in spec.split(",")]
+
+
+def _run_policies(args: argparse.Namespace, sc: Scenario, policies: list[Any]) -> int:
+    """``--migrate`` with several policies: the scenario once per policy, the
+    side-by-side table, and the output folder (summary.json, migration.png,
+    each policy's report in a subfolder)."""
+    from ..mm.errors import ConfigError
+    from ..sim.policies import run_policies
+    from .machine import scenario_machine
+
+    for flag, val in (("--sysroot", args.sysroot), ("--save-snapshot", args.save_snapshot),
+                      ("--events", args.events), ("--events-file", args.events_file)):
+        if val:
+            raise UsageError(f"{flag}: not with several --migrate policies ({sc.name} runs "
+                             f"{len(policies)} times)")
+    quiet = args.json
+
+    def machine() -> Machine:
+        try:
+            return scenario_machine(sc)
+        except ConfigError as exc:
+            raise ConfigError(f"{sc.source}: machine: {exc}") from None
+
+    metrics: dict[str, Metrics] = {}
+
+    def observe(label: str, m: Machine) -> list[Any]:
+        if args.no_report:
+            return []
+        got: list[Metrics] = []
+        obs = observers(got)(m)
+        metrics[label] = got[0]
+        return obs
+
+    dur = sc.duration / 1e9
+    labels = [p.label() for p in policies]
+    with progress_bar(len(policies) * dur, f"{sc.name}: {', '.join(labels)} (virtual time)",
+                      quiet) as prog:
+        res = run_policies(sc, policies, machine, observe=observe,
+                           progress=lambda label, t: prog(t + dur * labels.index(label)),
+                           check=check_fn(args.check))
+    summary = res.summary()
+    if args.json:
+        print_json(summary)
+    else:
+        print()
+        print(format_policies(res.rows(), labels))
+    if metrics:
+        out = Path(args.out)
+        for label, mt in metrics.items():
+            write_outputs(out / label.replace(" ", "-").replace("/", "_"),
+                          f"dnuma run {sc.name}: {label}", summary["runs"][label], mt, quiet)
+        from ..report.plots import policies_png
+
+        first = next(iter(res.runs.values()))
+        commits = [(r.t, r.step) for r in first.migration]
+        (out / "migration.png").write_bytes(policies_png(metrics, commits))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if not quiet:
+            print(f"wrote {out / 'summary.json'} and {out / 'migration.png'}")
     return 0
 
 
@@ -351,6 +430,10 @@ def _add_scenario_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coalesce", action="store_true",
                    help="with --events/--events-file: one uevent for each run of one action "
                         "on consecutive memory blocks (COUNT=, LAST=)")
+    p.add_argument("--migrate", metavar="POLICY[,POLICY...]",
+                   help="migration after each commit: lazy (the RFC: pages move when freed), "
+                        "eager (movable pages migrated at once), background[:PAGES_PER_S] "
+                        "(rate-limited); several: the run once per policy, side by side")
     p.add_argument("--debugfs", action="append", default=[], metavar="AT:FILE",
                    help="at virtual time AT, write the memlayout debugfs script FILE "
                         "(lines 'start N', 'end N', 'node N', 'commit', 'clear', or the "

@@ -67,6 +67,7 @@ from .memory_hotplug import (
     memory_block_online,
     remove_memory,
 )
+from .migrate import MigrateReport, migrate_misplaced_pages
 from .mmzone import PgData, Zone
 from .notifier import MemoryNotifierChain, NotifierChain
 from .page_alloc import (
@@ -864,6 +865,12 @@ class Machine:
         (nothing changed) for a layout that is not a valid MemLayout or does
         not fit this machine."""
         return commit(self, layout)
+
+    def migrate_misplaced_pages(self, max_pages: int | None = None,
+                                cpu: int = 0) -> MigrateReport:
+        """Migrate marked movable pages now, up to ``max_pages``
+        (mm.migrate.migrate_misplaced_pages)."""
+        return migrate_misplaced_pages(self, max_pages, cpu)
 
     # ------------------------------------------------------------------ hotplug
     def add_memory(self, nid: int, start_pfn: int, nr_pages: int,

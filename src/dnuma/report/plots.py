@@ -368,6 +368,49 @@ def versus_png(arms: Mapping[str, Metrics], from_nid: int, to_nid: int, at: floa
     return _png(fig)
 
 
+def policies_png(runs: Mapping[str, Metrics], commits: Sequence[tuple[float, str]]) -> bytes:
+    """One scenario under each migration policy (sim.policies), one line per
+    policy: top, the pages left off their layout node; bottom, the share of
+    allocations that were node-local between two samples.  ``commits``:
+    (t, step name), drawn as dotted lines."""
+    from matplotlib.ticker import EngFormatter, PercentFormatter
+
+    fig = _figure(11.0, 5.5)
+    ax, ax2 = fig.subplots(2, 1, sharex=True)
+    styles = ("-", "--", "-.", ":")
+    t_end = 0.0
+    for k, (label, mt) in enumerate(runs.items()):
+        cols = mt.columns()
+        t = cols["t"]
+        t_end = max(t_end, float(t[-1]))
+        mis = sum(columns_by_node(cols, "misplaced").values())
+        ls = styles[k % len(styles)]
+        ax.plot(t, mis, ls=ls, color=f"C{k}", lw=1.5, drawstyle="steps-post", label=label)
+        keep = np.diff(t, prepend=t[:1]) > 0
+        ax2.plot(t[keep], cols["local_share"][keep], ls=ls, color=f"C{k}", lw=1.3,
+                 drawstyle="steps-pre", label=label)
+    ax.set_ylabel("misplaced pages")
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_title("Allocated pages not on their layout node, per migration policy",
+                 fontsize=10, loc="left")
+    ax2.set_ylim(-0.03, 1.05)
+    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax2.set_ylabel("local allocations")
+    ax2.set_xlabel("virtual time (s)")
+    ax2.set_title("Share of allocations served by the allocating CPU's node (numastat)",
+                  fontsize=10, loc="left")
+    for a in (ax, ax2):
+        for tc, _name in commits:
+            a.axvline(tc, color="0.4", lw=0.8, ls=":")
+        a.grid(axis="y", lw=0.4, alpha=0.5)
+        a.set_xlim(0, t_end)
+        a.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for tc, name in commits:
+        ax.annotate(name, (tc, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
+                    xytext=(2, -10), textcoords="offset points")
+    return _png(fig)
+
+
 def all_figures(metrics: Metrics) -> dict[str, bytes]:
     """Every figure, by name: memory_map, misplaced, node_bars, local_share."""
     return {"memory_map": memory_map_png(metrics), "misplaced": misplaced_png(metrics),

@@ -15,6 +15,7 @@ from ..mm.memlayout import MemLayout
 from ..mm.memlayout_debugfs import DebugfsDryRun, DebugfsWrite, MemlayoutDebugfs, parse_script
 from .events import NS, PRIO_END, PRIO_LAYOUT, PRIO_SAMPLE, PRIO_VMSTAT, EventLoop
 from .hotplug import HotplugPlan, HotplugRecord
+from .migration import MigrationPolicy, MigrationRecord, Migrator
 from .scenario import MACHINE_ACTIONS, LayoutEvent, Scenario, ScenarioError
 from .tasks import TaskSet
 
@@ -68,6 +69,8 @@ class RunResult:
     steps: list[Step]
     wall_seconds: float
     hotplug: list[HotplugRecord] = field(default_factory=list)
+    migration: list[MigrationRecord] = field(default_factory=list)
+    policy: MigrationPolicy = field(default_factory=MigrationPolicy)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able; identical for two runs with the same scenario and seed
@@ -82,6 +85,8 @@ class RunResult:
                         "nodes_online": list(m.for_each_online_node())},
             "steps": [s.row() for s in self.steps],
             "hotplug": [h.row() for h in self.hotplug],
+            "migration": {"policy": self.policy.label(),
+                          "commits": [r.row() for r in self.migration]},
             "tasks": self.tasks.task_stats(),
             "final": {"free_pages": m.nr_free_pages(), "misplaced": m.misplaced_pages(),
                       "marked": m.marked_pages(), "moved_on_free": m.moved_on_free,
@@ -182,13 +187,18 @@ class LayoutPlan:
         return [(ev.name if k == 0 else f"{ev.name}#{k + 1}", r)
                 for k, r in enumerate(self._debugfs.run_script(todo))]
 
-    def schedule(self, loop: EventLoop, log: StepLog) -> None:
+    def schedule(self, loop: EventLoop, log: StepLog,
+                 after: Callable[[int, list[str]], None] | None = None) -> None:
         """Put every event on ``loop`` at its time, each closing the step
-        before it in ``log`` and opening its own."""
+        before it in ``log`` and opening its own; then ``after(t, step
+        names)`` (the run's migrator)."""
         def at(i: int) -> Callable[[int], None]:
             def fire(t: int) -> None:
                 log.close()
-                log.committed(t, self.fire(i))
+                reports = self.fire(i)
+                log.committed(t, reports)
+                if after is not None:
+                    after(t, [name for name, _r in reports])
             return fire
 
         for i, ev in enumerate(self.events):
@@ -204,13 +214,15 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
                  progress: Callable[[float], None] | None = None,
                  check: Callable[[Machine], None] | None = None,
                  machine: Machine | None = None,
-                 hooks: Sequence[tuple[int, int, Callable[[Machine], None]]] = ()) -> RunResult:
+                 hooks: Sequence[tuple[int, int, Callable[[Machine], None]]] = (),
+                 migration: MigrationPolicy | None = None) -> RunResult:
     """Run ``sc`` to its end.  ``observe(machine)`` returns the observers
     (e.g. ``lambda m: [Metrics(m)]``), made once the machine has booted;
     ``progress(t)`` gets virtual seconds as they pass; ``check`` (e.g.
     validate_all) runs after every layout event and at the end; each of
     ``hooks`` (t ns, priority, fn) runs ``fn(machine)`` at its time (a
-    priority below PRIO_LAYOUT: before the events of that instant).  Layouts
+    priority below PRIO_LAYOUT: before the events of that instant);
+    ``migration`` overrides the scenario's migration policy.  Layouts
     and hotplug events are checked against the machine before anything runs."""
     wall0 = time.perf_counter()
     if machine is not None:
@@ -236,7 +248,11 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
             progress(t / NS)
 
     loop = EventLoop(advance)
-    plan.schedule(loop, log)
+    policy = migration or sc.migration or MigrationPolicy()
+    migrator = Migrator(m, policy)
+    plan.schedule(loop, log, after=migrator.committed)
+    if policy.policy == "background":
+        loop.every(policy.period, policy.period, sc.duration, PRIO_VMSTAT, migrator.tick)
 
     def hotplug(ev: LayoutEvent) -> Callable[[int], None]:
         def fire(t: int) -> None:
@@ -265,6 +281,7 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
                lambda t: m.vmstat_tick())
 
     def sample(t: int) -> None:
+        migrator.check(t)
         for o in observers:
             o.sample(t / NS)
 
@@ -272,6 +289,7 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
 
     def end(t: int) -> None:
         m.migration_listeners.remove(tasks.follow_migration)  # the tasks are done
+        migrator.close()
         log.close()
         if check:
             check(m)
@@ -280,7 +298,8 @@ def run_scenario(sc: Scenario, observe: Callable[[Machine], Sequence[Observer]] 
 
     loop.at(sc.duration, PRIO_END, end)
     loop.run()
-    return RunResult(sc, m, tasks, log.steps, time.perf_counter() - wall0, hot.records)
+    return RunResult(sc, m, tasks, log.steps, time.perf_counter() - wall0, hot.records,
+                     migrator.records, policy)
 
 
 _WARM_UP = """

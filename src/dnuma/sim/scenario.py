@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..mm import constants as C
 from ..mm.errors import ConfigError, DnumaError
@@ -28,6 +28,9 @@ from ..mm.nodemask import bitmap_parselist
 from ..mm.topology import NR_CPUS
 from .events import NS, parse_duration
 from .tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from .migration import MigrationPolicy
 
 LAYOUT_ACTIONS = ("stripe", "push", "ranges", "boot", "debugfs", "debugfs_file")
 #: memory and CPU hotplug events (sim.hotplug makes them)
@@ -91,6 +94,7 @@ class Scenario:
     source: str = "<scenario>"
     machine_from: str | None = None  # "host" or a folder of /proc and /sys files
     versus: Versus | None = None  # run twice: DNUMA next to hotplug (sim.versus)
+    migration: MigrationPolicy | None = None  # [migration] (sim.migration); None: lazy
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -553,7 +557,7 @@ def _check_work(at: _At, tasks: Sequence[TaskSpec], dur: int, sample: int) -> No
 
 
 _TOP_KEYS = ("name", "description", "duration", "sample", "seed", "machine", "task", "event",
-             "versus")
+             "versus", "migration")
 
 
 def _online_type(at: _At, k: str, default: str | None = None,
@@ -634,11 +638,15 @@ def parse_scenario(text: str, source: str = "<scenario>",
         raise ScenarioError(f"{source}: task: only one task may adopt the boot allocations")
     events = _events(source, raw.get("event"), base, dur)
     versus = _versus(source, raw.get("versus"), mach, dur)
+    from .migration import parse_policy  # (it raises ScenarioError: imported here)
+
+    migration = None if "migration" not in raw else \
+        parse_policy(raw["migration"], f"{source}: migration")
     return Scenario(name=at.get("name", str, Path(source).stem),
                     description=at.get("description", str, ""), machine=mach, tasks=tasks,
                     events=events, duration=dur, sample=sample,
                     seed=at.int_("seed", 0, 0), source=source, machine_from=mfrom,
-                    versus=versus, raw=raw)
+                    versus=versus, migration=migration, raw=raw)
 
 
 def load_scenario(path: str | Path) -> Scenario:
