@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -143,19 +144,19 @@ def _run_scenario(args: argparse.Namespace, sc: Scenario) -> int:
     return 0
 
 
-def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
-    """A ``[versus]`` scenario: both arms, the side-by-side table, and the
-    output folder (summary.json, versus.png, each arm's report in a
-    subfolder)."""
+def _arm_runs(args: argparse.Namespace, sc: Scenario, why: str) -> tuple[
+        Callable[[], Machine], dict[str, Metrics], Callable[[str, Machine], list[Any]]]:
+    """What a scenario run several times (a versus's arms, --migrate's
+    policies) needs: the one-run options refused (``why``: how it runs), a
+    fresh machine per run, and observers per arm whose Metrics land in the
+    returned dict (none with --no-report)."""
     from ..mm.errors import ConfigError
-    from ..sim.versus import run_versus
     from .machine import scenario_machine
 
     for flag, val in (("--sysroot", args.sysroot), ("--save-snapshot", args.save_snapshot),
                       ("--events", args.events), ("--events-file", args.events_file)):
         if val:
-            raise UsageError(f"{flag}: not with a [versus] scenario ({sc.name} runs twice)")
-    quiet = args.json
+            raise UsageError(f"{flag}: not with {why}")
 
     def machine() -> Machine:
         try:
@@ -173,8 +174,39 @@ def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
         metrics[arm] = got[0]
         return obs
 
+    return machine, metrics, observe
+
+
+def _write_arms(args: argparse.Namespace, sc: Scenario, metrics: dict[str, Metrics],
+                summaries: dict[str, Any], summary: dict[str, Any], figure: str,
+                png: Callable[[], bytes]) -> None:
+    """The output folder of a scenario run several times: each arm's report
+    in a subfolder named after it, ``figure`` (made by ``png``) and
+    summary.json; nothing with --no-report."""
+    if not metrics:
+        return
+    out = Path(args.out)
+    for arm, mt in metrics.items():
+        write_outputs(out / arm.replace(" ", "-").replace("/", "_"),
+                      f"dnuma run {sc.name}: {arm}", summaries[arm], mt, args.json)
+    (out / figure).write_bytes(png())
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not args.json:
+        print(f"wrote {out / 'summary.json'} and {out / figure}")
+
+
+def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
+    """A ``[versus]`` scenario: both arms, the side-by-side table, and the
+    output folder (summary.json, versus.png, each arm's report in a
+    subfolder)."""
+    from ..report.plots import versus_png
+    from ..sim.versus import run_versus
+
+    machine, metrics, observe = _arm_runs(args, sc, f"a [versus] scenario ({sc.name} runs "
+                                                    f"twice)")
     dur = sc.duration / 1e9
-    with progress_bar(2 * dur, f"{sc.name}: dnuma, then hotplug (virtual time)", quiet) as prog:
+    with progress_bar(2 * dur, f"{sc.name}: dnuma, then hotplug (virtual time)",
+                      args.json) as prog:
         res = run_versus(sc, machine, observe=observe,
                          progress=lambda arm, t: prog(t + (dur if arm == "hotplug" else 0.0)),
                          check=check_fn(args.check))
@@ -188,19 +220,10 @@ def _run_versus(args: argparse.Namespace, sc: Scenario) -> int:
         if hot:
             print()
             print(format_hotplug(hot))
-    if metrics:
-        out = Path(args.out)
-        for arm, mt in metrics.items():
-            write_outputs(out / arm, f"dnuma run {sc.name}: {arm}", summary["arms"][arm],
-                          mt, quiet)
-        from ..report.plots import versus_png
-
-        v = sc.versus
-        assert v is not None
-        (out / "versus.png").write_bytes(versus_png(metrics, v.from_nid, v.to_nid, v.at / 1e9))
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if not quiet:
-            print(f"wrote {out / 'summary.json'} and {out / 'versus.png'}")
+    v = sc.versus
+    assert v is not None
+    _write_arms(args, sc, metrics, summary["arms"], summary, "versus.png",
+                lambda: versus_png(metrics, v.from_nid, v.to_nid, v.at / 1e9))
     return 0
 
 
@@ -217,37 +240,15 @@ def _run_policies(args: argparse.Namespace, sc: Scenario, policies: list[Any]) -
     """``--migrate`` with several policies: the scenario once per policy, the
     side-by-side table, and the output folder (summary.json, migration.png,
     each policy's report in a subfolder)."""
-    from ..mm.errors import ConfigError
+    from ..report.plots import policies_png
     from ..sim.policies import run_policies
-    from .machine import scenario_machine
 
-    for flag, val in (("--sysroot", args.sysroot), ("--save-snapshot", args.save_snapshot),
-                      ("--events", args.events), ("--events-file", args.events_file)):
-        if val:
-            raise UsageError(f"{flag}: not with several --migrate policies ({sc.name} runs "
-                             f"{len(policies)} times)")
-    quiet = args.json
-
-    def machine() -> Machine:
-        try:
-            return scenario_machine(sc)
-        except ConfigError as exc:
-            raise ConfigError(f"{sc.source}: machine: {exc}") from None
-
-    metrics: dict[str, Metrics] = {}
-
-    def observe(label: str, m: Machine) -> list[Any]:
-        if args.no_report:
-            return []
-        got: list[Metrics] = []
-        obs = observers(got)(m)
-        metrics[label] = got[0]
-        return obs
-
+    machine, metrics, observe = _arm_runs(args, sc, f"several --migrate policies ({sc.name} "
+                                                    f"runs {len(policies)} times)")
     dur = sc.duration / 1e9
     labels = [p.label() for p in policies]
     with progress_bar(len(policies) * dur, f"{sc.name}: {', '.join(labels)} (virtual time)",
-                      quiet) as prog:
+                      args.json) as prog:
         res = run_policies(sc, policies, machine, observe=observe,
                            progress=lambda label, t: prog(t + dur * labels.index(label)),
                            check=check_fn(args.check))
@@ -257,19 +258,9 @@ def _run_policies(args: argparse.Namespace, sc: Scenario, policies: list[Any]) -
     else:
         print()
         print(format_policies(res.rows(), labels))
-    if metrics:
-        out = Path(args.out)
-        for label, mt in metrics.items():
-            write_outputs(out / label.replace(" ", "-").replace("/", "_"),
-                          f"dnuma run {sc.name}: {label}", summary["runs"][label], mt, quiet)
-        from ..report.plots import policies_png
-
-        first = next(iter(res.runs.values()))
-        commits = [(r.t, r.step) for r in first.migration]
-        (out / "migration.png").write_bytes(policies_png(metrics, commits))
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if not quiet:
-            print(f"wrote {out / 'summary.json'} and {out / 'migration.png'}")
+    commits = [(r.t, r.step) for r in next(iter(res.runs.values())).migration]
+    _write_arms(args, sc, metrics, summary["runs"], summary, "migration.png",
+                lambda: policies_png(metrics, commits))
     return 0
 
 

@@ -327,11 +327,33 @@ def local_share_png(metrics: Metrics) -> bytes:
     return _png(fig)
 
 
+def _local_share_axes(ax: Any) -> None:
+    """The bottom panel of the side-by-side figures: the local share, 0-100%."""
+    from matplotlib.ticker import PercentFormatter
+
+    ax.set_ylim(-0.03, 1.05)
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_ylabel("local allocations")
+    ax.set_xlabel("virtual time (s)")
+    ax.set_title("Share of allocations served by the allocating CPU's node (numastat)",
+                 fontsize=10, loc="left")
+
+
+def _side_by_side_axes(axes: Sequence[Any], marks: Sequence[float], t_end: float) -> None:
+    """Dotted lines at ``marks`` (s), a light grid, [0, t_end], the legend outside."""
+    for a in axes:
+        for tc in marks:
+            a.axvline(tc, color="0.4", lw=0.8, ls=":")
+        a.grid(axis="y", lw=0.4, alpha=0.5)
+        a.set_xlim(0, t_end)
+        a.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
 def versus_png(arms: Mapping[str, Metrics], from_nid: int, to_nid: int, at: float) -> bytes:
     """DNUMA next to hotplug (sim.versus), one line per arm: top, the pages
     node ``to_nid`` holds and node ``from_nid`` keeps; bottom, the share of
     allocations that were node-local between two samples."""
-    from matplotlib.ticker import EngFormatter, PercentFormatter
+    from matplotlib.ticker import EngFormatter
 
     fig = _figure(11.0, 5.5)
     ax, ax2 = fig.subplots(2, 1, sharex=True)
@@ -354,17 +376,8 @@ def versus_png(arms: Mapping[str, Metrics], from_nid: int, to_nid: int, at: floa
     ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     ax.set_title(f"Node {from_nid}'s memory to node {to_nid} at {at:g} s: present pages "
                  "(solid: DNUMA commit, dashed: hotplug)", fontsize=10, loc="left")
-    ax2.set_ylim(-0.03, 1.05)
-    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax2.set_ylabel("local allocations")
-    ax2.set_xlabel("virtual time (s)")
-    ax2.set_title("Share of allocations served by the allocating CPU's node (numastat)",
-                  fontsize=10, loc="left")
-    for a in (ax, ax2):
-        a.axvline(at, color="0.4", lw=0.8, ls=":")
-        a.grid(axis="y", lw=0.4, alpha=0.5)
-        a.set_xlim(0, t_end)
-        a.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    _local_share_axes(ax2)
+    _side_by_side_axes((ax, ax2), [at], t_end)
     return _png(fig)
 
 
@@ -373,7 +386,7 @@ def policies_png(runs: Mapping[str, Metrics], commits: Sequence[tuple[float, str
     policy: top, the pages left off their layout node; bottom, the share of
     allocations that were node-local between two samples.  ``commits``:
     (t, step name), drawn as dotted lines."""
-    from matplotlib.ticker import EngFormatter, PercentFormatter
+    from matplotlib.ticker import EngFormatter
 
     fig = _figure(11.0, 5.5)
     ax, ax2 = fig.subplots(2, 1, sharex=True)
@@ -393,18 +406,8 @@ def policies_png(runs: Mapping[str, Metrics], commits: Sequence[tuple[float, str
     ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     ax.set_title("Allocated pages not on their layout node, per migration policy",
                  fontsize=10, loc="left")
-    ax2.set_ylim(-0.03, 1.05)
-    ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax2.set_ylabel("local allocations")
-    ax2.set_xlabel("virtual time (s)")
-    ax2.set_title("Share of allocations served by the allocating CPU's node (numastat)",
-                  fontsize=10, loc="left")
-    for a in (ax, ax2):
-        for tc, _name in commits:
-            a.axvline(tc, color="0.4", lw=0.8, ls=":")
-        a.grid(axis="y", lw=0.4, alpha=0.5)
-        a.set_xlim(0, t_end)
-        a.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    _local_share_axes(ax2)
+    _side_by_side_axes((ax, ax2), [tc for tc, _name in commits], t_end)
     for tc, name in commits:
         ax.annotate(name, (tc, 1.0), xycoords=("data", "axes fraction"), fontsize=8,
                     xytext=(2, -10), textcoords="offset points")

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..mm.constants import NUMASTAT_NAMES, PG_hole
 from ..mm.errors import ConfigError
+from ..mm.machine import block_cover
 from ..mm.notifier import MEMLAYOUT_DONE, MEMLAYOUT_GOING, MemlayoutEvent
 from .events import NS, parse_duration
 from .scenario import ScenarioError
@@ -120,16 +121,10 @@ def _other_node(m: Machine) -> int:
 def changed_pages(m: Machine, diff: list[tuple[int, int, int, int]]) -> int:
     """Present pages in the ranges (start, end inclusive, old, new) of a
     commit's diff."""
-    if not diff:
-        return 0
     n = m.S.page_flags.size
-    d = np.zeros(n + 1, dtype=np.int64)
-    a = np.array([[s, min(e, n - 1) + 1] for s, e, _o, _n in diff if s < n], dtype=np.int64)
-    if a.size == 0:
-        return 0
-    np.add.at(d, a[:, 0], 1)
-    np.add.at(d, a[:, 1], -1)
-    inside = np.cumsum(d[:n]) > 0
+    a = np.array([(s, min(e, n - 1) + 1) for s, e, _o, _n in diff if s < n],
+                 dtype=np.int64).reshape(-1, 2)
+    inside = block_cover(a[:, 0], a[:, 1] - a[:, 0], n) > 0
     return int(np.count_nonzero(inside & ((m.S.page_flags & PG_hole) == 0)))
 
 
